@@ -1,0 +1,134 @@
+using System.Text.Json.Serialization;
+using FineTunePlatform.Gateway.Auth;
+using FineTunePlatform.Gateway.Infrastructure;
+using FineTunePlatform.Gateway.OpenAI;
+using Microsoft.EntityFrameworkCore;
+using Npgsql;
+
+namespace FineTunePlatform.Gateway.Apis;
+
+/// <summary>The platform team's API: projects and their keys. Behind platform-admin keys only.</summary>
+public static class AdminApi
+{
+    public static RouteGroupBuilder MapAdminApi(this IEndpointRouteBuilder app)
+    {
+        var admin = app.MapGroup("/admin/v1").RequireAuthorization(Policies.PlatformAdmin);
+        admin.MapPost("/projects", CreateProject);
+        admin.MapGet("/projects", ListProjects);
+        admin.MapPost("/projects/{projectId}/keys", CreateKey);
+        admin.MapGet("/projects/{projectId}/keys", ListKeys);
+        admin.MapPost("/projects/{projectId}/keys/{keyId}/revoke", RevokeKey);
+        return admin;
+    }
+
+    public sealed record CreateProjectRequest(string? Name);
+
+    public sealed record ProjectResponse(
+        [property: JsonPropertyName("id")] string Id,
+        [property: JsonPropertyName("object")] string Object,
+        [property: JsonPropertyName("name")] string Name,
+        [property: JsonPropertyName("created_at")] long CreatedAt)
+    {
+        public static ProjectResponse From(Project project) => new(project.Id, "organization.project", project.Name, project.CreatedAt.ToUnixTimeSeconds());
+    }
+
+    public sealed record CreateKeyRequest(
+        [property: JsonPropertyName("name")] string? Name,
+        [property: JsonPropertyName("role")] string? Role,
+        [property: JsonPropertyName("expires_at")] long? ExpiresAt);
+
+    public sealed record KeyResponse(
+        [property: JsonPropertyName("id")] string Id,
+        [property: JsonPropertyName("object")] string Object,
+        [property: JsonPropertyName("name")] string Name,
+        [property: JsonPropertyName("role")] string Role,
+        [property: JsonPropertyName("redacted_value")] string RedactedValue,
+        [property: JsonPropertyName("value")] string? Value,
+        [property: JsonPropertyName("created_at")] long CreatedAt,
+        [property: JsonPropertyName("expires_at")] long? ExpiresAt,
+        [property: JsonPropertyName("last_used_at")] long? LastUsedAt,
+        [property: JsonPropertyName("revoked_at")] long? RevokedAt)
+    {
+        public static KeyResponse From(ApiKey key, string? plaintext = null) => new(
+            key.Id, "organization.project.api_key", key.Name, key.Role, key.RedactedValue, plaintext,
+            key.CreatedAt.ToUnixTimeSeconds(), key.ExpiresAt?.ToUnixTimeSeconds(), key.LastUsedAt?.ToUnixTimeSeconds(), key.RevokedAt?.ToUnixTimeSeconds());
+    }
+
+    public sealed record ListResponse<T>(
+        [property: JsonPropertyName("object")] string Object,
+        [property: JsonPropertyName("data")] IReadOnlyList<T> Data);
+
+    private static async Task<IResult> CreateProject(CreateProjectRequest request, GatewayDbContext db, TimeProvider time, CancellationToken ct)
+    {
+        var name = request.Name?.Trim();
+        if (string.IsNullOrEmpty(name) || name.Length > 256)
+        {
+            return OpenAIErrors.BadRequest("'name' is required and must be at most 256 characters.", "name");
+        }
+
+        var project = new Project { Id = Project.NewId(), Name = name, CreatedAt = time.GetUtcNow() };
+        db.Projects.Add(project);
+        try
+        {
+            await db.SaveChangesAsync(ct);
+        }
+        catch (DbUpdateException ex) when (ex.InnerException is PostgresException { SqlState: PostgresErrorCodes.UniqueViolation })
+        {
+            return OpenAIErrors.Result(StatusCodes.Status409Conflict, $"A project named '{name}' already exists.", OpenAIErrors.InvalidRequestError, "name", "project_exists");
+        }
+
+        return TypedResults.Created($"/admin/v1/projects/{project.Id}", ProjectResponse.From(project));
+    }
+
+    private static async Task<IResult> ListProjects(GatewayDbContext db, CancellationToken ct)
+    {
+        var projects = await db.Projects.AsNoTracking().OrderBy(project => project.CreatedAt).ToListAsync(ct);
+        return TypedResults.Ok(new ListResponse<ProjectResponse>("list", projects.ConvertAll(ProjectResponse.From)));
+    }
+
+    private static async Task<IResult> CreateKey(string projectId, CreateKeyRequest request, GatewayDbContext db, TimeProvider time, CancellationToken ct)
+    {
+        if (!await db.Projects.AnyAsync(project => project.Id == projectId, ct))
+        {
+            return OpenAIErrors.NotFound($"No project with id '{projectId}'.", "project_id");
+        }
+
+        var role = request.Role ?? Roles.Member;
+        var allowed = projectId == Project.PlatformProjectId ? [Roles.Admin] : Roles.ProjectRoles;
+        if (!allowed.Contains(role))
+        {
+            return OpenAIErrors.BadRequest($"'role' must be one of: {string.Join(", ", allowed)}.", "role");
+        }
+
+        var now = time.GetUtcNow();
+        DateTimeOffset? expiresAt = request.ExpiresAt is { } seconds ? DateTimeOffset.FromUnixTimeSeconds(seconds) : null;
+        if (expiresAt <= now)
+        {
+            return OpenAIErrors.BadRequest("'expires_at' must be in the future.", "expires_at");
+        }
+
+        var (key, plaintext) = ApiKey.Create(projectId, request.Name?.Trim() is { Length: > 0 } name ? name : "unnamed", role, now, expiresAt);
+        db.ApiKeys.Add(key);
+        await db.SaveChangesAsync(ct);
+        return TypedResults.Created($"/admin/v1/projects/{projectId}/keys/{key.Id}", KeyResponse.From(key, plaintext));
+    }
+
+    private static async Task<IResult> ListKeys(string projectId, GatewayDbContext db, CancellationToken ct)
+    {
+        var keys = await db.ApiKeys.AsNoTracking().Where(key => key.ProjectId == projectId).OrderBy(key => key.CreatedAt).ToListAsync(ct);
+        return TypedResults.Ok(new ListResponse<KeyResponse>("list", keys.ConvertAll(key => KeyResponse.From(key))));
+    }
+
+    private static async Task<IResult> RevokeKey(string projectId, string keyId, GatewayDbContext db, TimeProvider time, CancellationToken ct)
+    {
+        var key = await db.ApiKeys.SingleOrDefaultAsync(candidate => candidate.Id == keyId && candidate.ProjectId == projectId, ct);
+        if (key is null)
+        {
+            return OpenAIErrors.NotFound($"No key with id '{keyId}' in project '{projectId}'.", "key_id");
+        }
+
+        key.RevokedAt ??= time.GetUtcNow();
+        await db.SaveChangesAsync(ct);
+        return TypedResults.Ok(KeyResponse.From(key));
+    }
+}

@@ -1,0 +1,16 @@
+namespace FineTunePlatform.Gateway.Auth;
+
+/// <summary>A tenant: one per team. Everything a key can reach is scoped to its project.</summary>
+public sealed class Project
+{
+    /// <summary>The project that owns platform-admin keys; it holds no team data.</summary>
+    public const string PlatformProjectId = "proj_platform";
+
+    public required string Id { get; init; }
+
+    public required string Name { get; set; }
+
+    public DateTimeOffset CreatedAt { get; init; }
+
+    public static string NewId() => "proj_" + RandomIds.Base62(24);
+}

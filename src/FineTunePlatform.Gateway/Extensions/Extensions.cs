@@ -1,0 +1,43 @@
+using System.Text.Json;
+using FineTunePlatform.Gateway.Auth;
+using FineTunePlatform.Gateway.Infrastructure;
+using FineTunePlatform.Gateway.OpenAI;
+using Microsoft.AspNetCore.Authentication;
+
+namespace FineTunePlatform.Gateway.Extensions;
+
+internal static class Extensions
+{
+    public static void AddApplicationServices(this IHostApplicationBuilder builder)
+    {
+        builder.AddNpgsqlDbContext<GatewayDbContext>("gatewaydb");
+        builder.Services.AddMigration<GatewayDbContext>();
+        builder.Services.AddHostedService<BootstrapAdminKey>();
+
+        builder.AddRedisClient("redis");
+        builder.AddMessageBus();
+
+        builder.Services.AddSingleton(TimeProvider.System);
+        builder.Services.AddHttpContextAccessor();
+        builder.Services.AddTransient<CallerForwardingInterceptor>();
+        _ = builder.Configuration.GetInternalToken();
+
+        builder.Services.AddAuthentication(ApiKeyAuthenticationHandler.SchemeName)
+            .AddScheme<AuthenticationSchemeOptions, ApiKeyAuthenticationHandler>(ApiKeyAuthenticationHandler.SchemeName, null);
+        builder.Services.AddAuthorizationBuilder()
+            .AddPolicy(Policies.Reader, policy => policy.RequireClaim(ApiKeyAuthenticationHandler.RoleClaim, Roles.Owner, Roles.Member, Roles.Reader, Roles.Admin))
+            .AddPolicy(Policies.Member, policy => policy.RequireClaim(ApiKeyAuthenticationHandler.RoleClaim, Roles.Owner, Roles.Member, Roles.Admin))
+            .AddPolicy(Policies.Owner, policy => policy.RequireClaim(ApiKeyAuthenticationHandler.RoleClaim, Roles.Owner, Roles.Admin))
+            .AddPolicy(Policies.PlatformAdmin, policy => policy.RequireClaim(ApiKeyAuthenticationHandler.RoleClaim, Roles.Admin));
+
+        builder.Services.AddExceptionHandler<OpenAIExceptionHandler>();
+        builder.Services.AddProblemDetails();
+        builder.Services.ConfigureHttpJsonOptions(options =>
+        {
+            options.SerializerOptions.PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower;
+            options.SerializerOptions.RespectNullableAnnotations = true;
+        });
+
+        builder.Services.AddGrpc();
+    }
+}

@@ -1,0 +1,35 @@
+using FineTunePlatform.Gateway.Auth;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.EntityFrameworkCore.Metadata.Builders;
+
+namespace FineTunePlatform.Gateway.Infrastructure;
+
+internal sealed class ProjectConfiguration : IEntityTypeConfiguration<Project>
+{
+    public void Configure(EntityTypeBuilder<Project> builder)
+    {
+        builder.ToTable("projects");
+        builder.HasKey(project => project.Id);
+        builder.Property(project => project.Id).HasMaxLength(64);
+        builder.Property(project => project.Name).HasMaxLength(256).IsRequired();
+        builder.HasIndex(project => project.Name).IsUnique();
+    }
+}
+
+internal sealed class ApiKeyConfiguration : IEntityTypeConfiguration<ApiKey>
+{
+    public void Configure(EntityTypeBuilder<ApiKey> builder)
+    {
+        builder.ToTable("api_keys");
+        builder.HasKey(key => key.Id);
+        builder.Property(key => key.Id).HasMaxLength(64);
+        builder.Property(key => key.ProjectId).HasMaxLength(64).IsRequired();
+        builder.Property(key => key.Name).HasMaxLength(256).IsRequired();
+        builder.Property(key => key.Role).HasMaxLength(16).IsRequired();
+        builder.Property(key => key.Hash).HasMaxLength(64).IsRequired();
+        builder.Property(key => key.RedactedValue).HasMaxLength(32).IsRequired();
+        builder.HasIndex(key => key.Hash).IsUnique();
+        builder.HasIndex(key => key.ProjectId);
+        builder.HasOne<Project>().WithMany().HasForeignKey(key => key.ProjectId).OnDelete(DeleteBehavior.Cascade);
+    }
+}

@@ -1,0 +1,16 @@
+using FineTunePlatform.Gateway.Auth;
+using Microsoft.EntityFrameworkCore;
+
+namespace FineTunePlatform.Gateway.Infrastructure;
+
+public sealed class GatewayDbContext(DbContextOptions<GatewayDbContext> options) : DbContext(options)
+{
+    public DbSet<Project> Projects => Set<Project>();
+
+    public DbSet<ApiKey> ApiKeys => Set<ApiKey>();
+
+    protected override void OnModelCreating(ModelBuilder modelBuilder)
+    {
+        modelBuilder.ApplyConfigurationsFromAssembly(typeof(GatewayDbContext).Assembly);
+    }
+}

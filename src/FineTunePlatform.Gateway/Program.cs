@@ -1,0 +1,21 @@
+using FineTunePlatform.Gateway.Apis;
+using FineTunePlatform.Gateway.Extensions;
+using FineTunePlatform.Gateway.Grpc;
+
+var builder = WebApplication.CreateBuilder(args);
+
+builder.AddServiceDefaults();
+builder.AddApplicationServices();
+
+var app = builder.Build();
+
+app.UseExceptionHandler();
+app.UseStatusCodePages();
+app.UseAuthentication();
+app.UseAuthorization();
+
+app.MapDefaultEndpoints();
+app.MapGrpcService<PlatformInfoService>();
+app.MapAdminApi();
+
+app.Run();

@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# The whole test suite against real PostgreSQL, Redis and RabbitMQ: starts its own private servers (separate from
+# a running ./run.sh), runs every test project that can build here, stops the servers whatever happens, and exits
+# with the tests' status. Extra arguments go to `dotnet test` (e.g. ./test.sh --filter "FullyQualifiedName~Files").
+set -euo pipefail
+cd "$(dirname "$0")"
+root=$(pwd)
+
+servers="$root/.test-run/servers-$$"
+results="$root/.test-run/results-$$"
+cleanup() {
+  local status=$?
+  eng/servers.sh stop "$servers" || true
+  rm -rf "$servers"
+  exit "$status"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+FTP_SERVERS_FAST=1 eng/servers.sh start "$servers"
+# shellcheck disable=SC1091
+. "$servers/servers.env"
+
+dotnet tool restore >/dev/null
+
+# The AppHost and its test need the Aspire packages, which some NuGet sources (ours) do not have; without them
+# the suite runs through a solution filter of every other project in the solution.
+target=FineTunePlatform.sln
+if dotnet restore FineTunePlatform.AppHost >/dev/null 2>&1 && dotnet restore tests/FineTunePlatform.AppHost.Tests >/dev/null 2>&1; then
+  target=FineTunePlatform.sln
+else
+  echo "test.sh: the Aspire packages cannot be restored from this machine's NuGet source; building and testing everything except FineTunePlatform.AppHost and FineTunePlatform.AppHost.Tests."
+  target="$root/.test-run/without-aspire.slnf"
+  dotnet sln FineTunePlatform.sln list | grep -E '\.csproj$' | grep -v AppHost \
+    | awk 'BEGIN { printf "{\"solution\":{\"path\":\"../FineTunePlatform.sln\",\"projects\":[" }
+           { printf "%s\"%s\"", (NR > 1 ? "," : ""), $0 }
+           END { print "]}}" }' > "$target"
+fi
+
+dotnet build "$target" -c Release -nologo -clp:ErrorsOnly
+set +e
+dotnet test "$target" -c Release --no-build -nologo --results-directory "$results" "$@" 2>&1 | tee "$results.log"
+status=${PIPESTATUS[0]}
+set -e
+
+# One closing line over every test assembly: "N passed, N failed, N skipped".
+awk '/^(Passed|Failed)! +- +Failed:/ {
+       gsub(",", ""); for (i = 1; i <= NF; i++) { if ($i == "Failed:") f += $(i+1); if ($i == "Passed:") p += $(i+1); if ($i == "Skipped:") s += $(i+1) } }
+     END { printf "%d passed, %d failed, %d skipped\n", p, f, s }' "$results.log"
+rm -rf "$results" "$results.log"
+exit "$status"

@@ -1,0 +1,70 @@
+using System.Net;
+using System.Net.Http.Json;
+using System.Text.Json;
+
+namespace FineTunePlatform.Gateway.Tests;
+
+public sealed class AdminApiTests(GatewayFixture fixture) : IClassFixture<GatewayFixture>
+{
+    [Fact]
+    public async Task Bootstrap_admin_key_creates_a_project_and_a_key_shown_once()
+    {
+        var (projectId, apiKey) = await fixture.CreateProjectAsync("member");
+
+        Assert.StartsWith("proj_", projectId, StringComparison.Ordinal);
+        Assert.StartsWith("sk-ft-", apiKey, StringComparison.Ordinal);
+
+        using var admin = fixture.CreateClient(GatewayFixture.AdminKey);
+        var keys = JsonDocument.Parse(await admin.GetStringAsync(new Uri($"/admin/v1/projects/{projectId}/keys", UriKind.Relative))).RootElement;
+        var listed = Assert.Single(keys.GetProperty("data").EnumerateArray());
+        Assert.Equal(JsonValueKind.Null, listed.GetProperty("value").ValueKind);
+        Assert.Equal("member", listed.GetProperty("role").GetString());
+        Assert.EndsWith(apiKey[^4..], listed.GetProperty("redacted_value").GetString(), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Project_keys_cannot_use_the_admin_api()
+    {
+        var (_, ownerKey) = await fixture.CreateProjectAsync("owner");
+        using var owner = fixture.CreateClient(ownerKey);
+
+        var response = await owner.PostAsJsonAsync("/admin/v1/projects", new { name = "sneaky" });
+
+        Assert.Equal(HttpStatusCode.Forbidden, response.StatusCode);
+        var error = JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement.GetProperty("error");
+        Assert.Equal("insufficient_permissions", error.GetProperty("code").GetString());
+    }
+
+    [Theory]
+    [InlineData(null, null)]
+    [InlineData("sk-ft-not-a-real-key-0000000000000000", "invalid_api_key")]
+    public async Task Missing_or_unknown_keys_get_openai_401s(string? apiKey, string? expectedCode)
+    {
+        using var client = fixture.CreateClient(apiKey);
+
+        var response = await client.GetAsync(new Uri("/admin/v1/projects", UriKind.Relative));
+
+        Assert.Equal(HttpStatusCode.Unauthorized, response.StatusCode);
+        var error = JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement.GetProperty("error");
+        Assert.Equal("invalid_request_error", error.GetProperty("type").GetString());
+        Assert.Equal(JsonValueKind.Null, error.GetProperty("param").ValueKind);
+        Assert.Equal(expectedCode, error.GetProperty("code").GetString());
+        Assert.False(string.IsNullOrEmpty(error.GetProperty("message").GetString()));
+    }
+
+    [Fact]
+    public async Task Revoked_keys_stop_working()
+    {
+        var (projectId, apiKey) = await fixture.CreateProjectAsync("owner");
+        using var admin = fixture.CreateClient(GatewayFixture.AdminKey);
+        var keys = JsonDocument.Parse(await admin.GetStringAsync(new Uri($"/admin/v1/projects/{projectId}/keys", UriKind.Relative))).RootElement;
+        var keyId = keys.GetProperty("data")[0].GetProperty("id").GetString();
+
+        (await admin.PostAsync(new Uri($"/admin/v1/projects/{projectId}/keys/{keyId}/revoke", UriKind.Relative), null)).EnsureSuccessStatusCode();
+
+        using var revoked = fixture.CreateClient(apiKey);
+        var response = await revoked.GetAsync(new Uri("/admin/v1/projects", UriKind.Relative));
+        Assert.Equal(HttpStatusCode.Unauthorized, response.StatusCode);
+        Assert.Contains("revoked", await response.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+    }
+}

@@ -1,0 +1,84 @@
+using System.Net;
+using System.Net.Sockets;
+using Grpc.Net.Client;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Mvc.Testing;
+
+namespace FineTunePlatform.Testing;
+
+/// <summary>The two endpoints every platform service listens on.</summary>
+public interface IServiceEndpoints
+{
+    /// <summary>HTTP/1.1: health, liveness and REST.</summary>
+    Uri BaseAddress { get; }
+
+    /// <summary>Cleartext HTTP/2: gRPC.</summary>
+    Uri GrpcAddress { get; }
+}
+
+/// <summary>
+/// One platform service hosted in the test process on real Kestrel sockets (127.0.0.1, free ports), configured
+/// through the same Kestrel:Endpoints:{http,grpc} names ./run.sh and the AppHost use, so tests speak real HTTP and
+/// real gRPC to it. TEntryPoint is any public type of the service's assembly. Settings are applied with UseSetting so
+/// Program.cs sees them while it composes the service.
+/// </summary>
+public class ServiceHost<TEntryPoint> : WebApplicationFactory<TEntryPoint>, IServiceEndpoints
+    where TEntryPoint : class
+{
+    private readonly Dictionary<string, string?> _settings;
+    private readonly Uri _baseAddress = new($"http://127.0.0.1:{FreePort()}");
+    private readonly Uri _grpcAddress = new($"http://127.0.0.1:{FreePort()}");
+
+    public ServiceHost(IDictionary<string, string?> settings)
+    {
+        _settings = new Dictionary<string, string?>(settings)
+        {
+            ["Kestrel:Endpoints:http:Url"] = _baseAddress.ToString(),
+            ["Kestrel:Endpoints:grpc:Url"] = _grpcAddress.ToString(),
+        };
+        UseKestrel();
+    }
+
+    /// <summary>The HTTP/1.1 address; reading it starts the service.</summary>
+    public Uri BaseAddress
+    {
+        get
+        {
+            StartServer();
+            return _baseAddress;
+        }
+    }
+
+    /// <summary>The gRPC (HTTP/2) address; reading it starts the service.</summary>
+    public Uri GrpcAddress
+    {
+        get
+        {
+            StartServer();
+            return _grpcAddress;
+        }
+    }
+
+    public HttpClient CreateHttpClient() => new() { BaseAddress = BaseAddress };
+
+    public GrpcChannel CreateGrpcChannel() => GrpcChannel.ForAddress(GrpcAddress);
+
+    protected override void ConfigureWebHost(IWebHostBuilder builder)
+    {
+        builder.UseEnvironment("Development");
+        // Keep test output to what matters; a failing test's own assertions say the rest.
+        builder.UseSetting("Logging:LogLevel:Default", "Warning");
+        builder.UseSetting("Logging:LogLevel:Microsoft.EntityFrameworkCore", "Warning");
+        foreach (var (key, value) in _settings)
+        {
+            builder.UseSetting(key, value);
+        }
+    }
+
+    private static int FreePort()
+    {
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        return ((IPEndPoint)listener.LocalEndpoint).Port;
+    }
+}
