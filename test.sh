@@ -11,7 +11,7 @@ results="$root/.test-run/results-$$"
 cleanup() {
   local status=$?
   eng/servers.sh stop "$servers" || true
-  rm -rf "$servers"
+  rm -rf "$servers" "$root/.test-run/without-aspire-$$.slnf"
   exit "$status"
 }
 trap cleanup EXIT
@@ -30,11 +30,8 @@ if dotnet restore FineTunePlatform.AppHost >/dev/null 2>&1 && dotnet restore tes
   target=FineTunePlatform.sln
 else
   echo "test.sh: the Aspire packages cannot be restored from this machine's NuGet source; building and testing everything except FineTunePlatform.AppHost and FineTunePlatform.AppHost.Tests."
-  target="$root/.test-run/without-aspire.slnf"
-  dotnet sln FineTunePlatform.sln list | grep -E '\.csproj$' | grep -v AppHost \
-    | awk 'BEGIN { printf "{\"solution\":{\"path\":\"../FineTunePlatform.sln\",\"projects\":[" }
-           { printf "%s\"%s\"", (NR > 1 ? "," : ""), $0 }
-           END { print "]}}" }' > "$target"
+  target="$root/.test-run/without-aspire-$$.slnf"
+  eng/solution-filter.sh "$target"
 fi
 
 dotnet build "$target" -c Release -nologo -clp:ErrorsOnly

@@ -5,6 +5,7 @@
 #                              connections, write DIR/servers.env (shell-sourceable `export` lines)
 #   eng/servers.sh stop DIR    stop the servers started under DIR, by PID, and wait until their ports close
 #   eng/servers.sh status DIR  say which are running
+#   eng/servers.sh wipe DIR    stop them and delete their data
 #   eng/servers.sh start DIR --only postgres
 #                              just a PostgreSQL cluster (tests that stop a database use their own)
 #
@@ -292,5 +293,11 @@ case "$command" in
     ;;
   stop) stop_all "$dir" ;;
   status) status "$dir" ;;
-  *) die "unknown command '$command' (start|stop|status)" ;;
+  wipe)
+    stop_all "$dir"
+    data=$(pg_data_dir "$dir")
+    rm -rf "$data" "$dir"
+    log "data under $dir deleted"
+    ;;
+  *) die "unknown command '$command' (start|stop|status|wipe)" ;;
 esac
