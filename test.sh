@@ -21,7 +21,6 @@ FTP_SERVERS_FAST=1 eng/servers.sh start "$servers"
 # shellcheck disable=SC1091
 . "$servers/servers.env"
 
-dotnet tool restore >/dev/null
 
 # The AppHost and its test need the Aspire packages, which some NuGet sources (ours) do not have; without them
 # the suite runs through a solution filter of every other project in the solution.
