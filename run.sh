@@ -123,6 +123,7 @@ cleanup_on_failure() {
   stop_platform >/dev/null 2>&1 || true
 }
 trap 'cleanup_on_failure; exit 1' ERR
+trap 'echo; say "interrupted during start-up"; stop_platform; exit 130' INT TERM
 
 eng/servers.sh start "$run/servers"
 # shellcheck disable=SC1091
@@ -208,13 +209,12 @@ if [ "$detach" = 1 ]; then
   exit 0
 fi
 
-trap 'echo; stop_platform; exit 0' INT TERM
-# Follow every log with its service's name in front of each line (tail marks each switch of file).
-tail -n 0 -F "$logs"/*.log 2>/dev/null \
-  | awk '/^==> .* <==$/ { n = split($2, parts, "/"); name = parts[n]; sub(/\.log$/, "", name); next }
-         NF { printf "[%s] %s\n", name, $0; fflush() }' &
+# The log follower runs in its own process group, so stopping it takes tail and awk together.
+setsid eng/follow-logs.sh "$logs" &
 follower=$!
+stop_follower() { kill -TERM -- "-$follower" 2>/dev/null || true; }
+trap 'echo; stop_follower; stop_platform; exit 0' INT TERM
 while platform_running; do sleep 1; done
-kill "$follower" 2>/dev/null || true
+stop_follower
 say "every service has exited"
 stop_platform
