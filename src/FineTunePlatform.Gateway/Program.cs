@@ -17,5 +17,7 @@ app.UseAuthorization();
 app.MapDefaultEndpoints();
 app.MapGrpcService<PlatformInfoService>();
 app.MapAdminApi();
+app.MapFilesApi();
+app.MapUploadsApi();
 
 app.Run();

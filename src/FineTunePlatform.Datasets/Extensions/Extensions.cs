@@ -1,4 +1,7 @@
+using FineTunePlatform.Datasets.Files;
 using FineTunePlatform.Datasets.Infrastructure;
+using FineTunePlatform.Datasets.Storage;
+using FineTunePlatform.Datasets.Validation;
 
 namespace FineTunePlatform.Datasets.Extensions;
 
@@ -11,6 +14,18 @@ internal static class Extensions
 
         builder.AddMessageBus();
 
-        builder.Services.AddGrpc();
+        builder.Services.Configure<FileLimits>(builder.Configuration.GetSection("Datasets:Limits"));
+        builder.Services.Configure<ValidationOptions>(builder.Configuration.GetSection("Datasets:Validation"));
+        builder.Services.AddSingleton(TimeProvider.System);
+        builder.Services.AddSingleton<ChunkStore>();
+        builder.Services.AddScoped<FileIngestor>();
+        builder.Services.AddScoped<UploadSessions>();
+        builder.Services.AddHostedService<AbandonedContentSweeper>();
+
+        builder.Services.AddGrpc(options =>
+        {
+            // Content travels in chunks; a message is at most one stored chunk plus framing.
+            options.MaxReceiveMessageSize = 4 * 1024 * 1024;
+        });
     }
 }

@@ -1,3 +1,5 @@
+using FineTunePlatform.ServiceDefaults;
+
 namespace FineTunePlatform.Gateway.Auth;
 
 /// <summary>An API key. Only its SHA-256 is stored; the plaintext is shown once, when the key is created.</summary>
@@ -28,7 +30,7 @@ public sealed class ApiKey
 
     public bool IsUsableAt(DateTimeOffset now) => RevokedAt is null && (ExpiresAt is null || ExpiresAt > now);
 
-    public static string NewId() => "key_" + RandomIds.Base62(24);
+    public static string NewId() => RandomIds.WithPrefix("key_");
 
     /// <summary>Creates a key for a project and returns it with its one-time plaintext value.</summary>
     public static (ApiKey Key, string PlaintextValue) Create(string projectId, string name, string role, DateTimeOffset now, DateTimeOffset? expiresAt)

@@ -1,3 +1,5 @@
+using FineTunePlatform.ServiceDefaults;
+
 namespace FineTunePlatform.Gateway.Auth;
 
 /// <summary>A tenant: one per team. Everything a key can reach is scoped to its project.</summary>
@@ -12,5 +14,5 @@ public sealed class Project
 
     public DateTimeOffset CreatedAt { get; init; }
 
-    public static string NewId() => "proj_" + RandomIds.Base62(24);
+    public static string NewId() => RandomIds.WithPrefix("proj_");
 }

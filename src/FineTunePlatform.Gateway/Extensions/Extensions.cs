@@ -1,4 +1,6 @@
 using System.Text.Json;
+using FineTunePlatform.Contracts.Datasets;
+using FineTunePlatform.Gateway.Apis;
 using FineTunePlatform.Gateway.Auth;
 using FineTunePlatform.Gateway.Infrastructure;
 using FineTunePlatform.Gateway.OpenAI;
@@ -39,5 +41,9 @@ internal static class Extensions
         });
 
         builder.Services.AddGrpc();
+
+        builder.Services.Configure<FileUploadLimits>(builder.Configuration.GetSection("Datasets:Limits"));
+        builder.Services.AddInternalGrpcClient<DatasetService.DatasetServiceClient>("datasets")
+            .AddInterceptor<CallerForwardingInterceptor>();
     }
 }

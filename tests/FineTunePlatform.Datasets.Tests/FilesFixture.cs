@@ -1,0 +1,84 @@
+using System.ClientModel;
+using System.Net.Http.Headers;
+using System.Net.Http.Json;
+using System.Text.Json;
+using FineTunePlatform.Testing;
+using Npgsql;
+using OpenAI;
+using OpenAI.Files;
+
+namespace FineTunePlatform.Datasets.Tests;
+
+/// <summary>
+/// The dataset service and a gateway in front of it, each on real sockets with its own database, and two projects
+/// (teams) with member keys, created through the admin API.
+/// </summary>
+public sealed class FilesFixture : IAsyncLifetime
+{
+    public const string AdminKey = "sk-ft-datasets-test-admin-key-0123456789abcdef";
+
+    /// <summary>Small enough that the over-limit test stays quick, large enough for the 10 MB line.</summary>
+    public const long MaxFileBytes = 16L * 1024 * 1024;
+
+    public ServiceHost<Grpc.PlatformInfoService> Datasets { get; private set; } = null!;
+
+    public ServiceHost<Gateway.Grpc.PlatformInfoService> Gateway { get; private set; } = null!;
+
+    public string DatasetsDatabase { get; private set; } = null!;
+
+    public (string ProjectId, string Key) TeamA { get; private set; }
+
+    public (string ProjectId, string Key) TeamB { get; private set; }
+
+    public async Task InitializeAsync()
+    {
+        var platform = await PlatformTestEnvironment.CreateAsync("files");
+        var datasetsSettings = platform.SettingsFor("datasetsdb");
+        datasetsSettings["Datasets:Limits:MaxFileBytes"] = MaxFileBytes.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        DatasetsDatabase = datasetsSettings["ConnectionStrings:datasetsdb"]!;
+        Datasets = new ServiceHost<Grpc.PlatformInfoService>(datasetsSettings);
+
+        var gatewaySettings = platform.SettingsFor("gatewaydb", new Dictionary<string, IServiceEndpoints> { ["datasets"] = Datasets });
+        gatewaySettings["Gateway:BootstrapAdminKey"] = AdminKey;
+        gatewaySettings["Datasets:Limits:MaxFileBytes"] = datasetsSettings["Datasets:Limits:MaxFileBytes"];
+        Gateway = new ServiceHost<Gateway.Grpc.PlatformInfoService>(gatewaySettings);
+
+        TeamA = await CreateProjectAsync("member");
+        TeamB = await CreateProjectAsync("member");
+    }
+
+    public async Task DisposeAsync()
+    {
+        await Gateway.DisposeAsync();
+        await Datasets.DisposeAsync();
+    }
+
+    public OpenAIFileClient FileClient(string key) => new(new ApiKeyCredential(key), new OpenAIClientOptions { Endpoint = new Uri(Gateway.BaseAddress, "v1") });
+
+    public HttpClient HttpClient(string key)
+    {
+        var client = Gateway.CreateHttpClient();
+        client.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", key);
+        return client;
+    }
+
+    public async Task<(string ProjectId, string Key)> CreateProjectAsync(string role)
+    {
+        using var admin = HttpClient(AdminKey);
+        var project = await admin.PostAsJsonAsync("/admin/v1/projects", new { name = "team-" + Guid.NewGuid().ToString("N")[..8] });
+        project.EnsureSuccessStatusCode();
+        var projectId = JsonDocument.Parse(await project.Content.ReadAsStringAsync()).RootElement.GetProperty("id").GetString()!;
+        var key = await admin.PostAsJsonAsync($"/admin/v1/projects/{projectId}/keys", new { name = "tests", role });
+        key.EnsureSuccessStatusCode();
+        return (projectId, JsonDocument.Parse(await key.Content.ReadAsStringAsync()).RootElement.GetProperty("value").GetString()!);
+    }
+
+    /// <summary>Rows of stored content in the dataset service's database: proves nothing half-stored remains.</summary>
+    public async Task<long> CountStoredChunksAsync()
+    {
+        await using var connection = new NpgsqlConnection(DatasetsDatabase);
+        await connection.OpenAsync();
+        await using var command = new NpgsqlCommand("SELECT count(*) FROM content_chunks", connection);
+        return (long)(await command.ExecuteScalarAsync())!;
+    }
+}
