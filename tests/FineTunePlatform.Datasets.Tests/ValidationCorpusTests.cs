@@ -13,45 +13,56 @@ public sealed class ValidationCorpusTests(FilesFixture fixture) : IClassFixture<
 
     private static byte[] Bytes(string text) => Encoding.UTF8.GetBytes(text);
 
-    public static TheoryData<string, byte[], string, long, string> BadFiles()
+    /// <summary>
+    /// Each case by name; the content is built only when the case runs (xunit enumerates theory data at discovery,
+    /// and a corpus holding a 10 MB line would be built and serialised there).
+    /// </summary>
+    public static TheoryData<string> BadFileNames() => new(BadFiles().Keys);
+
+    private static Dictionary<string, (Func<byte[]> Content, string Category, long Line, string Path)> BadFiles()
     {
-        var invalidUtf8 = TrainingData.Jsonl(12).ToList();
-        var fifthLine = Encoding.UTF8.GetByteCount(string.Concat(Enumerable.Range(1, 4).Select(i => TrainingData.ChatLine(i) + "\n")));
-        invalidUtf8.InsertRange(fifthLine + 40, [0xC3, 0x28]);
-
-        var tenMegabyteLine = "{\"messages\":[{\"role\":\"user\",\"content\":\"" + new string('a', 10 * 1024 * 1024) + "\"}]}";
-        var overTokenLimit = Chat(new { role = "user", content = string.Concat(Enumerable.Repeat("tokens galore ", 40_000)) }, new { role = "assistant", content = "ok" });
-
-        return new TheoryData<string, byte[], string, long, string>
+        static byte[] InvalidUtf8()
         {
-            { "truncated JSON", TrainingData.Jsonl(12, new Dictionary<int, string> { [3] = "{\"messages\": [{\"role\": \"user\", \"content\": \"hi\"}" }), "invalid_json", 3, "$" },
-            { "byte order mark", [.. new byte[] { 0xEF, 0xBB, 0xBF }, .. TrainingData.Jsonl(12)], "byte_order_mark", 1, "$" },
-            { "invalid UTF-8", [.. invalidUtf8], "invalid_utf8", 5, "$" },
-            { "a 10 MB line", TrainingData.Jsonl(12, new Dictionary<int, string> { [2] = tenMegabyteLine }), "line_too_long", 2, "$" },
-            { "a binary file", [0x89, (byte)'P', (byte)'N', (byte)'G', 0x0D, 0x0A, 0x1A, 0x0A, 0, 0, 0, 0x0D, (byte)'I', (byte)'H', (byte)'D', (byte)'R'], "invalid_utf8", 1, "$" },
-            { "an empty file", [], "empty_file", 0, "$" },
-            { "9 examples", TrainingData.Jsonl(9), "too_few_examples", 0, "$" },
-            { "DPO with a missing side", TrainingData.Jsonl(12, new Dictionary<int, string> { [4] = JsonSerializer.Serialize(new { input = new { messages = new[] { new { role = "user", content = "hi" } } }, preferred_output = new[] { new { role = "assistant", content = "Hello!" } } }) }, line: TrainingData.PreferenceLine), "missing_non_preferred_output", 4, "non_preferred_output" },
-            { "not an object", TrainingData.Jsonl(12, new Dictionary<int, string> { [2] = "[1, 2]" }), "data_type", 2, "$" },
-            { "messages not a list", TrainingData.Jsonl(12, new Dictionary<int, string> { [3] = "{\"messages\": \"hello\"}" }), "missing_messages_list", 3, "messages" },
-            { "no messages at all", TrainingData.Jsonl(12, new Dictionary<int, string> { [7] = "{\"text\": \"hello\"}" }), "missing_messages_list", 7, "messages" },
-            { "message without role", TrainingData.Jsonl(12, new Dictionary<int, string> { [4] = Chat(new { role = "user", content = "hi" }, new { content = "who am I" }) }), "message_missing_key", 4, "messages[1].role" },
-            { "unrecognised message key", TrainingData.Jsonl(12, new Dictionary<int, string> { [5] = Chat(new { role = "user", content = "hi", mood = "sad" }, new { role = "assistant", content = "ok" }) }), "message_unrecognized_key", 5, "messages[0].mood" },
-            { "unrecognised role", TrainingData.Jsonl(12, new Dictionary<int, string> { [6] = Chat(new { role = "user", content = "hi" }, new { role = "bot", content = "ok" }) }), "unrecognized_role", 6, "messages[1].role" },
-            { "missing content", TrainingData.Jsonl(12, new Dictionary<int, string> { [7] = Chat(new { role = "user" }, new { role = "assistant", content = "ok" }) }), "missing_content", 7, "messages[0].content" },
-            { "no assistant message", TrainingData.Jsonl(12, new Dictionary<int, string> { [8] = Chat(new { role = "system", content = "be brief" }, new { role = "user", content = "hi" }) }), "example_missing_assistant_message", 8, "messages" },
-            { "an empty line", TrainingData.Jsonl(12, new Dictionary<int, string> { [4] = "" }), "empty_line", 4, "$" },
-            { "mixed formats", TrainingData.Jsonl(12, new Dictionary<int, string> { [6] = TrainingData.PreferenceLine(6) }), "mixed_formats", 6, "$" },
-            { "weight not 0 or 1", TrainingData.Jsonl(12, new Dictionary<int, string> { [9] = Chat(new { role = "user", content = "hi" }, new { role = "assistant", content = "ok", weight = 2 }) }), "invalid_weight", 9, "messages[1].weight" },
-            { "an example over the token limit", TrainingData.Jsonl(12, new Dictionary<int, string> { [2] = overTokenLimit }), "example_too_long", 2, "$" },
+            var content = TrainingData.Jsonl(12).ToList();
+            var fifthLine = Encoding.UTF8.GetByteCount(string.Concat(Enumerable.Range(1, 4).Select(i => TrainingData.ChatLine(i) + "\n")));
+            content.InsertRange(fifthLine + 40, [0xC3, 0x28]);
+            return [.. content];
+        }
+
+        static string TenMegabyteLine() => "{\"messages\":[{\"role\":\"user\",\"content\":\"" + new string('a', 10 * 1024 * 1024) + "\"}]}";
+        static string OverTokenLimit() => Chat(new { role = "user", content = string.Concat(Enumerable.Repeat("tokens galore ", 40_000)) }, new { role = "assistant", content = "ok" });
+
+        return new()
+        {
+            ["truncated JSON"] = (() => TrainingData.Jsonl(12, new Dictionary<int, string> { [3] = "{\"messages\": [{\"role\": \"user\", \"content\": \"hi\"}" }), "invalid_json", 3, "$"),
+            ["byte order mark"] = (() => [.. new byte[] { 0xEF, 0xBB, 0xBF }, .. TrainingData.Jsonl(12)], "byte_order_mark", 1, "$"),
+            ["invalid UTF-8"] = (() => InvalidUtf8(), "invalid_utf8", 5, "$"),
+            ["a 10 MB line"] = (() => TrainingData.Jsonl(12, new Dictionary<int, string> { [2] = TenMegabyteLine() }), "line_too_long", 2, "$"),
+            ["a binary file"] = (() => [0x89, (byte)'P', (byte)'N', (byte)'G', 0x0D, 0x0A, 0x1A, 0x0A, 0, 0, 0, 0x0D, (byte)'I', (byte)'H', (byte)'D', (byte)'R'], "invalid_utf8", 1, "$"),
+            ["an empty file"] = (() => [], "empty_file", 0, "$"),
+            ["9 examples"] = (() => TrainingData.Jsonl(9), "too_few_examples", 0, "$"),
+            ["DPO with a missing side"] = (() => TrainingData.Jsonl(12, new Dictionary<int, string> { [4] = JsonSerializer.Serialize(new { input = new { messages = new[] { new { role = "user", content = "hi" } } }, preferred_output = new[] { new { role = "assistant", content = "Hello!" } } }) }, line: TrainingData.PreferenceLine), "missing_non_preferred_output", 4, "non_preferred_output"),
+            ["not an object"] = (() => TrainingData.Jsonl(12, new Dictionary<int, string> { [2] = "[1, 2]" }), "data_type", 2, "$"),
+            ["messages not a list"] = (() => TrainingData.Jsonl(12, new Dictionary<int, string> { [3] = "{\"messages\": \"hello\"}" }), "missing_messages_list", 3, "messages"),
+            ["no messages at all"] = (() => TrainingData.Jsonl(12, new Dictionary<int, string> { [7] = "{\"text\": \"hello\"}" }), "missing_messages_list", 7, "messages"),
+            ["message without role"] = (() => TrainingData.Jsonl(12, new Dictionary<int, string> { [4] = Chat(new { role = "user", content = "hi" }, new { content = "who am I" }) }), "message_missing_key", 4, "messages[1].role"),
+            ["unrecognised message key"] = (() => TrainingData.Jsonl(12, new Dictionary<int, string> { [5] = Chat(new { role = "user", content = "hi", mood = "sad" }, new { role = "assistant", content = "ok" }) }), "message_unrecognized_key", 5, "messages[0].mood"),
+            ["unrecognised role"] = (() => TrainingData.Jsonl(12, new Dictionary<int, string> { [6] = Chat(new { role = "user", content = "hi" }, new { role = "bot", content = "ok" }) }), "unrecognized_role", 6, "messages[1].role"),
+            ["missing content"] = (() => TrainingData.Jsonl(12, new Dictionary<int, string> { [7] = Chat(new { role = "user" }, new { role = "assistant", content = "ok" }) }), "missing_content", 7, "messages[0].content"),
+            ["no assistant message"] = (() => TrainingData.Jsonl(12, new Dictionary<int, string> { [8] = Chat(new { role = "system", content = "be brief" }, new { role = "user", content = "hi" }) }), "example_missing_assistant_message", 8, "messages"),
+            ["an empty line"] = (() => TrainingData.Jsonl(12, new Dictionary<int, string> { [4] = "" }), "empty_line", 4, "$"),
+            ["mixed formats"] = (() => TrainingData.Jsonl(12, new Dictionary<int, string> { [6] = TrainingData.PreferenceLine(6) }), "mixed_formats", 6, "$"),
+            ["weight not 0 or 1"] = (() => TrainingData.Jsonl(12, new Dictionary<int, string> { [9] = Chat(new { role = "user", content = "hi" }, new { role = "assistant", content = "ok", weight = 2 }) }), "invalid_weight", 9, "messages[1].weight"),
+            ["an example over the token limit"] = (() => TrainingData.Jsonl(12, new Dictionary<int, string> { [2] = OverTokenLimit() }), "example_too_long", 2, "$"),
         };
     }
 
     [Theory]
-    [MemberData(nameof(BadFiles))]
-    public async Task Each_bad_file_ends_in_error_naming_the_category_line_and_path(string name, byte[] content, string category, long line, string path)
+    [MemberData(nameof(BadFileNames))]
+    public async Task Each_bad_file_ends_in_error_naming_the_category_line_and_path(string name)
     {
-        var (file, report) = await UploadAsync(name, content);
+        var (content, category, line, path) = BadFiles()[name];
+        var (file, report) = await UploadAsync(name, content());
 
         Assert.Equal("error", file.GetProperty("status").GetString());
         Assert.Contains(category, file.GetProperty("status_details").GetString(), StringComparison.Ordinal);
