@@ -265,7 +265,7 @@ public sealed class ExampleValidator(TokenCounter tokens, int maxTokensPerExampl
                 }
             }
 
-            var messageTokens = TokenCounter.TokensPerMessage + tokens.Count(role) + (content is null ? 0 : tokens.Count(content));
+            var messageTokens = TokenCounter.TokensPerMessage + tokens.CountRole(role) + (content is null ? 0 : tokens.Count(content));
             if (message.TryGetProperty("name", out var name) && name.ValueKind == JsonValueKind.String)
             {
                 messageTokens += TokenCounter.TokensPerName + tokens.Count(name.GetString()!);

@@ -17,5 +17,11 @@ public sealed class TokenCounter
 
     public static TokenCounter Shared { get; } = new();
 
+    private readonly Dictionary<string, int> _roleTokens = new[] { "system", "user", "assistant", "tool", "function" }
+        .ToDictionary(role => role, role => SharedTokenizer.Value.CountTokens(role));
+
     public int Count(string text) => text.Length == 0 ? 0 : SharedTokenizer.Value.CountTokens(text);
+
+    /// <summary>Roles are counted once per process, not once per message.</summary>
+    public int CountRole(string role) => _roleTokens.TryGetValue(role, out var count) ? count : Count(role);
 }
