@@ -26,6 +26,9 @@ public sealed class FilesFixture : IAsyncLifetime
 
     public string DatasetsDatabase { get; private set; } = null!;
 
+    /// <summary>The RabbitMQ virtual host the services publish on.</summary>
+    public string RabbitMq { get; private set; } = null!;
+
     public (string ProjectId, string Key) TeamA { get; private set; }
 
     public (string ProjectId, string Key) TeamB { get; private set; }
@@ -33,6 +36,7 @@ public sealed class FilesFixture : IAsyncLifetime
     public async Task InitializeAsync()
     {
         var platform = await PlatformTestEnvironment.CreateAsync("files");
+        RabbitMq = platform.RabbitMq;
         var datasetsSettings = platform.SettingsFor("datasetsdb");
         datasetsSettings["Datasets:Limits:MaxFileBytes"] = MaxFileBytes.ToString(System.Globalization.CultureInfo.InvariantCulture);
         DatasetsDatabase = datasetsSettings["ConnectionStrings:datasetsdb"]!;
