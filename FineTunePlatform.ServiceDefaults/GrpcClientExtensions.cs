@@ -18,6 +18,15 @@ public static class GrpcClientExtensions
         where TClient : class
     {
         var builder = services.AddGrpcClient<TClient>(options => options.Address = new Uri($"http://_grpc.{serviceName}"));
+        return builder.WithoutResilienceHandlers();
+    }
+
+    /// <summary>
+    /// Opts one client out of the standard resilience handler AddServiceDefaults gives every HttpClient: for streams
+    /// (its total timeout would cut them) and for calls that must not be retried blindly.
+    /// </summary>
+    public static IHttpClientBuilder WithoutResilienceHandlers(this IHttpClientBuilder builder)
+    {
 #pragma warning disable EXTEXP0001 // Experimental, but it is the supported way to opt one client out of ConfigureHttpClientDefaults.
         builder.RemoveAllResilienceHandlers();
 #pragma warning restore EXTEXP0001

@@ -19,5 +19,8 @@ app.MapGrpcService<PlatformInfoService>();
 app.MapAdminApi();
 app.MapFilesApi();
 app.MapUploadsApi();
+app.MapChatApi();
+app.MapModelsApi();
+app.MapUsageApi();
 
 app.Run();

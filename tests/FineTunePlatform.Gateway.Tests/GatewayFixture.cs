@@ -11,18 +11,44 @@ public sealed class GatewayFixture : IAsyncLifetime
 {
     public const string AdminKey = "sk-ft-test-bootstrap-admin-key-0123456789abcdef";
 
+    /// <summary>The upstream provider's model id routed to the echo server.</summary>
+    public const string UpstreamModel = "echo-1";
+
     public ServiceHost<PlatformInfoService> Gateway { get; private set; } = null!;
+
+    public EchoCompletionsServer Upstream { get; private set; } = null!;
 
     public async Task InitializeAsync()
     {
+        Upstream = await EchoCompletionsServer.StartAsync();
         var platform = await PlatformTestEnvironment.CreateAsync("gateway");
-        var settings = platform.SettingsFor("gatewaydb");
-        settings["Gateway:BootstrapAdminKey"] = AdminKey;
-        Gateway = new ServiceHost<PlatformInfoService>(settings);
+        Gateway = new ServiceHost<PlatformInfoService>(SettingsWithUpstream(platform.SettingsFor("gatewaydb"), Upstream));
         _ = Gateway.BaseAddress;
     }
 
-    public async Task DisposeAsync() => await Gateway.DisposeAsync();
+    public static Dictionary<string, string?> SettingsWithUpstream(Dictionary<string, string?> settings, EchoCompletionsServer upstream)
+    {
+        settings["Gateway:BootstrapAdminKey"] = AdminKey;
+        settings["Gateway:Upstreams:echo:BaseUrl"] = upstream.BaseUrl.ToString();
+        settings["Gateway:Upstreams:echo:ApiKey"] = EchoCompletionsServer.ApiKey;
+        settings["Gateway:Upstreams:echo:Models:0"] = UpstreamModel;
+        return settings;
+    }
+
+    public async Task DisposeAsync()
+    {
+        await Gateway.DisposeAsync();
+        await Upstream.DisposeAsync();
+    }
+
+    public global::OpenAI.Chat.ChatClient ChatClient(string apiKey, string model = UpstreamModel) =>
+        new(model, new System.ClientModel.ApiKeyCredential(apiKey), new global::OpenAI.OpenAIClientOptions { Endpoint = new Uri(Gateway.BaseAddress, "v1") });
+
+    public async Task SetProjectLimitsAsync(string projectId, int? requestsPerMinute, int? tokensPerMinute)
+    {
+        using var admin = CreateClient(AdminKey);
+        (await admin.PostAsJsonAsync($"/admin/v1/projects/{projectId}/limits", new { requests_per_minute = requestsPerMinute, tokens_per_minute = tokensPerMinute })).EnsureSuccessStatusCode();
+    }
 
     public HttpClient CreateClient(string? apiKey)
     {

@@ -18,6 +18,8 @@ public static class AdminApi
         admin.MapPost("/projects/{projectId}/keys", CreateKey);
         admin.MapGet("/projects/{projectId}/keys", ListKeys);
         admin.MapPost("/projects/{projectId}/keys/{keyId}/revoke", RevokeKey);
+        admin.MapPost("/projects/{projectId}/limits", SetLimits);
+        admin.MapGet("/projects/{projectId}/usage", (string projectId, GatewayDbContext db, CancellationToken ct) => UsageApi.ListAsync(db, projectId, ct));
         return admin;
     }
 
@@ -119,7 +121,32 @@ public static class AdminApi
         return TypedResults.Ok(new ListResponse<KeyResponse>("list", keys.ConvertAll(key => KeyResponse.From(key))));
     }
 
-    private static async Task<IResult> RevokeKey(string projectId, string keyId, GatewayDbContext db, TimeProvider time, CancellationToken ct)
+    public sealed record LimitsRequest(
+        [property: JsonPropertyName("requests_per_minute")] int? RequestsPerMinute,
+        [property: JsonPropertyName("tokens_per_minute")] int? TokensPerMinute);
+
+    /// <summary>Sets a project's rate limits (null: back to the platform default) and applies them on the next request.</summary>
+    private static async Task<IResult> SetLimits(string projectId, LimitsRequest request, GatewayDbContext db, ApiKeyCache keys, CancellationToken ct)
+    {
+        if (request.RequestsPerMinute is <= 0 || request.TokensPerMinute is <= 0)
+        {
+            return OpenAIErrors.BadRequest("Limits must be positive (or null for the platform default).", request.RequestsPerMinute is <= 0 ? "requests_per_minute" : "tokens_per_minute");
+        }
+
+        var project = await db.Projects.SingleOrDefaultAsync(candidate => candidate.Id == projectId, ct);
+        if (project is null)
+        {
+            return OpenAIErrors.NotFound($"No project with id '{projectId}'.", "project_id");
+        }
+
+        project.RequestsPerMinute = request.RequestsPerMinute;
+        project.TokensPerMinute = request.TokensPerMinute;
+        await db.SaveChangesAsync(ct);
+        keys.InvalidateProject(projectId);
+        return TypedResults.Ok(new { id = project.Id, requests_per_minute = project.RequestsPerMinute, tokens_per_minute = project.TokensPerMinute });
+    }
+
+    private static async Task<IResult> RevokeKey(string projectId, string keyId, GatewayDbContext db, ApiKeyCache keys, TimeProvider time, CancellationToken ct)
     {
         var key = await db.ApiKeys.SingleOrDefaultAsync(candidate => candidate.Id == keyId && candidate.ProjectId == projectId, ct);
         if (key is null)
@@ -129,6 +156,7 @@ public static class AdminApi
 
         key.RevokedAt ??= time.GetUtcNow();
         await db.SaveChangesAsync(ct);
+        keys.InvalidateKey(key.Id);
         return TypedResults.Ok(KeyResponse.From(key));
     }
 }

@@ -28,6 +28,11 @@ public sealed class ApiKey
 
     public DateTimeOffset? RevokedAt { get; set; }
 
+    /// <summary>This key's own limits on top of the project's; null: only the project's apply.</summary>
+    public int? RequestsPerMinute { get; set; }
+
+    public int? TokensPerMinute { get; set; }
+
     public bool IsUsableAt(DateTimeOffset now) => RevokedAt is null && (ExpiresAt is null || ExpiresAt > now);
 
     public static string NewId() => RandomIds.WithPrefix("key_");

@@ -1,9 +1,7 @@
 using System.Security.Claims;
 using System.Text.Encodings.Web;
-using FineTunePlatform.Gateway.Infrastructure;
 using FineTunePlatform.Gateway.OpenAI;
 using Microsoft.AspNetCore.Authentication;
-using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Options;
 
 namespace FineTunePlatform.Gateway.Auth;
@@ -16,8 +14,7 @@ public sealed class ApiKeyAuthenticationHandler(
     IOptionsMonitor<AuthenticationSchemeOptions> options,
     ILoggerFactory logger,
     UrlEncoder encoder,
-    GatewayDbContext db,
-    TimeProvider time) : AuthenticationHandler<AuthenticationSchemeOptions>(options, logger, encoder)
+    ApiKeyCache keys) : AuthenticationHandler<AuthenticationSchemeOptions>(options, logger, encoder)
 {
     public const string SchemeName = "ApiKey";
     public const string ProjectIdClaim = "project_id";
@@ -36,32 +33,23 @@ public sealed class ApiKeyAuthenticationHandler(
 
         const string bearer = "Bearer ";
         var presented = header.StartsWith(bearer, StringComparison.OrdinalIgnoreCase) ? header[bearer.Length..].Trim() : header.Trim();
-        var hash = ApiKeyHasher.Hash(presented);
-        var key = await db.ApiKeys.AsNoTracking().SingleOrDefaultAsync(candidate => candidate.Hash == hash, Context.RequestAborted);
-        var now = time.GetUtcNow();
-        if (key is null || !key.IsUsableAt(now))
+        var (identity, failure) = await keys.ResolveAsync(ApiKeyHasher.Hash(presented), Context.RequestAborted);
+        if (identity is null)
         {
-            var reason = key is null ? "Incorrect API key provided" : key.RevokedAt is not null ? "This API key has been revoked" : "This API key has expired";
-            Context.Items[FailureMessageItem] = $"{reason}: {ApiKeyHasher.Redact(presented)}. Create a new key with your project's owner or the platform team.";
-            return AuthenticateResult.Fail(reason);
+            Context.Items[FailureMessageItem] = $"{failure}: {ApiKeyHasher.Redact(presented)}. Create a new key with your project's owner or the platform team.";
+            return AuthenticateResult.Fail(failure!);
         }
 
-        if (key.LastUsedAt is null || now - key.LastUsedAt > TimeSpan.FromMinutes(1))
-        {
-            // Coarse on purpose: last-used is for humans auditing keys, not worth a write per request.
-            await db.ApiKeys.Where(candidate => candidate.Id == key.Id)
-                .ExecuteUpdateAsync(setters => setters.SetProperty(candidate => candidate.LastUsedAt, now), Context.RequestAborted);
-        }
-
-        var identity = new ClaimsIdentity(
+        Context.Features.Set(identity);
+        var claims = new ClaimsIdentity(
             [
-                new Claim(ProjectIdClaim, key.ProjectId),
-                new Claim(RoleClaim, key.Role),
-                new Claim(KeyIdClaim, key.Id),
-                new Claim(ClaimTypes.Name, key.Name),
+                new Claim(ProjectIdClaim, identity.ProjectId),
+                new Claim(RoleClaim, identity.Role),
+                new Claim(KeyIdClaim, identity.KeyId),
+                new Claim(ClaimTypes.Name, identity.Name),
             ],
             SchemeName);
-        return AuthenticateResult.Success(new AuthenticationTicket(new ClaimsPrincipal(identity), SchemeName));
+        return AuthenticateResult.Success(new AuthenticationTicket(new ClaimsPrincipal(claims), SchemeName));
     }
 
     protected override Task HandleChallengeAsync(AuthenticationProperties properties)

@@ -14,5 +14,11 @@ public sealed class Project
 
     public DateTimeOffset CreatedAt { get; init; }
 
+    /// <summary>Requests per minute across the project's keys; null: the platform default.</summary>
+    public int? RequestsPerMinute { get; set; }
+
+    /// <summary>Tokens (prompt + completion budget) per minute across the project's keys; null: the platform default.</summary>
+    public int? TokensPerMinute { get; set; }
+
     public static string NewId() => RandomIds.WithPrefix("proj_");
 }

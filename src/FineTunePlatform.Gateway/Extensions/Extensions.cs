@@ -4,12 +4,16 @@ using FineTunePlatform.Gateway.Apis;
 using FineTunePlatform.Gateway.Auth;
 using FineTunePlatform.Gateway.Infrastructure;
 using FineTunePlatform.Gateway.OpenAI;
+using FineTunePlatform.Gateway.RateLimiting;
+using FineTunePlatform.Gateway.Routing;
+using FineTunePlatform.Gateway.Usage;
 using Microsoft.AspNetCore.Authentication;
 
 namespace FineTunePlatform.Gateway.Extensions;
 
 internal static class Extensions
 {
+
     public static void AddApplicationServices(this IHostApplicationBuilder builder)
     {
         builder.AddNpgsqlDbContext<GatewayDbContext>("gatewaydb");
@@ -41,6 +45,21 @@ internal static class Extensions
         });
 
         builder.Services.AddGrpc();
+
+        builder.Services.Configure<RateLimitDefaults>(builder.Configuration.GetSection("Gateway:RateLimits"));
+        builder.Services.AddSingleton<ApiKeyCache>();
+        builder.Services.AddSingleton<RedisTokenBuckets>();
+        builder.Services.AddSingleton<LocalTokenBuckets>();
+        builder.Services.AddSingleton<RequestRateLimiter>();
+        builder.Services.AddSingleton<UsageRecorder>();
+        builder.Services.AddHostedService(services => services.GetRequiredService<UsageRecorder>());
+
+        builder.Services.Configure<UpstreamOptions>(builder.Configuration.GetSection("Gateway:Upstreams"));
+        builder.Services.AddSingleton<ModelRouter>();
+        // Completions stream for as long as the model writes: no overall timeout and no retries of a POST that
+        // may already have been billed upstream.
+        builder.Services.AddHttpClient(ChatApi.UpstreamHttpClient, client => client.Timeout = Timeout.InfiniteTimeSpan)
+            .WithoutResilienceHandlers();
 
         builder.Services.Configure<FileUploadLimits>(builder.Configuration.GetSection("Datasets:Limits"));
         builder.Services.AddInternalGrpcClient<DatasetService.DatasetServiceClient>("datasets")

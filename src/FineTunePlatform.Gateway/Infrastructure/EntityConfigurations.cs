@@ -33,3 +33,16 @@ internal sealed class ApiKeyConfiguration : IEntityTypeConfiguration<ApiKey>
         builder.HasOne<Project>().WithMany().HasForeignKey(key => key.ProjectId).OnDelete(DeleteBehavior.Cascade);
     }
 }
+
+internal sealed class DailyUsageConfiguration : IEntityTypeConfiguration<Usage.DailyUsage>
+{
+    public void Configure(EntityTypeBuilder<Usage.DailyUsage> builder)
+    {
+        // Written by UsageRecorder with an upsert on this key.
+        builder.ToTable("usage_daily");
+        builder.HasKey(usage => new { usage.ProjectId, usage.KeyId, usage.Model, usage.Day });
+        builder.Property(usage => usage.ProjectId).HasMaxLength(64);
+        builder.Property(usage => usage.KeyId).HasMaxLength(64);
+        builder.Property(usage => usage.Model).HasMaxLength(256);
+    }
+}

@@ -1,0 +1,207 @@
+using System.Net.Http.Headers;
+using System.Text;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using FineTunePlatform.Gateway.Auth;
+using FineTunePlatform.Gateway.OpenAI;
+using FineTunePlatform.Gateway.RateLimiting;
+using FineTunePlatform.Gateway.Routing;
+using FineTunePlatform.Gateway.Usage;
+
+namespace FineTunePlatform.Gateway.Apis;
+
+/// <summary>
+/// POST /v1/chat/completions: validates the request, admits it against the rate limits, routes it by model and
+/// streams the answer back chunk by chunk, recording usage without waiting on it.
+/// </summary>
+public static class ChatApi
+{
+    public const string UpstreamHttpClient = "upstream";
+
+    public static RouteHandlerBuilder MapChatApi(this IEndpointRouteBuilder app) =>
+        app.MapPost("/v1/chat/completions", CompleteChatAsync).RequireAuthorization(Policies.Reader);
+
+    private static async Task CompleteChatAsync(HttpContext context, ModelRouter router, RequestRateLimiter limiter, UsageRecorder usage, IHttpClientFactory clients, TimeProvider time)
+    {
+        var (request, problem) = await ReadRequestAsync(context.Request);
+        if (problem is not null)
+        {
+            await problem.ExecuteAsync(context);
+            return;
+        }
+
+        var model = request!["model"]!.GetValue<string>();
+        var route = router.Find(model);
+        if (route is null)
+        {
+            await ModelNotFound(model).ExecuteAsync(context);
+            return;
+        }
+
+        var identity = context.Features.Get<KeyIdentity>()!;
+        var decision = await limiter.AdmitAsync(identity, EstimateTokens(request));
+        RateLimitHeaders.Apply(context.Response, decision);
+        if (!decision.Allowed)
+        {
+            await RateLimitHeaders.TooManyRequests(decision).ExecuteAsync(context);
+            return;
+        }
+
+        var streaming = request["stream"]?.GetValueKind() == JsonValueKind.True;
+        var clientWantsUsage = request["stream_options"]?["include_usage"]?.GetValueKind() == JsonValueKind.True;
+        if (streaming)
+        {
+            // Always ask the provider for usage so it can be recorded; the extra chunk is withheld unless asked for.
+            request["stream_options"] = new JsonObject { ["include_usage"] = true };
+        }
+
+        using var upstream = new HttpRequestMessage(HttpMethod.Post, route.Provider.BaseUrl.TrimEnd('/') + "/chat/completions")
+        {
+            Content = new StringContent(request.ToJsonString(), Encoding.UTF8, "application/json"),
+        };
+        if (!string.IsNullOrEmpty(route.Provider.ApiKey))
+        {
+            upstream.Headers.Authorization = new AuthenticationHeaderValue("Bearer", route.Provider.ApiKey);
+        }
+
+        HttpResponseMessage response;
+        try
+        {
+            response = await clients.CreateClient(UpstreamHttpClient).SendAsync(upstream, HttpCompletionOption.ResponseHeadersRead, context.RequestAborted);
+        }
+        catch (HttpRequestException)
+        {
+            await OpenAIErrors.Result(StatusCodes.Status502BadGateway, $"The provider serving '{model}' could not be reached; retry later.",
+                OpenAIErrors.ServerError, null, "upstream_unavailable").ExecuteAsync(context);
+            return;
+        }
+
+        using (response)
+        {
+            context.Response.StatusCode = (int)response.StatusCode;
+            context.Response.ContentType = response.Content.Headers.ContentType?.ToString() ?? "application/json";
+            var day = DateOnly.FromDateTime(time.GetUtcNow().UtcDateTime);
+            void Record(JsonNode? usageNode)
+            {
+                if (usageNode is JsonObject counts && response.IsSuccessStatusCode)
+                {
+                    usage.Record(new UsageRecord(identity.ProjectId, identity.KeyId, model, day,
+                        counts["prompt_tokens"]?.GetValue<long>() ?? 0, counts["completion_tokens"]?.GetValue<long>() ?? 0));
+                }
+            }
+
+            if (streaming && response.IsSuccessStatusCode)
+            {
+                await RelayEventStreamAsync(response, context, clientWantsUsage, Record);
+            }
+            else
+            {
+                var body = await response.Content.ReadAsStringAsync(context.RequestAborted);
+                if (response.IsSuccessStatusCode)
+                {
+                    Record(JsonNode.Parse(body)?["usage"]);
+                }
+
+                await context.Response.WriteAsync(body, context.RequestAborted);
+            }
+        }
+    }
+
+    /// <summary>Passes server-sent events through one by one, flushing each as it arrives.</summary>
+    private static async Task RelayEventStreamAsync(HttpResponseMessage response, HttpContext context, bool clientWantsUsage, Action<JsonNode?> record)
+    {
+        context.Response.Headers.CacheControl = "no-cache";
+        await using var stream = await response.Content.ReadAsStreamAsync(context.RequestAborted);
+        using var reader = new StreamReader(stream, Encoding.UTF8);
+        var withholding = false;
+        while (await reader.ReadLineAsync(context.RequestAborted) is { } line)
+        {
+            if (line.Length == 0)
+            {
+                if (!withholding)
+                {
+                    await context.Response.WriteAsync("\n", context.RequestAborted);
+                    await context.Response.Body.FlushAsync(context.RequestAborted);
+                }
+
+                withholding = false;
+                continue;
+            }
+
+            if (line.StartsWith("data: {", StringComparison.Ordinal) && line.Contains("\"usage\":{", StringComparison.Ordinal))
+            {
+                var chunk = JsonNode.Parse(line.AsSpan(6).ToString());
+                record(chunk?["usage"]);
+                withholding = !clientWantsUsage && chunk?["choices"] is JsonArray { Count: 0 };
+            }
+
+            if (!withholding)
+            {
+                await context.Response.WriteAsync(line + "\n", context.RequestAborted);
+            }
+        }
+    }
+
+    private static async Task<(JsonObject? Request, IResult? Problem)> ReadRequestAsync(HttpRequest httpRequest)
+    {
+        JsonNode? node;
+        try
+        {
+            node = await JsonNode.ParseAsync(httpRequest.Body, cancellationToken: httpRequest.HttpContext.RequestAborted);
+        }
+        catch (JsonException ex)
+        {
+            return (null, OpenAIErrors.BadRequest($"We could not parse the JSON body of your request. ({ex.Message})"));
+        }
+
+        if (node is not JsonObject request)
+        {
+            return (null, OpenAIErrors.BadRequest("The request body must be a JSON object."));
+        }
+
+        if (request["model"] is not JsonValue modelValue || modelValue.GetValueKind() != JsonValueKind.String || string.IsNullOrEmpty(modelValue.GetValue<string>()))
+        {
+            return (null, OpenAIErrors.BadRequest("you must provide a model parameter", "model"));
+        }
+
+        if (request["messages"] is not JsonArray { Count: > 0 } messages)
+        {
+            return (null, OpenAIErrors.BadRequest("'messages' must be a non-empty array.", "messages"));
+        }
+
+        for (var i = 0; i < messages.Count; i++)
+        {
+            if (messages[i] is not JsonObject message || message["role"]?.GetValueKind() != JsonValueKind.String)
+            {
+                return (null, OpenAIErrors.BadRequest($"Invalid message at messages[{i}]: each message needs a 'role'.", $"messages[{i}].role"));
+            }
+        }
+
+        if (request["n"] is JsonValue n && (n.GetValueKind() != JsonValueKind.Number || n.GetValue<double>() != 1))
+        {
+            return (null, OpenAIErrors.BadRequest("Only n=1 is supported.", "n"));
+        }
+
+        foreach (var (name, min, max) in (ReadOnlySpan<(string, double, double)>)[("temperature", 0, 2), ("top_p", 0, 1)])
+        {
+            if (request[name] is JsonValue value && (value.GetValueKind() != JsonValueKind.Number || value.GetValue<double>() < min || value.GetValue<double>() > max))
+            {
+                return (null, OpenAIErrors.BadRequest($"'{name}' must be a number between {min} and {max}.", name));
+            }
+        }
+
+        return (request, null);
+    }
+
+    /// <summary>What a request may cost against tokens-per-minute: its prompt (about 4 characters a token) plus its completion budget.</summary>
+    private static long EstimateTokens(JsonObject request)
+    {
+        var promptCharacters = request["messages"]!.ToJsonString().Length;
+        var budget = request["max_completion_tokens"] ?? request["max_tokens"];
+        var completion = budget?.GetValueKind() == JsonValueKind.Number ? budget.GetValue<long>() : 256;
+        return (promptCharacters / 4) + completion;
+    }
+
+    public static IResult ModelNotFound(string model) => OpenAIErrors.NotFound(
+        $"The model `{model}` does not exist or you do not have access to it.", null, "model_not_found");
+}
