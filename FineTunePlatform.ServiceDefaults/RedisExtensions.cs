@@ -30,6 +30,9 @@ public static class RedisExtensions
         // (per-process limits) rather than stopping it.
         options.AbortOnConnectFail = false;
         options.ConnectTimeout = 3000;
+        // Commands fail fast while disconnected instead of waiting in a backlog: callers have fallbacks.
+        options.BacklogPolicy = BacklogPolicy.FailFast;
+        options.AsyncTimeout = 2000;
 
         builder.Services.AddSingleton<IConnectionMultiplexer>(_ => ConnectionMultiplexer.Connect(options));
         builder.Services.AddHealthChecks().AddRedis(

@@ -22,5 +22,6 @@ app.MapUploadsApi();
 app.MapChatApi();
 app.MapModelsApi();
 app.MapUsageApi();
+app.MapProjectKeysApi();
 
 app.Run();

@@ -15,9 +15,9 @@ public static class AdminApi
         var admin = app.MapGroup("/admin/v1").RequireAuthorization(Policies.PlatformAdmin);
         admin.MapPost("/projects", CreateProject);
         admin.MapGet("/projects", ListProjects);
-        admin.MapPost("/projects/{projectId}/keys", CreateKey);
-        admin.MapGet("/projects/{projectId}/keys", ListKeys);
-        admin.MapPost("/projects/{projectId}/keys/{keyId}/revoke", RevokeKey);
+        admin.MapPost("/projects/{projectId}/keys", CreateKeyAsync);
+        admin.MapGet("/projects/{projectId}/keys", ListKeysAsync);
+        admin.MapPost("/projects/{projectId}/keys/{keyId}/revoke", RevokeKeyAsync);
         admin.MapPost("/projects/{projectId}/limits", SetLimits);
         admin.MapGet("/projects/{projectId}/usage", (string projectId, GatewayDbContext db, CancellationToken ct) => UsageApi.ListAsync(db, projectId, ct));
         return admin;
@@ -88,7 +88,7 @@ public static class AdminApi
         return TypedResults.Ok(new ListResponse<ProjectResponse>("list", projects.ConvertAll(ProjectResponse.From)));
     }
 
-    private static async Task<IResult> CreateKey(string projectId, CreateKeyRequest request, GatewayDbContext db, TimeProvider time, CancellationToken ct)
+    public static async Task<IResult> CreateKeyAsync(string projectId, CreateKeyRequest request, GatewayDbContext db, TimeProvider time, CancellationToken ct)
     {
         if (!await db.Projects.AnyAsync(project => project.Id == projectId, ct))
         {
@@ -115,7 +115,7 @@ public static class AdminApi
         return TypedResults.Created($"/admin/v1/projects/{projectId}/keys/{key.Id}", KeyResponse.From(key, plaintext));
     }
 
-    private static async Task<IResult> ListKeys(string projectId, GatewayDbContext db, CancellationToken ct)
+    public static async Task<IResult> ListKeysAsync(string projectId, GatewayDbContext db, CancellationToken ct)
     {
         var keys = await db.ApiKeys.AsNoTracking().Where(key => key.ProjectId == projectId).OrderBy(key => key.CreatedAt).ToListAsync(ct);
         return TypedResults.Ok(new ListResponse<KeyResponse>("list", keys.ConvertAll(key => KeyResponse.From(key))));
@@ -146,7 +146,7 @@ public static class AdminApi
         return TypedResults.Ok(new { id = project.Id, requests_per_minute = project.RequestsPerMinute, tokens_per_minute = project.TokensPerMinute });
     }
 
-    private static async Task<IResult> RevokeKey(string projectId, string keyId, GatewayDbContext db, ApiKeyCache keys, TimeProvider time, CancellationToken ct)
+    public static async Task<IResult> RevokeKeyAsync(string projectId, string keyId, GatewayDbContext db, ApiKeyCache keys, TimeProvider time, CancellationToken ct)
     {
         var key = await db.ApiKeys.SingleOrDefaultAsync(candidate => candidate.Id == keyId && candidate.ProjectId == projectId, ct);
         if (key is null)

@@ -42,6 +42,12 @@ public sealed class RedisTokenBuckets(IConnectionMultiplexer redis)
 
     public async Task<(bool Allowed, long[] Remaining)> TakeAsync(IReadOnlyList<BucketRequest> buckets, DateTimeOffset now)
     {
+        if (!redis.IsConnected)
+        {
+            // Fail at once rather than queue behind the reconnect: the caller falls back to local buckets.
+            throw new RedisConnectionException(ConnectionFailureType.UnableToConnect, "Redis is not connected");
+        }
+
         var keys = buckets.Select(bucket => (RedisKey)("ratelimit:" + bucket.Key)).ToArray();
         var arguments = new List<RedisValue> { now.ToUnixTimeMilliseconds() };
         foreach (var bucket in buckets)
