@@ -1,0 +1,156 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Net;
+using System.Net.Http.Headers;
+using System.Net.Http.Json;
+using System.Net.Sockets;
+using System.Text;
+using System.Text.Json;
+
+// Added latency of the gateway: the same chat completion sent straight to an upstream and through the gateway (auth,
+// rate limiting and usage on), open-loop at fixed rates, p50/p99 side by side in one run.
+// Needs the private servers: eng/servers.sh start /tmp/bench-servers && . /tmp/bench-servers/servers.env
+//   dotnet run -c Release --project bench/FineTunePlatform.Gateway.Bench [seconds-per-rate] [rates...]
+var seconds = args.Length > 0 ? int.Parse(args[0], CultureInfo.InvariantCulture) : 5;
+int[] rates = args.Length > 1 ? args[1..].Select(rate => int.Parse(rate, CultureInfo.InvariantCulture)).ToArray() : [200, 1000, 2000];
+
+var upstreamPort = FreePort();
+var upstream = WebApplication.CreateSlimBuilder(new WebApplicationOptions { ContentRootPath = Directory.CreateTempSubdirectory().FullName });
+upstream.Logging.ClearProviders();
+upstream.WebHost.UseUrls($"http://127.0.0.1:{upstreamPort}");
+var upstreamApp = upstream.Build();
+var completion = Encoding.UTF8.GetBytes("""{"id":"chatcmpl-bench","object":"chat.completion","created":1,"model":"echo-1","choices":[{"index":0,"message":{"role":"assistant","content":"ok"},"finish_reason":"stop"}],"usage":{"prompt_tokens":5,"completion_tokens":1,"total_tokens":6}}""");
+upstreamApp.MapPost("/v1/chat/completions", async context =>
+{
+    await context.Request.Body.CopyToAsync(Stream.Null);
+    context.Response.ContentType = "application/json";
+    await context.Response.Body.WriteAsync(completion);
+});
+await upstreamApp.StartAsync();
+
+var gatewayPort = FreePort();
+var adminKey = "sk-ft-bench-admin-" + Guid.NewGuid().ToString("N");
+var gatewayDll = Path.Combine(AppContext.BaseDirectory, "..", "..", "..", "..", "..", "src", "FineTunePlatform.Gateway", "bin",
+    AppContext.BaseDirectory.Contains("/Release/", StringComparison.Ordinal) ? "Release" : "Debug", "net10.0", "FineTunePlatform.Gateway.dll");
+var start = new ProcessStartInfo("dotnet", [Path.GetFullPath(gatewayDll)])
+{
+    WorkingDirectory = Path.GetDirectoryName(Path.GetFullPath(gatewayDll))!,
+    RedirectStandardOutput = true,
+    RedirectStandardError = true,
+};
+start.Environment["ConnectionStrings__gatewaydb"] = Require("FTP_POSTGRES_SERVER").Replace("Database=postgres", $"Database=bench_gateway_{Guid.NewGuid():N}", StringComparison.Ordinal);
+start.Environment["Kestrel__Endpoints__http__Url"] = $"http://127.0.0.1:{gatewayPort}";
+start.Environment["Kestrel__Endpoints__grpc__Url"] = $"http://127.0.0.1:{FreePort()}";
+start.Environment["Internal__Token"] = "bench-internal-token-" + Guid.NewGuid().ToString("N");
+start.Environment["Gateway__BootstrapAdminKey"] = adminKey;
+start.Environment["Gateway__Upstreams__echo__BaseUrl"] = $"http://127.0.0.1:{upstreamPort}/v1";
+start.Environment["Gateway__Upstreams__echo__Models__0"] = "echo-1";
+start.Environment["ASPNETCORE_ENVIRONMENT"] = "Production";
+start.Environment["Logging__LogLevel__Default"] = "Warning";
+using var gateway = Process.Start(start)!;
+_ = gateway.StandardOutput.ReadToEndAsync();
+_ = gateway.StandardError.ReadToEndAsync();
+try
+{
+    using var probe = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{gatewayPort}") };
+    for (var attempt = 0; ; attempt++)
+    {
+        try
+        {
+            if ((await probe.GetAsync(new Uri("/health", UriKind.Relative))).IsSuccessStatusCode)
+            {
+                break;
+            }
+        }
+        catch (HttpRequestException) when (attempt < 300)
+        {
+        }
+
+        await Task.Delay(100);
+    }
+
+    probe.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", adminKey);
+    var project = (await (await probe.PostAsJsonAsync("/admin/v1/projects", new { name = "bench" })).Content.ReadFromJsonAsync<JsonElement>()).GetProperty("id").GetString();
+    await probe.PostAsJsonAsync($"/admin/v1/projects/{project}/limits", new { requests_per_minute = 10_000_000, tokens_per_minute = 1_000_000_000 });
+    var key = (await (await probe.PostAsJsonAsync($"/admin/v1/projects/{project}/keys", new { name = "bench", role = "member" })).Content.ReadFromJsonAsync<JsonElement>()).GetProperty("value").GetString()!;
+
+    using var client = new HttpClient(new SocketsHttpHandler { MaxConnectionsPerServer = 512, PooledConnectionLifetime = TimeSpan.FromMinutes(10) });
+    var body = """{"model":"echo-1","messages":[{"role":"user","content":"How do I reset my password?"}],"max_tokens":16}""";
+    async Task<(bool Ok, double Ms)> SendAsync(Uri url, string? apiKey)
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Post, url) { Content = new StringContent(body, Encoding.UTF8, "application/json") };
+        if (apiKey is not null)
+        {
+            request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", apiKey);
+        }
+
+        var clock = Stopwatch.StartNew();
+        try
+        {
+            using var response = await client.SendAsync(request);
+            await response.Content.CopyToAsync(Stream.Null);
+            return (response.IsSuccessStatusCode, clock.Elapsed.TotalMilliseconds);
+        }
+        catch (HttpRequestException)
+        {
+            return (false, clock.Elapsed.TotalMilliseconds);
+        }
+    }
+
+    var direct = new Uri($"http://127.0.0.1:{upstreamPort}/v1/chat/completions");
+    var through = new Uri($"http://127.0.0.1:{gatewayPort}/v1/chat/completions");
+    for (var i = 0; i < 500; i++)
+    {
+        await SendAsync(direct, null);
+        await SendAsync(through, key);
+    }
+
+    Console.WriteLine($"gateway added latency, {seconds} s per rate, open loop, {Environment.ProcessorCount} cores (load generator, upstream and gateway share them)");
+    Console.WriteLine("rate/s | direct p50   p99  | gateway p50   p99  | added p50   p99  | errors");
+    foreach (var rate in rates)
+    {
+        var directResult = await RunAsync(rate, seconds, () => SendAsync(direct, null));
+        var gatewayResult = await RunAsync(rate, seconds, () => SendAsync(through, key));
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"{rate,6} | {directResult.P50,8:F2} {directResult.P99,6:F2} | {gatewayResult.P50,8:F2} {gatewayResult.P99,6:F2} | {gatewayResult.P50 - directResult.P50,8:F2} {gatewayResult.P99 - directResult.P99,6:F2} | {directResult.Errors + gatewayResult.Errors} (achieved {gatewayResult.Achieved:F0}/s)"));
+    }
+}
+finally
+{
+    gateway.Kill(entireProcessTree: true);
+    await upstreamApp.StopAsync();
+}
+
+static async Task<(double P50, double P99, int Errors, double Achieved)> RunAsync(int rate, int seconds, Func<Task<(bool Ok, double Ms)>> send)
+{
+    // Open loop: requests start on schedule whether or not earlier ones finished, so queueing shows in the latency.
+    var total = rate * seconds;
+    var tasks = new Task<(bool Ok, double Ms)>[total];
+    var clock = Stopwatch.StartNew();
+    for (var i = 0; i < total; i++)
+    {
+        var due = TimeSpan.FromSeconds((double)i / rate);
+        var wait = due - clock.Elapsed;
+        if (wait > TimeSpan.FromMilliseconds(1))
+        {
+            await Task.Delay(wait);
+        }
+
+        tasks[i] = send();
+    }
+
+    var results = await Task.WhenAll(tasks);
+    var achieved = total / clock.Elapsed.TotalSeconds;
+    var latencies = results.Select(result => result.Ms).Order().ToArray();
+    return (latencies[(int)(latencies.Length * 0.5)], latencies[Math.Min(latencies.Length - 1, (int)(latencies.Length * 0.99))], results.Count(result => !result.Ok), achieved);
+}
+
+static int FreePort()
+{
+    using var listener = new TcpListener(IPAddress.Loopback, 0);
+    listener.Start();
+    return ((IPEndPoint)listener.LocalEndpoint).Port;
+}
+
+static string Require(string variable) => Environment.GetEnvironmentVariable(variable)
+    ?? throw new InvalidOperationException($"{variable} is not set: eng/servers.sh start DIR, then source DIR/servers.env");
