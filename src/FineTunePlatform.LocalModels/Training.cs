@@ -1,0 +1,149 @@
+using System.Numerics.Tensors;
+
+namespace FineTunePlatform.LocalModels;
+
+/// <summary>A supervised chat example: the conversation, whose assistant messages are learned.</summary>
+public sealed record SupervisedExample(IReadOnlyList<ChatTurn> Messages);
+
+/// <summary>
+/// How to train: epochs, batch size, the learning-rate multiplier on the preset's base rate, and the seed that makes
+/// initialisation and data order reproducible.
+/// </summary>
+public sealed record TrainingOptions(int Epochs, int BatchSize, double LearningRateMultiplier, int Seed)
+{
+    /// <summary>AdamW's base learning rate before the multiplier; warmup over the first 10% of steps, cosine to 10%.</summary>
+    public double BaseLearningRate { get; init; } = 3e-3;
+
+    public double WeightDecay { get; init; } = 0.01;
+
+    public double MaxGradientNorm { get; init; } = 1.0;
+}
+
+/// <summary>What one optimisation step reported.</summary>
+public sealed record TrainingProgress(int Step, int TotalSteps, int Epoch, double TrainLoss, double TrainTokenAccuracy, long TrainedTokens);
+
+/// <summary>
+/// Trains a model on supervised chat examples with AdamW, warmup and cosine decay, and gradient clipping. Batches
+/// pad sequences to the longest in the batch with zero loss weight. Deterministic for a seed.
+/// </summary>
+public sealed class LocalTrainer
+{
+    public static TransformerModel Train(TransformerModel initial, IReadOnlyList<SupervisedExample> examples, TrainingOptions options,
+        Action<TrainingProgress>? onStep = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(options.Epochs, 1);
+        ArgumentOutOfRangeException.ThrowIfLessThan(options.BatchSize, 1);
+        var model = initial.Clone();
+        var context = model.Preset.ContextLength;
+        var rendered = examples.Select(example => ChatTokens.Render(example.Messages))
+            .Select(pair => (Tokens: pair.Tokens.Take(context + 1).ToArray(), Weights: pair.LossWeights.Take(context + 1).ToArray()))
+            .Where(pair => pair.Tokens.Length > 1)
+            .ToList();
+        var batchesPerEpoch = (rendered.Count + options.BatchSize - 1) / options.BatchSize;
+        var totalSteps = batchesPerEpoch * options.Epochs;
+        var optimizer = new AdamW(model.Parameters.Length);
+        var random = new Random(options.Seed);
+        var passes = new Dictionary<(int, int), ForwardPass>();
+        long trainedTokens = 0;
+        var step = 0;
+        for (var epoch = 1; epoch <= options.Epochs; epoch++)
+        {
+            var order = Enumerable.Range(0, rendered.Count).ToArray();
+            random.Shuffle(order);
+            for (var start = 0; start < order.Length; start += options.BatchSize)
+            {
+                cancellationToken.ThrowIfCancellationRequested();
+                var batch = order.Skip(start).Take(options.BatchSize).Select(index => rendered[index]).ToList();
+                var length = batch.Max(sequence => sequence.Tokens.Length) - 1;
+                if (!passes.TryGetValue((batch.Count, length), out var pass))
+                {
+                    passes[(batch.Count, length)] = pass = new ForwardPass(model, batch.Count, length);
+                }
+
+                var (inputs, targets, weights) = Pack(batch, length);
+                var result = pass.Forward(inputs, targets, weights);
+                pass.Backward(inputs);
+                step++;
+                optimizer.Step(model.Parameters, pass.Gradients, LearningRate(options, step, totalSteps), options);
+                trainedTokens += batch.Sum(sequence => sequence.Tokens.Length - 1);
+                onStep?.Invoke(new TrainingProgress(step, totalSteps, epoch, result.Loss, result.Counted == 0 ? 0 : (double)result.Correct / result.Counted, trainedTokens));
+            }
+        }
+
+        return model;
+    }
+
+    private static (int[] Inputs, int[] Targets, float[] Weights) Pack(List<(int[] Tokens, float[] Weights)> batch, int length)
+    {
+        var inputs = new int[batch.Count * length];
+        var targets = new int[batch.Count * length];
+        var weights = new float[batch.Count * length];
+        for (var b = 0; b < batch.Count; b++)
+        {
+            var (tokens, lossWeights) = batch[b];
+            for (var t = 0; t < length; t++)
+            {
+                var i = (b * length) + t;
+                if (t + 1 < tokens.Length)
+                {
+                    inputs[i] = tokens[t];
+                    targets[i] = tokens[t + 1];
+                    weights[i] = lossWeights[t + 1];
+                }
+                else
+                {
+                    inputs[i] = ChatTokens.EndOfTurn;
+                }
+            }
+        }
+
+        return (inputs, targets, weights);
+    }
+
+    private static double LearningRate(TrainingOptions options, int step, int totalSteps)
+    {
+        var peak = options.BaseLearningRate * options.LearningRateMultiplier;
+        var warmup = Math.Max(1, totalSteps / 10);
+        if (step <= warmup)
+        {
+            return peak * step / warmup;
+        }
+
+        var progress = (double)(step - warmup) / Math.Max(1, totalSteps - warmup);
+        return peak * (0.1 + (0.9 * 0.5 * (1 + Math.Cos(Math.PI * progress))));
+    }
+}
+
+/// <summary>AdamW with global-norm gradient clipping; its moments live beside the parameters.</summary>
+internal sealed class AdamW(int size)
+{
+    private const float Beta1 = 0.9f;
+    private const float Beta2 = 0.95f;
+    private const float Epsilon = 1e-8f;
+
+    public float[] FirstMoment { get; } = new float[size];
+
+    public float[] SecondMoment { get; } = new float[size];
+
+    public int Steps { get; private set; }
+
+    public void Step(float[] parameters, float[] gradients, double learningRate, TrainingOptions options)
+    {
+        Steps++;
+        var norm = MathF.Sqrt(TensorPrimitives.SumOfSquares(gradients));
+        var clip = norm > options.MaxGradientNorm ? (float)(options.MaxGradientNorm / norm) : 1f;
+        var lr = (float)learningRate;
+        var decay = (float)options.WeightDecay;
+        var correction1 = 1f - MathF.Pow(Beta1, Steps);
+        var correction2 = 1f - MathF.Pow(Beta2, Steps);
+        for (var i = 0; i < parameters.Length; i++)
+        {
+            var g = gradients[i] * clip;
+            FirstMoment[i] = (Beta1 * FirstMoment[i]) + ((1 - Beta1) * g);
+            SecondMoment[i] = (Beta2 * SecondMoment[i]) + ((1 - Beta2) * g * g);
+            var mHat = FirstMoment[i] / correction1;
+            var vHat = SecondMoment[i] / correction2;
+            parameters[i] -= lr * ((mHat / (MathF.Sqrt(vHat) + Epsilon)) + (decay * parameters[i]));
+        }
+    }
+}
