@@ -28,12 +28,17 @@ public sealed record TrainingProgress(int Step, int TotalSteps, int Epoch, doubl
 /// </summary>
 public sealed class LocalTrainer
 {
+    /// <summary>
+    /// Trains from `initial` (a fresh preset or a fine-tuned model), or continues `resumeFrom` to exactly the weights an
+    /// uninterrupted run reaches. `onEpochEnd` receives a checkpoint after every epoch.
+    /// </summary>
     public static TransformerModel Train(TransformerModel initial, IReadOnlyList<SupervisedExample> examples, TrainingOptions options,
-        Action<TrainingProgress>? onStep = null, CancellationToken cancellationToken = default)
+        Action<TrainingProgress>? onStep = null, TrainingCheckpoint? resumeFrom = null, Action<TrainingCheckpoint>? onEpochEnd = null,
+        CancellationToken cancellationToken = default)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(options.Epochs, 1);
         ArgumentOutOfRangeException.ThrowIfLessThan(options.BatchSize, 1);
-        var model = initial.Clone();
+        var model = (resumeFrom?.Model ?? initial).Clone();
         var context = model.Preset.ContextLength;
         var rendered = examples.Select(example => ChatTokens.Render(example.Messages))
             .Select(pair => (Tokens: pair.Tokens.Take(context + 1).ToArray(), Weights: pair.LossWeights.Take(context + 1).ToArray()))
@@ -41,15 +46,17 @@ public sealed class LocalTrainer
             .ToList();
         var batchesPerEpoch = (rendered.Count + options.BatchSize - 1) / options.BatchSize;
         var totalSteps = batchesPerEpoch * options.Epochs;
-        var optimizer = new AdamW(model.Parameters.Length);
-        var random = new Random(options.Seed);
+        var optimizer = resumeFrom?.FirstMoment is null
+            ? new AdamW(model.Parameters.Length)
+            : new AdamW(resumeFrom.FirstMoment, resumeFrom.SecondMoment!, resumeFrom.Step);
         var passes = new Dictionary<(int, int), ForwardPass>();
         long trainedTokens = 0;
-        var step = 0;
-        for (var epoch = 1; epoch <= options.Epochs; epoch++)
+        var step = resumeFrom?.Step ?? 0;
+        for (var epoch = (resumeFrom?.EpochsCompleted ?? 0) + 1; epoch <= options.Epochs; epoch++)
         {
+            // Each epoch's order comes from the seed and the epoch alone, so a resumed run replays it exactly.
             var order = Enumerable.Range(0, rendered.Count).ToArray();
-            random.Shuffle(order);
+            new Random(unchecked((options.Seed * 1_000_003) + epoch)).Shuffle(order);
             for (var start = 0; start < order.Length; start += options.BatchSize)
             {
                 cancellationToken.ThrowIfCancellationRequested();
@@ -68,6 +75,8 @@ public sealed class LocalTrainer
                 trainedTokens += batch.Sum(sequence => sequence.Tokens.Length - 1);
                 onStep?.Invoke(new TrainingProgress(step, totalSteps, epoch, result.Loss, result.Counted == 0 ? 0 : (double)result.Correct / result.Counted, trainedTokens));
             }
+
+            onEpochEnd?.Invoke(new TrainingCheckpoint(model.Clone(), epoch, step, (float[])optimizer.FirstMoment.Clone(), (float[])optimizer.SecondMoment.Clone()));
         }
 
         return model;
@@ -115,17 +124,22 @@ public sealed class LocalTrainer
 }
 
 /// <summary>AdamW with global-norm gradient clipping; its moments live beside the parameters.</summary>
-internal sealed class AdamW(int size)
+internal sealed class AdamW(float[] firstMoment, float[] secondMoment, int steps)
 {
     private const float Beta1 = 0.9f;
     private const float Beta2 = 0.95f;
     private const float Epsilon = 1e-8f;
 
-    public float[] FirstMoment { get; } = new float[size];
+    public AdamW(int size)
+        : this(new float[size], new float[size], 0)
+    {
+    }
 
-    public float[] SecondMoment { get; } = new float[size];
+    public float[] FirstMoment { get; } = (float[])firstMoment.Clone();
 
-    public int Steps { get; private set; }
+    public float[] SecondMoment { get; } = (float[])secondMoment.Clone();
+
+    public int Steps { get; private set; } = steps;
 
     public void Step(float[] parameters, float[] gradients, double learningRate, TrainingOptions options)
     {
