@@ -14,44 +14,80 @@ public sealed record GenerationResult(string Text, string FinishReason, int Prom
 /// </summary>
 public static class Generator
 {
-    public static GenerationResult Complete(TransformerModel model, IReadOnlyList<ChatTurn> messages, SamplingOptions options)
+    public static GenerationResult Complete(TransformerModel model, IReadOnlyList<ChatTurn> messages, SamplingOptions options, IReadOnlyList<string>? stop = null)
+    {
+        var text = new StringBuilder();
+        GenerationResult? result = null;
+        foreach (var piece in Stream(model, messages, options, stop))
+        {
+            text.Append(piece.Delta);
+            result = piece.Result ?? result;
+        }
+
+        return result! with { Text = text.ToString() };
+    }
+
+    /// <summary>
+    /// Yields the reply as text deltas as tokens are produced (bytes are held back until they complete a UTF-8
+    /// character); the last item carries the result. Stop sequences end the reply without being part of it.
+    /// </summary>
+    public static IEnumerable<(string Delta, GenerationResult? Result)> Stream(TransformerModel model, IReadOnlyList<ChatTurn> messages, SamplingOptions options, IReadOnlyList<string>? stop = null)
     {
         var tokens = ChatTokens.RenderPrompt(messages).ToList();
         var promptTokens = tokens.Count;
         var context = model.Preset.ContextLength;
-        if (promptTokens > context)
+        if (tokens.Count > context)
         {
-            tokens = tokens.Skip(promptTokens - context).ToList();
+            tokens = tokens.Skip(tokens.Count - context).ToList();
         }
 
         var random = new Random(options.Seed ?? Environment.TickCount);
-        var reply = new List<byte>();
         var vocabulary = model.Preset.VocabularySize;
-        for (var produced = 0; produced < options.MaxTokens; produced++)
+        var decoder = Encoding.UTF8.GetDecoder();
+        var reply = new StringBuilder();
+        var emitted = 0;
+        var chars = new char[4];
+        var finish = "length";
+        var produced = 0;
+        var holdBack = stop is { Count: > 0 } ? stop.Max(sequence => sequence.Length) : 0;
+        while (produced < options.MaxTokens && tokens.Count < context)
         {
-            if (tokens.Count >= context)
-            {
-                return new GenerationResult(Decode(reply), "length", promptTokens, produced);
-            }
-
             var pass = new ForwardPass(model, 1, tokens.Count);
             pass.Forward([.. tokens]);
             var next = Sample(pass.Probabilities.AsSpan((tokens.Count - 1) * vocabulary, vocabulary), options, random);
+            produced++;
             if (next == ChatTokens.EndOfTurn)
             {
-                return new GenerationResult(Decode(reply), "stop", promptTokens, produced + 1);
+                finish = "stop";
+                break;
             }
 
             tokens.Add(next);
-            if (next < 256)
+            if (next >= 256)
             {
-                reply.Add((byte)next);
+                continue;
+            }
+
+            var count = decoder.GetChars([(byte)next], 0, 1, chars, 0);
+            reply.Append(chars, 0, count);
+            if (stop is not null && stop.FirstOrDefault(sequence => sequence.Length > 0 && reply.ToString().EndsWith(sequence, StringComparison.Ordinal)) is { } hit)
+            {
+                reply.Length -= hit.Length;
+                finish = "stop";
+                break;
+            }
+
+            // Hold back what could still become a stop sequence.
+            var safe = reply.Length - holdBack;
+            if (safe > emitted)
+            {
+                yield return (reply.ToString(emitted, safe - emitted), null);
+                emitted = safe;
             }
         }
 
-        return new GenerationResult(Decode(reply), "length", promptTokens, options.MaxTokens);
+        yield return (reply.ToString(emitted, Math.Max(0, reply.Length - emitted)), new GenerationResult(reply.ToString(), finish, promptTokens, produced));
     }
-
     private static int Sample(ReadOnlySpan<float> probabilities, SamplingOptions options, Random random)
     {
         if (options.Temperature <= 0)
@@ -93,6 +129,4 @@ public static class Generator
 
         return kept[^1];
     }
-
-    private static string Decode(List<byte> bytes) => Encoding.UTF8.GetString([.. bytes]);
 }

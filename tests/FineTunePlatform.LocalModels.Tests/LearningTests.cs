@@ -54,3 +54,22 @@ public sealed class LearningTests
         Assert.True(first.FinishReason is "length" or "stop");
     }
 }
+
+public sealed class StopSequenceTests
+{
+    [Fact]
+    public void A_stop_sequence_ends_the_reply_without_being_part_of_it()
+    {
+        var model = TransformerModel.Create(ModelPresets.Nano, seed: 4);
+        ChatTurn[] prompt = [new("user", "hello there")];
+        var options = new SamplingOptions(Temperature: 1, MaxTokens: 20, Seed: 8);
+        var free = Generator.Complete(model, prompt, options);
+        Assert.False(string.IsNullOrEmpty(free.Text), "the seeded sample should produce some text");
+
+        // Sampling is deterministic for the seed, so a stop sequence equal to the first character ends the reply at once.
+        var stopped = Generator.Complete(model, prompt, options, stop: [free.Text[..1]]);
+
+        Assert.Equal("stop", stopped.FinishReason);
+        Assert.Equal("", stopped.Text);
+    }
+}

@@ -21,7 +21,7 @@ public static class ChatApi
     public static RouteHandlerBuilder MapChatApi(this IEndpointRouteBuilder app) =>
         app.MapPost("/v1/chat/completions", CompleteChatAsync).RequireAuthorization(Policies.Reader);
 
-    private static async Task CompleteChatAsync(HttpContext context, ModelRouter router, RequestRateLimiter limiter, UsageRecorder usage, IHttpClientFactory clients, TimeProvider time)
+    private static async Task CompleteChatAsync(HttpContext context, ModelRouter router, LocalModelRuntime runtime, RequestRateLimiter limiter, UsageRecorder usage, IHttpClientFactory clients, TimeProvider time)
     {
         var (request, problem) = await ReadRequestAsync(context.Request);
         if (problem is not null)
@@ -32,7 +32,8 @@ public static class ChatApi
 
         var model = request!["model"]!.GetValue<string>();
         var route = router.Find(model);
-        if (route is null)
+        var local = LocalModelRuntime.IsBaseModel(model);
+        if (route is null && !local)
         {
             await ModelNotFound(model).ExecuteAsync(context);
             return;
@@ -44,6 +45,12 @@ public static class ChatApi
         if (!decision.Allowed)
         {
             await RateLimitHeaders.TooManyRequests(decision).ExecuteAsync(context);
+            return;
+        }
+
+        if (route is null)
+        {
+            await LocalChatCompletions.RespondAsync(context, request, model, runtime, identity, usage, time);
             return;
         }
 

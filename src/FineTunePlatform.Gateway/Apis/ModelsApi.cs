@@ -13,11 +13,16 @@ public static class ModelsApi
     public static RouteGroupBuilder MapModelsApi(this IEndpointRouteBuilder app)
     {
         var models = app.MapGroup("/v1/models").RequireAuthorization(Policies.Reader);
-        models.MapGet("", (ModelRouter router) => TypedResults.Ok(new ModelList("list", router.All().Select(ModelObject.From).ToList())));
+        models.MapGet("", (ModelRouter router) => TypedResults.Ok(new ModelList("list", LocalModels().Concat(router.All().Select(ModelObject.From)).ToList())));
         models.MapGet("/{**modelId}", (string modelId, ModelRouter router) =>
-            router.Find(modelId) is { } route ? Results.Ok(ModelObject.From(route)) : ChatApi.ModelNotFound(modelId));
+            router.Find(modelId) is { } route ? Results.Ok(ModelObject.From(route))
+            : LocalModels().FirstOrDefault(model => model.Id == modelId) is { } local ? Results.Ok(local)
+            : ChatApi.ModelNotFound(modelId));
         return models;
     }
+
+    private static IEnumerable<ModelObject> LocalModels() =>
+        FineTunePlatform.LocalModels.ModelPresets.All.Select(preset => new ModelObject(preset.Name, "model", 0, "system"));
 
     public sealed record ModelObject(
         [property: JsonPropertyName("id")] string Id,

@@ -56,6 +56,7 @@ internal static class Extensions
 
         builder.Services.Configure<UpstreamOptions>(builder.Configuration.GetSection("Gateway:Upstreams"));
         builder.Services.AddSingleton<ModelRouter>();
+        builder.Services.AddSingleton<LocalModelRuntime>();
         // Completions stream for as long as the model writes: no overall timeout and no retries of a POST that
         // may already have been billed upstream.
         builder.Services.AddHttpClient(ChatApi.UpstreamHttpClient, client => client.Timeout = Timeout.InfiniteTimeSpan)

@@ -18,8 +18,8 @@ public sealed class UpstreamOptions : Dictionary<string, UpstreamProvider>;
 public sealed record ModelRoute(string Model, string ProviderName, UpstreamProvider Provider);
 
 /// <summary>
-/// Routes a model id: `local-*` and `ft:local-*` belong to the built-in runtime (served once the model registry and
-/// runtime land), any other id to the upstream provider that lists it; anything else does not exist.
+/// Finds the upstream provider serving a model id. The built-in runtime's base presets are answered by
+/// LocalModelRuntime; `ft:local-*` models join when the training service's registry serves their artifacts.
 /// </summary>
 public sealed class ModelRouter(Microsoft.Extensions.Options.IOptionsMonitor<UpstreamOptions> upstreams)
 {
