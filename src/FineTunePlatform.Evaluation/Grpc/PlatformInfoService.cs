@@ -1,14 +1,3 @@
-using FineTunePlatform.Contracts;
-using Grpc.Core;
-
 namespace FineTunePlatform.Evaluation.Grpc;
 
-public sealed class PlatformInfoService : PlatformInfo.PlatformInfoBase
-{
-    public override Task<ServiceInfo> GetInfo(GetInfoRequest request, ServerCallContext context) =>
-        Task.FromResult(new ServiceInfo
-        {
-            Service = "evaluation",
-            Version = typeof(PlatformInfoService).Assembly.GetName().Version?.ToString() ?? "0.0.0",
-        });
-}
+public sealed class PlatformInfoService() : PlatformInfoServiceBase("evaluation");
