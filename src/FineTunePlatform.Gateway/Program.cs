@@ -16,6 +16,7 @@ app.UseAuthorization();
 
 app.MapDefaultEndpoints();
 app.MapGrpcService<PlatformInfoService>();
+app.MapGrpcService<InferenceGrpcService>();
 app.MapAdminApi();
 app.MapFilesApi();
 app.MapUploadsApi();

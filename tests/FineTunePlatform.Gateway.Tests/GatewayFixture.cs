@@ -18,10 +18,14 @@ public sealed class GatewayFixture : IAsyncLifetime
 
     public EchoCompletionsServer Upstream { get; private set; } = null!;
 
+    /// <summary>The secret platform services present on internal gRPC calls.</summary>
+    public string InternalToken { get; private set; } = null!;
+
     public async Task InitializeAsync()
     {
         Upstream = await EchoCompletionsServer.StartAsync();
         var platform = await PlatformTestEnvironment.CreateAsync("gateway");
+        InternalToken = platform.InternalToken;
         Gateway = new ServiceHost<PlatformInfoService>(SettingsWithUpstream(platform.SettingsFor("gatewaydb"), Upstream));
         _ = Gateway.BaseAddress;
     }

@@ -1,4 +1,3 @@
-using System.Net.Http.Headers;
 using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
@@ -16,12 +15,10 @@ namespace FineTunePlatform.Gateway.Apis;
 /// </summary>
 public static class ChatApi
 {
-    public const string UpstreamHttpClient = "upstream";
-
     public static RouteHandlerBuilder MapChatApi(this IEndpointRouteBuilder app) =>
         app.MapPost("/v1/chat/completions", CompleteChatAsync).RequireAuthorization(Policies.Reader);
 
-    private static async Task CompleteChatAsync(HttpContext context, ModelRouter router, LocalModelRuntime runtime, RequestRateLimiter limiter, UsageRecorder usage, IHttpClientFactory clients, TimeProvider time)
+    private static async Task CompleteChatAsync(HttpContext context, ModelRouter router, LocalModelRuntime runtime, RequestRateLimiter limiter, UsageRecorder usage, UpstreamChatClient upstreamClient, TimeProvider time)
     {
         var (request, problem) = await ReadRequestAsync(context.Request);
         if (problem is not null)
@@ -62,24 +59,14 @@ public static class ChatApi
             request["stream_options"] = new JsonObject { ["include_usage"] = true };
         }
 
-        using var upstream = new HttpRequestMessage(HttpMethod.Post, route.Provider.BaseUrl.TrimEnd('/') + "/chat/completions")
-        {
-            Content = new StringContent(request.ToJsonString(), Encoding.UTF8, "application/json"),
-        };
-        if (!string.IsNullOrEmpty(route.Provider.ApiKey))
-        {
-            upstream.Headers.Authorization = new AuthenticationHeaderValue("Bearer", route.Provider.ApiKey);
-        }
-
         HttpResponseMessage response;
         try
         {
-            response = await clients.CreateClient(UpstreamHttpClient).SendAsync(upstream, HttpCompletionOption.ResponseHeadersRead, context.RequestAborted);
+            response = await upstreamClient.SendAsync(route, request, context.RequestAborted);
         }
         catch (HttpRequestException)
         {
-            await OpenAIErrors.Result(StatusCodes.Status502BadGateway, $"The provider serving '{model}' could not be reached; retry later.",
-                OpenAIErrors.ServerError, null, "upstream_unavailable").ExecuteAsync(context);
+            await UpstreamUnavailable(model).ExecuteAsync(context);
             return;
         }
 
@@ -208,6 +195,9 @@ public static class ChatApi
         var completion = budget?.GetValueKind() == JsonValueKind.Number ? budget.GetValue<long>() : 256;
         return (promptCharacters / 4) + completion;
     }
+
+    public static IResult UpstreamUnavailable(string model) => OpenAIErrors.Result(StatusCodes.Status502BadGateway,
+        $"The provider serving '{model}' could not be reached; retry later.", OpenAIErrors.ServerError, null, "upstream_unavailable");
 
     public static IResult ModelNotFound(string model) => OpenAIErrors.NotFound(
         $"The model `{model}` does not exist or you do not have access to it.", null, "model_not_found");

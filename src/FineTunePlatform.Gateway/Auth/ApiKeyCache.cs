@@ -63,6 +63,31 @@ public sealed class ApiKeyCache(IServiceScopeFactory scopes, TimeProvider time, 
         return resolved;
     }
 
+    /// <summary>
+    /// The identity of an internal call made on a project's behalf (the evaluation service sampling models): the
+    /// project's limits apply; the key limits do not, as no key is presented.
+    /// </summary>
+    public async Task<KeyIdentity?> ResolveProjectAsync(InternalCaller caller, CancellationToken cancellationToken)
+    {
+        var cacheKey = $"internal:{caller.ProjectId}:{caller.KeyId}";
+        var now = time.GetUtcNow();
+        if (_entries.TryGetValue(cacheKey, out var entry) && entry.Until > now)
+        {
+            return entry.Identity;
+        }
+
+        await using var scope = scopes.CreateAsyncScope();
+        var db = scope.ServiceProvider.GetRequiredService<GatewayDbContext>();
+        var project = await db.Projects.AsNoTracking().SingleOrDefaultAsync(candidate => candidate.Id == caller.ProjectId, cancellationToken);
+        var fallback = defaults.Value;
+        var identity = project is null ? null : new KeyIdentity(
+            caller.KeyId ?? "internal", project.Id, caller.Role, "internal", null,
+            new RateLimits(project.RequestsPerMinute ?? fallback.RequestsPerMinute, project.TokensPerMinute ?? fallback.TokensPerMinute),
+            new RateLimits(null, null));
+        _entries[cacheKey] = (identity, identity is null ? "unknown project" : null, now + Lifetime);
+        return identity;
+    }
+
     /// <summary>Forgets every cached identity of a project (its keys or limits changed).</summary>
     public void InvalidateProject(string projectId)
     {

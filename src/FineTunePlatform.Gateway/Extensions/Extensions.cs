@@ -59,8 +59,9 @@ internal static class Extensions
         builder.Services.AddSingleton<LocalModelRuntime>();
         // Completions stream for as long as the model writes: no overall timeout and no retries of a POST that
         // may already have been billed upstream.
-        builder.Services.AddHttpClient(ChatApi.UpstreamHttpClient, client => client.Timeout = Timeout.InfiniteTimeSpan)
+        builder.Services.AddHttpClient(UpstreamChatClient.HttpClientName, client => client.Timeout = Timeout.InfiniteTimeSpan)
             .WithoutResilienceHandlers();
+        builder.Services.AddSingleton<UpstreamChatClient>();
 
         builder.Services.Configure<FileUploadLimits>(builder.Configuration.GetSection("Datasets:Limits"));
         builder.Services.AddInternalGrpcClient<DatasetService.DatasetServiceClient>("datasets")
