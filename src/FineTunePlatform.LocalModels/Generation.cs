@@ -9,8 +9,7 @@ public sealed record SamplingOptions(double Temperature = 1, double TopP = 1, in
 public sealed record GenerationResult(string Text, string FinishReason, int PromptTokens, int CompletionTokens);
 
 /// <summary>
-/// Generates the assistant's reply to a conversation. This first version recomputes the whole sequence for each new
-/// token (no KV cache yet): fine for the small presets' contexts, and the reference a cached decoder must match.
+/// Generates the assistant's reply to a conversation, one token at a time with cached keys and values.
 /// </summary>
 public static class Generator
 {
@@ -42,19 +41,22 @@ public static class Generator
         }
 
         var random = new Random(options.Seed ?? Environment.TickCount);
-        var vocabulary = model.Preset.VocabularySize;
-        var decoder = Encoding.UTF8.GetDecoder();
+        var utf8 = Encoding.UTF8.GetDecoder();
         var reply = new StringBuilder();
         var emitted = 0;
         var chars = new char[4];
         var finish = "length";
         var produced = 0;
         var holdBack = stop is { Count: > 0 } ? stop.Max(sequence => sequence.Length) : 0;
-        while (produced < options.MaxTokens && tokens.Count < context)
+        var decoder = new KvCacheDecoder(model);
+        foreach (var token in tokens)
         {
-            var pass = new ForwardPass(model, 1, tokens.Count);
-            pass.Forward([.. tokens]);
-            var next = Sample(pass.Probabilities.AsSpan((tokens.Count - 1) * vocabulary, vocabulary), options, random);
+            decoder.Append(token);
+        }
+
+        while (produced < options.MaxTokens && decoder.Position < context)
+        {
+            var next = Sample(decoder.Probabilities, options, random);
             produced++;
             if (next == ChatTokens.EndOfTurn)
             {
@@ -62,13 +64,17 @@ public static class Generator
                 break;
             }
 
-            tokens.Add(next);
+            if (decoder.Position < context)
+            {
+                decoder.Append(next);
+            }
+
             if (next >= 256)
             {
                 continue;
             }
 
-            var count = decoder.GetChars([(byte)next], 0, 1, chars, 0);
+            var count = utf8.GetChars([(byte)next], 0, 1, chars, 0);
             reply.Append(chars, 0, count);
             if (stop is not null && stop.FirstOrDefault(sequence => sequence.Length > 0 && reply.ToString().EndsWith(sequence, StringComparison.Ordinal)) is { } hit)
             {
