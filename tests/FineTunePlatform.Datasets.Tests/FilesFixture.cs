@@ -1,7 +1,4 @@
 using System.ClientModel;
-using System.Net.Http.Headers;
-using System.Net.Http.Json;
-using System.Text.Json;
 using FineTunePlatform.Testing;
 using Npgsql;
 using OpenAI;
@@ -59,23 +56,9 @@ public sealed class FilesFixture : IAsyncLifetime
 
     public OpenAIFileClient FileClient(string key) => new(new ApiKeyCredential(key), new OpenAIClientOptions { Endpoint = new Uri(Gateway.BaseAddress, "v1") });
 
-    public HttpClient HttpClient(string key)
-    {
-        var client = Gateway.CreateHttpClient();
-        client.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", key);
-        return client;
-    }
+    public HttpClient HttpClient(string key) => new GatewayAdmin(Gateway, AdminKey).Client(key);
 
-    public async Task<(string ProjectId, string Key)> CreateProjectAsync(string role)
-    {
-        using var admin = HttpClient(AdminKey);
-        var project = await admin.PostAsJsonAsync("/admin/v1/projects", new { name = "team-" + Guid.NewGuid().ToString("N")[..8] });
-        project.EnsureSuccessStatusCode();
-        var projectId = JsonDocument.Parse(await project.Content.ReadAsStringAsync()).RootElement.GetProperty("id").GetString()!;
-        var key = await admin.PostAsJsonAsync($"/admin/v1/projects/{projectId}/keys", new { name = "tests", role });
-        key.EnsureSuccessStatusCode();
-        return (projectId, JsonDocument.Parse(await key.Content.ReadAsStringAsync()).RootElement.GetProperty("value").GetString()!);
-    }
+    public Task<(string ProjectId, string Key)> CreateProjectAsync(string role) => new GatewayAdmin(Gateway, AdminKey).CreateProjectAsync(role);
 
     /// <summary>Rows of stored content in the dataset service's database: proves nothing half-stored remains.</summary>
     public async Task<long> CountStoredChunksAsync()

@@ -1,5 +1,3 @@
-using System.Net;
-using System.Net.Sockets;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using Microsoft.AspNetCore.Builder;
@@ -32,10 +30,7 @@ public sealed class EchoCompletionsServer : IAsyncDisposable
 
     public static async Task<EchoCompletionsServer> StartAsync()
     {
-        using var probe = new TcpListener(IPAddress.Loopback, 0);
-        probe.Start();
-        var port = ((IPEndPoint)probe.LocalEndpoint).Port;
-        probe.Stop();
+        var port = FineTunePlatform.Testing.LoopbackPorts.Free();
 
         // An empty content root: the test's output folder holds the gateway's appsettings.json, whose Kestrel
         // endpoints this server must not pick up.

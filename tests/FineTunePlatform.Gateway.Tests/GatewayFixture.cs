@@ -1,6 +1,3 @@
-using System.Net.Http.Headers;
-using System.Net.Http.Json;
-using System.Text.Json;
 using FineTunePlatform.Gateway.Grpc;
 using FineTunePlatform.Testing;
 
@@ -45,36 +42,15 @@ public sealed class GatewayFixture : IAsyncLifetime
         await Upstream.DisposeAsync();
     }
 
+    public GatewayAdmin Admin => new(Gateway, AdminKey);
+
+    public HttpClient CreateClient(string? apiKey) => Admin.Client(apiKey);
+
+    public Task<(string ProjectId, string ApiKey)> CreateProjectAsync(string role = "owner") => Admin.CreateProjectAsync(role);
+
     public global::OpenAI.Chat.ChatClient ChatClient(string apiKey, string model = UpstreamModel) =>
         new(model, new System.ClientModel.ApiKeyCredential(apiKey), new global::OpenAI.OpenAIClientOptions { Endpoint = new Uri(Gateway.BaseAddress, "v1") });
 
-    public async Task SetProjectLimitsAsync(string projectId, int? requestsPerMinute, int? tokensPerMinute)
-    {
-        using var admin = CreateClient(AdminKey);
-        (await admin.PostAsJsonAsync($"/admin/v1/projects/{projectId}/limits", new { requests_per_minute = requestsPerMinute, tokens_per_minute = tokensPerMinute })).EnsureSuccessStatusCode();
-    }
-
-    public HttpClient CreateClient(string? apiKey)
-    {
-        var client = Gateway.CreateHttpClient();
-        if (apiKey is not null)
-        {
-            client.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", apiKey);
-        }
-
-        return client;
-    }
-
-    /// <summary>Creates a project through the admin API and returns its id and a key with the given role.</summary>
-    public async Task<(string ProjectId, string ApiKey)> CreateProjectAsync(string role = "owner")
-    {
-        using var admin = CreateClient(AdminKey);
-        var project = await admin.PostAsJsonAsync("/admin/v1/projects", new { name = "team-" + Guid.NewGuid().ToString("N")[..8] });
-        project.EnsureSuccessStatusCode();
-        var projectId = JsonDocument.Parse(await project.Content.ReadAsStringAsync()).RootElement.GetProperty("id").GetString()!;
-        var key = await admin.PostAsJsonAsync($"/admin/v1/projects/{projectId}/keys", new { name = "ci", role });
-        key.EnsureSuccessStatusCode();
-        var value = JsonDocument.Parse(await key.Content.ReadAsStringAsync()).RootElement.GetProperty("value").GetString()!;
-        return (projectId, value);
-    }
+    public Task SetProjectLimitsAsync(string projectId, int? requestsPerMinute, int? tokensPerMinute) =>
+        Admin.SetProjectLimitsAsync(projectId, requestsPerMinute, tokensPerMinute);
 }

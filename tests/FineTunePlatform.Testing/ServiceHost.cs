@@ -1,5 +1,3 @@
-using System.Net;
-using System.Net.Sockets;
 using Grpc.Net.Client;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Mvc.Testing;
@@ -26,8 +24,8 @@ public class ServiceHost<TEntryPoint> : WebApplicationFactory<TEntryPoint>, ISer
     where TEntryPoint : class
 {
     private readonly Dictionary<string, string?> _settings;
-    private readonly Uri _baseAddress = new($"http://127.0.0.1:{FreePort()}");
-    private readonly Uri _grpcAddress = new($"http://127.0.0.1:{FreePort()}");
+    private readonly Uri _baseAddress = new($"http://127.0.0.1:{LoopbackPorts.Free()}");
+    private readonly Uri _grpcAddress = new($"http://127.0.0.1:{LoopbackPorts.Free()}");
 
     public ServiceHost(IDictionary<string, string?> settings)
     {
@@ -73,12 +71,5 @@ public class ServiceHost<TEntryPoint> : WebApplicationFactory<TEntryPoint>, ISer
         {
             builder.UseSetting(key, value);
         }
-    }
-
-    private static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
     }
 }
