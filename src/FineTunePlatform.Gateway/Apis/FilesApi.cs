@@ -85,8 +85,9 @@ public static class FilesApi
             await upload.RequestStream.CompleteAsync();
             return TypedResults.Ok(FileObject.From(await upload.ResponseAsync));
         }
-        catch (Exception failure) when (upload is not null && failure is not OperationCanceledException)
+        catch (Exception failure) when (upload is not null && !cancellationToken.IsCancellationRequested)
         {
+            // A write can fail (even as a cancellation) because the service already answered: report its answer.
             var error = await MultipartStreaming.ServiceErrorOrAsync(upload, failure);
             if (error is RpcException { StatusCode: StatusCode.ResourceExhausted })
             {

@@ -78,7 +78,7 @@ public static class UploadsApi
                 var part = await call.ResponseAsync;
                 return TypedResults.Ok(new UploadPartObject(part.Id, "upload.part", part.CreatedAt, part.UploadId));
             }
-            catch (Exception failure) when (failure is not OperationCanceledException)
+            catch (Exception failure) when (!cancellationToken.IsCancellationRequested)
             {
                 var error = await MultipartStreaming.ServiceErrorOrAsync(call, failure);
                 if (error is RpcException)
