@@ -1,6 +1,7 @@
 using FineTunePlatform.Gateway.Apis;
 using FineTunePlatform.Gateway.Extensions;
 using FineTunePlatform.Gateway.Grpc;
+using FineTunePlatform.Gateway.OpenAI;
 
 var builder = WebApplication.CreateBuilder(args);
 
@@ -10,7 +11,7 @@ builder.AddApplicationServices();
 var app = builder.Build();
 
 app.UseExceptionHandler();
-app.UseStatusCodePages();
+app.UseStatusCodePages(OpenAIErrors.StatusCodePage);
 app.UseAuthentication();
 app.UseAuthorization();
 

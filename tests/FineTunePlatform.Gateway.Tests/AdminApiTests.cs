@@ -68,3 +68,27 @@ public sealed class AdminApiTests(GatewayFixture fixture) : IClassFixture<Gatewa
         Assert.Contains("revoked", await response.Content.ReadAsStringAsync(), StringComparison.Ordinal);
     }
 }
+
+public sealed class UnknownRequestTests(GatewayFixture fixture) : IClassFixture<GatewayFixture>
+{
+    [Theory]
+    [InlineData("GET", "/v1/no-such-resource", 404)]
+    [InlineData("POST", "/v1/uploads", 400)]
+    public async Task Framework_errors_come_in_openai_shape(string method, string path, int status)
+    {
+        var (_, key) = await fixture.CreateProjectAsync("member");
+        using var http = fixture.CreateClient(key);
+        using var request = new HttpRequestMessage(new HttpMethod(method), new Uri(path, UriKind.Relative));
+        if (method == "POST")
+        {
+            request.Content = new StringContent("{not json", System.Text.Encoding.UTF8, "application/json");
+        }
+
+        var response = await http.SendAsync(request);
+
+        Assert.Equal(status, (int)response.StatusCode);
+        var error = JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement.GetProperty("error");
+        Assert.Equal("invalid_request_error", error.GetProperty("type").GetString());
+        Assert.False(string.IsNullOrEmpty(error.GetProperty("message").GetString()));
+    }
+}

@@ -37,6 +37,7 @@ internal static class Extensions
             .AddPolicy(Policies.PlatformAdmin, policy => policy.RequireClaim(ApiKeyAuthenticationHandler.RoleClaim, Roles.Admin));
 
         builder.Services.AddExceptionHandler<OpenAIExceptionHandler>();
+        // UseExceptionHandler() needs a fallback writer registered; OpenAIExceptionHandler answers every case first.
         builder.Services.AddProblemDetails();
         builder.Services.ConfigureHttpJsonOptions(options =>
         {

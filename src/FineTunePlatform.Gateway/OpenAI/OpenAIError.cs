@@ -36,6 +36,25 @@ public static class OpenAIErrors
     public static IResult Unauthorized(string message, string? code = null) =>
         Result(StatusCodes.Status401Unauthorized, message, InvalidRequestError, null, code);
 
+    /// <summary>
+    /// Error statuses the framework produces without a body (no route, wrong method or media type, a body that does
+    /// not bind) get OpenAI's shape too.
+    /// </summary>
+    public static Task StatusCodePage(Microsoft.AspNetCore.Diagnostics.StatusCodeContext context)
+    {
+        var http = context.HttpContext;
+        var request = $"{http.Request.Method} {http.Request.Path}";
+        var result = http.Response.StatusCode switch
+        {
+            StatusCodes.Status404NotFound => NotFound($"Invalid URL ({request})"),
+            StatusCodes.Status405MethodNotAllowed => Result(StatusCodes.Status405MethodNotAllowed, $"Method not allowed ({request})", InvalidRequestError),
+            StatusCodes.Status415UnsupportedMediaType => Result(StatusCodes.Status415UnsupportedMediaType, "Unsupported media type: send the body as application/json.", InvalidRequestError),
+            StatusCodes.Status400BadRequest => BadRequest("We could not parse the JSON body of your request: check that it is valid JSON with the documented fields."),
+            var status => Result(status, $"The request failed with status {status}.", status >= 500 ? ServerError : InvalidRequestError),
+        };
+        return result.ExecuteAsync(http);
+    }
+
     public static IResult PayloadTooLarge(string message, string? param = null) =>
         Result(StatusCodes.Status413PayloadTooLarge, message, InvalidRequestError, param, "payload_too_large");
 }

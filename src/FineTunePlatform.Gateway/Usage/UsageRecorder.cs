@@ -52,7 +52,17 @@ public sealed partial class UsageRecorder(IServiceScopeFactory scopes, ILogger<U
     public override async Task StopAsync(CancellationToken cancellationToken)
     {
         await base.StopAsync(cancellationToken);
-        await FlushAsync(cancellationToken);
+        try
+        {
+            await FlushAsync(cancellationToken);
+        }
+        catch (ObjectDisposedException ex)
+        {
+            // A host stopped twice at once (WebApplicationFactory's StopAsync racing app.Run()'s own stop-and-dispose)
+            // can dispose the database connection pool under this last flush; say what was lost instead of failing
+            // the shutdown.
+            LogWriteFailed(logger, ex);
+        }
     }
 
     private async Task WriteAsync(List<UsageRecord> batch, CancellationToken cancellationToken)
