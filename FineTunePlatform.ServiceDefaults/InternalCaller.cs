@@ -33,14 +33,8 @@ public static class InternalCallerExtensions
     /// <summary>Returns the calling project, or fails the call with Unauthenticated / PermissionDenied.</summary>
     public static InternalCaller RequireCaller(this ServerCallContext context, string internalToken)
     {
+        context.RequireInternalToken(internalToken);
         var headers = context.RequestHeaders;
-        var presented = headers.GetValue(CallerMetadata.InternalToken);
-        if (presented is null || !CryptographicOperations.FixedTimeEquals(
-                Encoding.UTF8.GetBytes(presented), Encoding.UTF8.GetBytes(internalToken)))
-        {
-            throw new RpcException(new Status(StatusCode.Unauthenticated, "internal token missing or wrong"));
-        }
-
         var projectId = headers.GetValue(CallerMetadata.ProjectId);
         if (string.IsNullOrWhiteSpace(projectId))
         {
@@ -48,6 +42,17 @@ public static class InternalCallerExtensions
         }
 
         return new InternalCaller(projectId, headers.GetValue(CallerMetadata.Role) ?? "reader", headers.GetValue(CallerMetadata.KeyId));
+    }
+
+    /// <summary>For calls platform services make for themselves (trainer workers): the token, no project.</summary>
+    public static void RequireInternalToken(this ServerCallContext context, string internalToken)
+    {
+        var presented = context.RequestHeaders.GetValue(CallerMetadata.InternalToken);
+        if (presented is null || !CryptographicOperations.FixedTimeEquals(
+                Encoding.UTF8.GetBytes(presented), Encoding.UTF8.GetBytes(internalToken)))
+        {
+            throw new RpcException(new Status(StatusCode.Unauthenticated, "internal token missing or wrong"));
+        }
     }
 
     /// <summary>The metadata a platform service attaches when it calls another on a caller's behalf.</summary>

@@ -170,6 +170,9 @@ listeners.tcp.default = 127.0.0.1:$RABBITMQ_NODE_PORT
 management.tcp.ip = 127.0.0.1
 management.tcp.port = $RABBIT_MANAGEMENT_PORT
 log.file.level = warning
+# Trainer workers hold a TrainJob message (unacknowledged) for the whole job, so the prefetch limit is their
+# capacity; the default 30-minute delivery timeout would take a long job away from a healthy worker.
+consumer_timeout = 86400000
 EOF
   echo '[rabbitmq_management].' > "$dir/rabbitmq/enabled_plugins"
   rabbit_env "$dir"

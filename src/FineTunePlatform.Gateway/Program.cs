@@ -21,6 +21,7 @@ app.MapGrpcService<InferenceGrpcService>();
 app.MapAdminApi();
 app.MapFilesApi();
 app.MapUploadsApi();
+app.MapFineTuningApi();
 app.MapChatApi();
 app.MapModelsApi();
 app.MapUsageApi();

@@ -10,5 +10,7 @@ var app = builder.Build();
 
 app.MapDefaultEndpoints();
 app.MapGrpcService<PlatformInfoService>();
+app.MapGrpcService<TrainingGrpcService>();
+app.MapGrpcService<TrainerGrpcService>();
 
 app.Run();

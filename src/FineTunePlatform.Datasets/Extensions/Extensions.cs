@@ -1,6 +1,6 @@
 using FineTunePlatform.Datasets.Files;
 using FineTunePlatform.Datasets.Infrastructure;
-using FineTunePlatform.Datasets.Storage;
+using FineTunePlatform.ServiceDefaults.Storage;
 using FineTunePlatform.Datasets.Validation;
 
 namespace FineTunePlatform.Datasets.Extensions;

@@ -1,5 +1,5 @@
 using FineTunePlatform.Datasets.Infrastructure;
-using FineTunePlatform.Datasets.Storage;
+using FineTunePlatform.ServiceDefaults.Storage;
 using Microsoft.EntityFrameworkCore;
 
 namespace FineTunePlatform.Datasets.Files;

@@ -2,7 +2,7 @@ using System.Security.Cryptography;
 using System.Text.Json;
 using FineTunePlatform.Contracts.IntegrationEvents;
 using FineTunePlatform.Datasets.Infrastructure;
-using FineTunePlatform.Datasets.Storage;
+using FineTunePlatform.ServiceDefaults.Storage;
 using FineTunePlatform.Datasets.Validation;
 using MassTransit;
 using Microsoft.Extensions.Options;

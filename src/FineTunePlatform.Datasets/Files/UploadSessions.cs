@@ -2,7 +2,7 @@ using System.Runtime.CompilerServices;
 using FineTunePlatform.Contracts.Datasets;
 using FineTunePlatform.Datasets.Grpc;
 using FineTunePlatform.Datasets.Infrastructure;
-using FineTunePlatform.Datasets.Storage;
+using FineTunePlatform.ServiceDefaults.Storage;
 using Grpc.Core;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Options;

@@ -3,7 +3,7 @@ using System.Text.Json;
 using FineTunePlatform.Contracts.Datasets;
 using FineTunePlatform.Datasets.Files;
 using FineTunePlatform.Datasets.Infrastructure;
-using FineTunePlatform.Datasets.Storage;
+using FineTunePlatform.ServiceDefaults.Storage;
 using FineTunePlatform.Datasets.Validation;
 using Google.Protobuf;
 using Grpc.Core;

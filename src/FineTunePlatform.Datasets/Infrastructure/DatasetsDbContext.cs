@@ -1,5 +1,5 @@
 using FineTunePlatform.Datasets.Files;
-using FineTunePlatform.Datasets.Storage;
+using FineTunePlatform.ServiceDefaults.Storage;
 using Microsoft.EntityFrameworkCore;
 
 namespace FineTunePlatform.Datasets.Infrastructure;
@@ -17,5 +17,6 @@ public sealed class DatasetsDbContext(DbContextOptions<DatasetsDbContext> option
     protected override void OnModelCreating(ModelBuilder modelBuilder)
     {
         modelBuilder.ApplyConfigurationsFromAssembly(typeof(DatasetsDbContext).Assembly);
+        modelBuilder.ApplyConfiguration(new ContentChunkConfiguration());
     }
 }

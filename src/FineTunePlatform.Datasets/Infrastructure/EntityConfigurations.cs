@@ -1,5 +1,4 @@
 using FineTunePlatform.Datasets.Files;
-using FineTunePlatform.Datasets.Storage;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.EntityFrameworkCore.Metadata.Builders;
 
@@ -52,18 +51,5 @@ internal sealed class UploadPartConfiguration : IEntityTypeConfiguration<UploadP
         builder.Property(part => part.UploadId).HasMaxLength(64).IsRequired();
         builder.HasIndex(part => part.UploadId);
         builder.HasOne<UploadSession>().WithMany().HasForeignKey(part => part.UploadId).OnDelete(DeleteBehavior.Cascade);
-    }
-}
-
-internal sealed class ContentChunkConfiguration : IEntityTypeConfiguration<ContentChunk>
-{
-    public void Configure(EntityTypeBuilder<ContentChunk> builder)
-    {
-        // Written and read with plain Npgsql commands (ChunkStore), so the names are spelled out.
-        builder.ToTable("content_chunks");
-        builder.HasKey(chunk => new { chunk.OwnerId, chunk.Index });
-        builder.Property(chunk => chunk.OwnerId).HasColumnName("owner_id").HasMaxLength(64);
-        builder.Property(chunk => chunk.Index).HasColumnName("chunk_index");
-        builder.Property(chunk => chunk.Data).HasColumnName("data").IsRequired();
     }
 }

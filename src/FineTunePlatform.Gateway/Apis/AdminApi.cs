@@ -1,4 +1,5 @@
 using System.Text.Json.Serialization;
+using FineTunePlatform.Contracts.Training;
 using FineTunePlatform.Gateway.Auth;
 using FineTunePlatform.Gateway.Infrastructure;
 using FineTunePlatform.Gateway.OpenAI;
@@ -19,6 +20,9 @@ public static class AdminApi
         admin.MapGet("/projects/{projectId}/keys", ListKeysAsync);
         admin.MapPost("/projects/{projectId}/keys/{keyId}/revoke", RevokeKeyAsync);
         admin.MapPost("/projects/{projectId}/limits", SetLimits);
+        admin.MapPost("/projects/{projectId}/training-quota", SetTrainingQuotaAsync);
+        admin.MapGet("/projects/{projectId}/training-quota", async (string projectId, TrainingService.TrainingServiceClient training, CancellationToken ct) =>
+            TypedResults.Ok(TrainingQuotaResponse.From(await training.GetProjectQuotaAsync(new GetProjectQuotaRequest { ProjectId = projectId }, cancellationToken: ct))));
         admin.MapGet("/projects/{projectId}/usage", (string projectId, GatewayDbContext db, CancellationToken ct) => UsageApi.ListAsync(db, projectId, ct));
         return admin;
     }
@@ -144,6 +148,47 @@ public static class AdminApi
         await db.SaveChangesAsync(ct);
         keys.InvalidateProject(projectId);
         return TypedResults.Ok(new { id = project.Id, requests_per_minute = project.RequestsPerMinute, tokens_per_minute = project.TokensPerMinute });
+    }
+
+    public sealed record TrainingQuotaRequest(
+        [property: JsonPropertyName("priority")] int? Priority,
+        [property: JsonPropertyName("max_concurrent_jobs")] int? MaxConcurrentJobs,
+        [property: JsonPropertyName("training_tokens_per_day")] long? TrainingTokensPerDay);
+
+    public sealed record TrainingQuotaResponse(
+        [property: JsonPropertyName("project_id")] string ProjectId,
+        [property: JsonPropertyName("priority")] int Priority,
+        [property: JsonPropertyName("max_concurrent_jobs")] int MaxConcurrentJobs,
+        [property: JsonPropertyName("training_tokens_per_day")] long TrainingTokensPerDay)
+    {
+        public static TrainingQuotaResponse From(ProjectQuota quota) => new(quota.ProjectId, quota.Priority, quota.MaxConcurrentJobs, quota.TrainingTokensPerDay);
+    }
+
+    /// <summary>
+    /// Sets how the training scheduler treats a project: its priority (higher first), how many of its jobs may train
+    /// at once, and how many training tokens it may start per day. Omitted fields keep their current value.
+    /// </summary>
+    private static async Task<IResult> SetTrainingQuotaAsync(string projectId, TrainingQuotaRequest request, GatewayDbContext db, TrainingService.TrainingServiceClient training, CancellationToken ct)
+    {
+        if (request.MaxConcurrentJobs is < 0 || request.TrainingTokensPerDay is < 0)
+        {
+            return OpenAIErrors.BadRequest("Quotas must not be negative.", request.MaxConcurrentJobs is < 0 ? "max_concurrent_jobs" : "training_tokens_per_day");
+        }
+
+        if (!await db.Projects.AnyAsync(candidate => candidate.Id == projectId, ct))
+        {
+            return OpenAIErrors.NotFound($"No project with id '{projectId}'.", "project_id");
+        }
+
+        var current = await training.GetProjectQuotaAsync(new GetProjectQuotaRequest { ProjectId = projectId }, cancellationToken: ct);
+        var updated = await training.SetProjectQuotaAsync(new ProjectQuota
+        {
+            ProjectId = projectId,
+            Priority = request.Priority ?? current.Priority,
+            MaxConcurrentJobs = request.MaxConcurrentJobs ?? current.MaxConcurrentJobs,
+            TrainingTokensPerDay = request.TrainingTokensPerDay ?? current.TrainingTokensPerDay,
+        }, cancellationToken: ct);
+        return TypedResults.Ok(TrainingQuotaResponse.From(updated));
     }
 
     public static async Task<IResult> RevokeKeyAsync(string projectId, string keyId, GatewayDbContext db, ApiKeyCache keys, TimeProvider time, CancellationToken ct)

@@ -29,8 +29,8 @@ public static class ChatApi
 
         var model = request!["model"]!.GetValue<string>();
         var route = router.Find(model);
-        var local = LocalModelRuntime.IsBaseModel(model);
-        if (route is null && !local)
+        var weights = route is null ? await runtime.ResolveAsync(model, context.GetCaller(), context.RequestAborted) : null;
+        if (route is null && weights is null)
         {
             await ModelNotFound(model).ExecuteAsync(context);
             return;
@@ -47,7 +47,7 @@ public static class ChatApi
 
         if (route is null)
         {
-            await LocalChatCompletions.RespondAsync(context, request, model, runtime, identity, usage, time);
+            await LocalChatCompletions.RespondAsync(context, request, model, weights!, runtime, identity, usage, time);
             return;
         }
 

@@ -11,7 +11,7 @@ namespace FineTunePlatform.Gateway.Apis;
 /// <summary>Answers a validated chat request with the built-in runtime, in OpenAI's completion and chunk shapes.</summary>
 internal static class LocalChatCompletions
 {
-    public static async Task RespondAsync(HttpContext context, JsonObject request, string model, LocalModelRuntime runtime, KeyIdentity identity, UsageRecorder usage, TimeProvider time)
+    public static async Task RespondAsync(HttpContext context, JsonObject request, string model, TransformerModel weights, LocalModelRuntime runtime, KeyIdentity identity, UsageRecorder usage, TimeProvider time)
     {
         var messages = request["messages"]!.AsArray().Select(message => new ChatTurn(
             message!["role"]!.GetValue<string>(), ContentText(message["content"]))).ToList();
@@ -27,7 +27,6 @@ internal static class LocalChatCompletions
             JsonArray many => many.Select(item => item!.GetValue<string>()).ToList(),
             _ => (IReadOnlyList<string>?)null,
         };
-        var weights = runtime.Get(model);
         var id = RandomIds.WithPrefix("chatcmpl-");
         var created = time.GetUtcNow().ToUnixTimeSeconds();
         var day = DateOnly.FromDateTime(time.GetUtcNow().UtcDateTime);

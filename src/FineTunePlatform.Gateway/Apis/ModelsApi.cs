@@ -1,28 +1,37 @@
 using System.Text.Json.Serialization;
+using FineTunePlatform.Contracts.Training;
 using FineTunePlatform.Gateway.Auth;
+using FineTunePlatform.Gateway.OpenAI;
 using FineTunePlatform.Gateway.Routing;
 
 namespace FineTunePlatform.Gateway.Apis;
 
 /// <summary>
-/// /v1/models: the models this gateway routes. Today the upstream providers' models; the training service's registry
-/// (base presets and fine-tuned models) joins this list when it lands.
+/// /v1/models: what the caller's project can call. The training service's registry answers for the built-in presets
+/// and the fine-tuned models the project owns or was granted; the configured upstream providers add theirs.
 /// </summary>
 public static class ModelsApi
 {
     public static RouteGroupBuilder MapModelsApi(this IEndpointRouteBuilder app)
     {
-        var models = app.MapGroup("/v1/models").RequireAuthorization(Policies.Reader);
-        models.MapGet("", (ModelRouter router) => TypedResults.Ok(new ModelList("list", LocalModels().Concat(router.All().Select(ModelObject.From)).ToList())));
-        models.MapGet("/{**modelId}", (string modelId, ModelRouter router) =>
-            router.Find(modelId) is { } route ? Results.Ok(ModelObject.From(route))
-            : LocalModels().FirstOrDefault(model => model.Id == modelId) is { } local ? Results.Ok(local)
-            : ChatApi.ModelNotFound(modelId));
+        var models = app.MapGroup("/v1/models");
+        models.MapGet("", async (ModelRouter router, TrainingService.TrainingServiceClient training, CancellationToken ct) =>
+        {
+            var registry = await training.ListModelsAsync(new ListModelsRequest(), cancellationToken: ct);
+            return TypedResults.Ok(new ModelList("list", [.. registry.Models.Select(ModelObject.From), .. router.All().Select(ModelObject.From)]));
+        }).RequireAuthorization(Policies.Reader);
+        models.MapGet("/{**modelId}", async (string modelId, ModelRouter router, TrainingService.TrainingServiceClient training, CancellationToken ct) =>
+            router.Find(modelId) is { } route
+                ? Results.Ok(ModelObject.From(route))
+                : Results.Ok(ModelObject.From(await training.GetModelAsync(new GetModelRequest { ModelId = modelId }, cancellationToken: ct))))
+            .RequireAuthorization(Policies.Reader);
+        models.MapDelete("/{**modelId}", async (string modelId, TrainingService.TrainingServiceClient training, CancellationToken ct) =>
+        {
+            var deleted = await training.DeleteModelAsync(new DeleteModelRequest { ModelId = modelId }, cancellationToken: ct);
+            return Results.Ok(new DeletedObject(deleted.ModelId, "model", deleted.Deleted));
+        }).RequireAuthorization(Policies.Owner);
         return models;
     }
-
-    private static IEnumerable<ModelObject> LocalModels() =>
-        FineTunePlatform.LocalModels.ModelPresets.All.Select(preset => new ModelObject(preset.Name, "model", 0, "system"));
 
     public sealed record ModelObject(
         [property: JsonPropertyName("id")] string Id,
@@ -31,6 +40,8 @@ public static class ModelsApi
         [property: JsonPropertyName("owned_by")] string OwnedBy)
     {
         public static ModelObject From(ModelRoute route) => new(route.Model, "model", 0, route.ProviderName);
+
+        public static ModelObject From(Model model) => new(model.Id, "model", model.CreatedAt, model.OwnedBy);
     }
 
     public sealed record ModelList(

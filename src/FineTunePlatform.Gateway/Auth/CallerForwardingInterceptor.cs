@@ -1,3 +1,4 @@
+using FineTunePlatform.Contracts;
 using Grpc.Core;
 using Grpc.Core.Interceptors;
 
@@ -27,6 +28,12 @@ public sealed class CallerForwardingInterceptor(IHttpContextAccessor httpContext
         where TRequest : class
         where TResponse : class
     {
+        if (context.Options.Headers?.Get(CallerMetadata.InternalToken) is not null)
+        {
+            // The call names its caller explicitly (a gRPC request served by the gateway acts for the caller it was given).
+            return context;
+        }
+
         var user = httpContextAccessor.HttpContext?.User;
         if (user?.Identity?.IsAuthenticated != true)
         {

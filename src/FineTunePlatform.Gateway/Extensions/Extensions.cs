@@ -1,5 +1,6 @@
 using System.Text.Json;
 using FineTunePlatform.Contracts.Datasets;
+using FineTunePlatform.Contracts.Training;
 using FineTunePlatform.Gateway.Apis;
 using FineTunePlatform.Gateway.Auth;
 using FineTunePlatform.Gateway.Infrastructure;
@@ -66,6 +67,8 @@ internal static class Extensions
 
         builder.Services.Configure<FileUploadLimits>(builder.Configuration.GetSection("Datasets:Limits"));
         builder.Services.AddInternalGrpcClient<DatasetService.DatasetServiceClient>("datasets")
+            .AddInterceptor<CallerForwardingInterceptor>();
+        builder.Services.AddInternalGrpcClient<TrainingService.TrainingServiceClient>("training")
             .AddInterceptor<CallerForwardingInterceptor>();
     }
 }

@@ -37,7 +37,8 @@ public sealed class InferenceGrpcService(
         }
 
         var route = router.Find(request.Model);
-        if (route is null && !LocalModelRuntime.IsBaseModel(request.Model))
+        var weights = route is null ? await runtime.ResolveAsync(request.Model, caller, context.CancellationToken) : null;
+        if (route is null && weights is null)
         {
             throw RpcErrors.NotFound($"The model `{request.Model}` does not exist or you do not have access to it.", null, "model_not_found");
         }
@@ -50,16 +51,15 @@ public sealed class InferenceGrpcService(
         }
 
         var result = route is null
-            ? await CompleteLocallyAsync(request, maxTokens, context.CancellationToken)
+            ? await CompleteLocallyAsync(weights!, request, maxTokens, context.CancellationToken)
             : await CompleteUpstreamAsync(route, request, maxTokens, context.CancellationToken);
         usage.Record(new UsageRecord(identity.ProjectId, identity.KeyId, request.Model, DateOnly.FromDateTime(time.GetUtcNow().UtcDateTime),
             result.PromptTokens, result.CompletionTokens));
         return result;
     }
 
-    private async Task<ChatCompletionResult> CompleteLocallyAsync(ChatCompletionRequest request, int maxTokens, CancellationToken cancellationToken)
+    private async Task<ChatCompletionResult> CompleteLocallyAsync(TransformerModel model, ChatCompletionRequest request, int maxTokens, CancellationToken cancellationToken)
     {
-        var model = runtime.Get(request.Model);
         var messages = request.Messages.Select(message => new ChatTurn(message.Role, message.Content)).ToList();
         var options = new SamplingOptions(
             request.HasTemperature ? request.Temperature : 1, request.HasTopP ? request.TopP : 1, maxTokens, request.HasSeed ? (int)request.Seed : null);

@@ -1,19 +1,81 @@
 using System.Collections.Concurrent;
+using FineTunePlatform.Contracts.Training;
 using FineTunePlatform.LocalModels;
+using Grpc.Core;
+using Checkpoint = FineTunePlatform.LocalModels.Checkpoint;
 
 namespace FineTunePlatform.Gateway.Routing;
 
 /// <summary>
 /// The built-in CPU runtime: serves the base presets (`local-nano`, `local-small`) with their deterministic initial
-/// weights. Generation work is bounded to one request per core so concurrent requests share the machine instead of
-/// oversubscribing it. Fine-tuned `ft:local-*` models join once the training service's registry serves artifacts.
+/// weights, and fine-tuned `ft:local-*` models and their checkpoints with the weights the training service stores.
+/// Whether a project may use a fine-tuned model is asked of the training service on every request (so a revoked
+/// grant or a deleted model stops working at once); the weights are cached by their SHA-256, which never changes.
+/// Generation work is bounded to one request per core so concurrent requests share the machine instead of
+/// oversubscribing it.
 /// </summary>
-public sealed class LocalModelRuntime
+public sealed class LocalModelRuntime(IServiceProvider services, IConfiguration configuration)
 {
     private readonly ConcurrentDictionary<string, TransformerModel> _models = new();
+    private readonly ConcurrentDictionary<string, Lazy<Task<TransformerModel>>> _artifacts = new();
     private readonly SemaphoreSlim _slots = new(Environment.ProcessorCount);
+    private readonly string _internalToken = configuration.GetInternalToken();
 
     public static bool IsBaseModel(string model) => ModelPresets.TryGet(model, out _);
+
+    /// <summary>Models this runtime may serve: a preset, or anything fine-tuned from one.</summary>
+    public static bool IsLocalModel(string model) => IsBaseModel(model) || model.StartsWith("ft:local-", StringComparison.Ordinal);
+
+    /// <summary>The weights of `model` as `caller` may use them, or null when it does not exist or is not visible to the caller.</summary>
+    public async Task<TransformerModel?> ResolveAsync(string model, InternalCaller caller, CancellationToken cancellationToken)
+    {
+        if (IsBaseModel(model))
+        {
+            return Get(model);
+        }
+
+        if (!IsLocalModel(model))
+        {
+            return null;
+        }
+
+        var training = services.GetRequiredService<TrainingService.TrainingServiceClient>();
+        var headers = caller.ToMetadata(_internalToken);
+        Model found;
+        try
+        {
+            found = await training.GetModelAsync(new GetModelRequest { ModelId = model }, headers, cancellationToken: cancellationToken);
+        }
+        catch (RpcException ex) when (ex.StatusCode == StatusCode.NotFound)
+        {
+            return null;
+        }
+
+        var load = _artifacts.GetOrAdd(found.ArtifactSha256, _ => new Lazy<Task<TransformerModel>>(() => DownloadAsync(training, model, headers)));
+        try
+        {
+            return await load.Value.WaitAsync(cancellationToken);
+        }
+        catch (Exception) when (load.Value.IsFaulted)
+        {
+            // Do not cache a failed download.
+            _artifacts.TryRemove(new KeyValuePair<string, Lazy<Task<TransformerModel>>>(found.ArtifactSha256, load));
+            throw;
+        }
+    }
+
+    private static async Task<TransformerModel> DownloadAsync(TrainingService.TrainingServiceClient training, string model, Metadata headers)
+    {
+        using var call = training.ReadModelArtifact(new ReadModelArtifactRequest { ModelId = model }, headers);
+        await using var weights = new MemoryStream();
+        await foreach (var chunk in call.ResponseStream.ReadAllAsync())
+        {
+            weights.Write(chunk.Data.Span);
+        }
+
+        weights.Position = 0;
+        return Checkpoint.Load(weights).Model;
+    }
 
     public TransformerModel Get(string model) =>
         _models.GetOrAdd(model, name => ModelPresets.TryGet(name, out var preset)

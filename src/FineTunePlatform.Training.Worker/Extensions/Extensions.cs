@@ -1,3 +1,9 @@
+using FineTunePlatform.Contracts.Datasets;
+using FineTunePlatform.Contracts.Training;
+using FineTunePlatform.Training.Worker.Backends;
+using FineTunePlatform.Training.Worker.IntegrationEvents;
+using FineTunePlatform.Training.Worker.Training;
+
 namespace FineTunePlatform.Training.Worker.Extensions;
 
 internal static class Extensions
@@ -5,7 +11,17 @@ internal static class Extensions
     /// <summary>Workers hold nothing durable: the bus brings work, the training service holds the truth.</summary>
     public static void AddApplicationServices(this IHostApplicationBuilder builder)
     {
-        builder.AddMessageBus();
+        builder.Services.Configure<WorkerOptions>(builder.Configuration.GetSection("Training:Worker"));
+        builder.AddMessageBus(bus => bus.AddConsumer<TrainJobConsumer>(typeof(TrainJobConsumerDefinition)));
+
+        builder.Services.AddSingleton<InternalTokenInterceptor>();
+        builder.Services.AddInternalGrpcClient<TrainerService.TrainerServiceClient>("training")
+            .AddInterceptor<InternalTokenInterceptor>();
+        builder.Services.AddInternalGrpcClient<DatasetService.DatasetServiceClient>("datasets");
+
+        builder.Services.AddSingleton<ITrainingBackend, LocalBackend>();
+        builder.Services.AddScoped<JobRunner>();
+        builder.Services.AddHostedService<WorkerPresenceAnnouncer>();
 
         builder.Services.AddGrpc();
     }

@@ -1,4 +1,9 @@
+using FineTunePlatform.Contracts.Datasets;
+using FineTunePlatform.ServiceDefaults.Storage;
 using FineTunePlatform.Training.Infrastructure;
+using FineTunePlatform.Training.Jobs;
+using FineTunePlatform.Training.Models;
+using FineTunePlatform.Training.Scheduling;
 
 namespace FineTunePlatform.Training.Extensions;
 
@@ -11,6 +16,25 @@ internal static class Extensions
 
         builder.AddMessageBus();
 
-        builder.Services.AddGrpc();
+        builder.Services.AddInternalGrpcClient<DatasetService.DatasetServiceClient>("datasets");
+
+        builder.Services.Configure<SchedulerOptions>(builder.Configuration.GetSection("Training:Scheduler"));
+        builder.Services.AddSingleton(TimeProvider.System);
+        builder.Services.AddSingleton<ChunkStore>();
+        builder.Services.AddSingleton<JobEventLog>();
+        builder.Services.AddSingleton<SchedulerSignal>();
+        builder.Services.AddScoped<ModelCatalog>();
+        builder.Services.AddScoped<JobCreator>();
+        builder.Services.AddScoped<ResultsFile>();
+        builder.Services.AddSingleton<JobEventHub>();
+        builder.Services.AddHostedService(serviceProvider => serviceProvider.GetRequiredService<JobEventHub>());
+        builder.Services.AddSingleton<JobScheduler>();
+        builder.Services.AddHostedService(serviceProvider => serviceProvider.GetRequiredService<JobScheduler>());
+
+        builder.Services.AddGrpc(options =>
+        {
+            // Checkpoints travel in chunks of about 1 MiB.
+            options.MaxReceiveMessageSize = 4 * 1024 * 1024;
+        });
     }
 }

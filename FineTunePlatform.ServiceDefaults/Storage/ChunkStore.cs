@@ -2,10 +2,10 @@ using System.Runtime.CompilerServices;
 using Npgsql;
 using NpgsqlTypes;
 
-namespace FineTunePlatform.Datasets.Storage;
+namespace FineTunePlatform.ServiceDefaults.Storage;
 
 /// <summary>
-/// Content in PostgreSQL, one row per chunk, so any replica serves any file and nothing is held in memory whole:
+/// Content in PostgreSQL (a `content_chunks` table in the service's own database), one row per chunk, so any replica serves any file or artifact and nothing is held in memory whole:
 /// writes go chunk by chunk, reads stream row by row (sequential access: one chunk in memory at a time).
 /// </summary>
 public sealed class ChunkStore(NpgsqlDataSource dataSource)

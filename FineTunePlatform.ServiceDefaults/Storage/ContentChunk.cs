@@ -1,6 +1,6 @@
-namespace FineTunePlatform.Datasets.Storage;
+namespace FineTunePlatform.ServiceDefaults.Storage;
 
-/// <summary>About 1 MiB of a file's (or an upload part's) content, in order by Index.</summary>
+/// <summary>About 1 MiB of stored content (a file, an upload part, a checkpoint), in order by Index.</summary>
 public sealed class ContentChunk
 {
     public required string OwnerId { get; init; }

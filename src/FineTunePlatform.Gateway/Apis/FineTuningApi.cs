@@ -1,0 +1,159 @@
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using FineTunePlatform.Contracts.Training;
+using FineTunePlatform.Gateway.Auth;
+using FineTunePlatform.Gateway.OpenAI;
+using Grpc.Core;
+
+namespace FineTunePlatform.Gateway.Apis;
+
+/// <summary>
+/// OpenAI's fine-tuning API (/v1/fine_tuning/*) over the training service, plus pause/resume (OpenAI has them too)
+/// and our live event stream: GET .../events?stream=true as server-sent events until the job finishes.
+/// </summary>
+public static class FineTuningApi
+{
+    public static RouteGroupBuilder MapFineTuningApi(this IEndpointRouteBuilder app)
+    {
+        var fineTuning = app.MapGroup("/v1/fine_tuning");
+        var jobs = fineTuning.MapGroup("/jobs");
+        jobs.MapPost("", CreateJobAsync).RequireAuthorization(Policies.Member);
+        jobs.MapGet("", ListJobsAsync).RequireAuthorization(Policies.Reader);
+        jobs.MapGet("/{jobId}", async (string jobId, TrainingService.TrainingServiceClient training, CancellationToken ct) =>
+            Results.Json(FineTuningObjects.Job(await training.GetJobAsync(new JobRequest { JobId = jobId }, cancellationToken: ct))))
+            .RequireAuthorization(Policies.Reader);
+        jobs.MapPost("/{jobId}/cancel", async (string jobId, TrainingService.TrainingServiceClient training, CancellationToken ct) =>
+            Results.Json(FineTuningObjects.Job(await training.CancelJobAsync(new JobRequest { JobId = jobId }, cancellationToken: ct))))
+            .RequireAuthorization(Policies.Member);
+        jobs.MapPost("/{jobId}/pause", async (string jobId, TrainingService.TrainingServiceClient training, CancellationToken ct) =>
+            Results.Json(FineTuningObjects.Job(await training.PauseJobAsync(new JobRequest { JobId = jobId }, cancellationToken: ct))))
+            .RequireAuthorization(Policies.Member);
+        jobs.MapPost("/{jobId}/resume", async (string jobId, TrainingService.TrainingServiceClient training, CancellationToken ct) =>
+            Results.Json(FineTuningObjects.Job(await training.ResumeJobAsync(new JobRequest { JobId = jobId }, cancellationToken: ct))))
+            .RequireAuthorization(Policies.Member);
+        jobs.MapGet("/{jobId}/events", ListOrStreamEventsAsync).RequireAuthorization(Policies.Reader);
+        jobs.MapGet("/{jobId}/checkpoints", ListCheckpointsAsync).RequireAuthorization(Policies.Reader);
+
+        // Sharing (OpenAI's checkpoint permissions; a fine-tuned model's id works as well as a checkpoint's).
+        var permissions = fineTuning.MapGroup("/checkpoints/{modelId}/permissions").RequireAuthorization(Policies.Owner);
+        permissions.MapPost("", CreatePermissionsAsync);
+        permissions.MapGet("", ListPermissionsAsync);
+        permissions.MapDelete("/{permissionId}", async (string modelId, string permissionId, TrainingService.TrainingServiceClient training, CancellationToken ct) =>
+        {
+            var deleted = await training.DeleteModelPermissionAsync(new DeleteModelPermissionRequest { ModelId = modelId, PermissionId = permissionId }, cancellationToken: ct);
+            return Results.Json(new JsonObject { ["object"] = "checkpoint.permission", ["id"] = deleted.PermissionId, ["deleted"] = deleted.Deleted });
+        });
+        return fineTuning;
+    }
+
+    private static async Task<IResult> CreateJobAsync(HttpRequest request, TrainingService.TrainingServiceClient training, CancellationToken ct)
+    {
+        JsonElement body;
+        try
+        {
+            body = (await JsonDocument.ParseAsync(request.Body, cancellationToken: ct)).RootElement;
+        }
+        catch (JsonException)
+        {
+            return OpenAIErrors.BadRequest("We could not parse the JSON body of your request.");
+        }
+
+        CreateJobRequest create;
+        try
+        {
+            create = CreateJobRequestReader.Read(body);
+        }
+        catch (InvalidFineTuningRequestException ex)
+        {
+            return OpenAIErrors.BadRequest(ex.Message, ex.Param);
+        }
+
+        return Results.Json(FineTuningObjects.Job(await training.CreateJobAsync(create, cancellationToken: ct)));
+    }
+
+    private static async Task<IResult> ListJobsAsync(HttpRequest request, TrainingService.TrainingServiceClient training, CancellationToken ct)
+    {
+        var list = new ListJobsRequest { After = request.Query["after"].ToString(), Limit = Limit(request) };
+        foreach (var (key, value) in request.Query)
+        {
+            // metadata[key]=value, as OpenAI's list filters are sent.
+            if (key.StartsWith("metadata[", StringComparison.Ordinal) && key.EndsWith(']'))
+            {
+                list.Metadata[key["metadata[".Length..^1]] = value.ToString();
+            }
+        }
+
+        var response = await training.ListJobsAsync(list, cancellationToken: ct);
+        return Results.Json(FineTuningObjects.List(response.Jobs.Select(FineTuningObjects.Job), response.HasMore));
+    }
+
+    private static async Task ListOrStreamEventsAsync(string jobId, HttpContext context, TrainingService.TrainingServiceClient training)
+    {
+        var request = context.Request;
+        var ct = context.RequestAborted;
+        if (!string.Equals(request.Query["stream"], "true", StringComparison.OrdinalIgnoreCase))
+        {
+            var response = await training.ListJobEventsAsync(new ListJobEventsRequest { JobId = jobId, After = request.Query["after"].ToString(), Limit = Limit(request) }, cancellationToken: ct);
+            await Results.Json(FineTuningObjects.List(response.Events.Select(FineTuningObjects.Event), response.HasMore)).ExecuteAsync(context);
+            return;
+        }
+
+        using var watch = training.WatchJobEvents(new WatchJobEventsRequest { JobId = jobId }, cancellationToken: ct);
+        // The first read surfaces a missing job as a 404 before any SSE header is written.
+        var hasFirst = await watch.ResponseStream.MoveNext(ct);
+        context.Response.ContentType = "text/event-stream";
+        context.Response.Headers.CacheControl = "no-cache";
+        if (hasFirst)
+        {
+            do
+            {
+                await context.Response.WriteAsync($"data: {FineTuningObjects.Event(watch.ResponseStream.Current).ToJsonString()}\n\n", ct);
+                await context.Response.Body.FlushAsync(ct);
+            }
+            while (await watch.ResponseStream.MoveNext(ct));
+        }
+
+        await context.Response.WriteAsync("data: [DONE]\n\n", ct);
+    }
+
+    private static async Task<IResult> ListCheckpointsAsync(string jobId, HttpRequest request, TrainingService.TrainingServiceClient training, CancellationToken ct)
+    {
+        var response = await training.ListCheckpointsAsync(new ListCheckpointsRequest { JobId = jobId, After = request.Query["after"].ToString(), Limit = Limit(request) }, cancellationToken: ct);
+        return Results.Json(FineTuningObjects.List(response.Checkpoints.Select(FineTuningObjects.Checkpoint), response.HasMore, withCursorIds: true));
+    }
+
+    private static async Task<IResult> CreatePermissionsAsync(string modelId, HttpRequest request, TrainingService.TrainingServiceClient training, CancellationToken ct)
+    {
+        var create = new CreateModelPermissionsRequest { ModelId = modelId };
+        try
+        {
+            var body = (await JsonDocument.ParseAsync(request.Body, cancellationToken: ct)).RootElement;
+            if (body.ValueKind != JsonValueKind.Object || !body.TryGetProperty("project_ids", out var projects) || projects.ValueKind != JsonValueKind.Array
+                || projects.EnumerateArray().Any(project => project.ValueKind != JsonValueKind.String))
+            {
+                return OpenAIErrors.BadRequest("'project_ids' must be an array of project ids.", "project_ids");
+            }
+
+            create.ProjectIds.AddRange(projects.EnumerateArray().Select(project => project.GetString()!));
+        }
+        catch (JsonException)
+        {
+            return OpenAIErrors.BadRequest("We could not parse the JSON body of your request.");
+        }
+
+        var response = await training.CreateModelPermissionsAsync(create, cancellationToken: ct);
+        return Results.Json(FineTuningObjects.List(response.Permissions.Select(FineTuningObjects.Permission), response.HasMore, withCursorIds: true));
+    }
+
+    private static async Task<IResult> ListPermissionsAsync(string modelId, HttpRequest request, TrainingService.TrainingServiceClient training, CancellationToken ct)
+    {
+        var response = await training.ListModelPermissionsAsync(new ListModelPermissionsRequest
+        {
+            ModelId = modelId, ProjectId = request.Query["project_id"].ToString(), After = request.Query["after"].ToString(), Limit = Limit(request),
+        }, cancellationToken: ct);
+        return Results.Json(FineTuningObjects.List(response.Permissions.Select(FineTuningObjects.Permission), response.HasMore, withCursorIds: true));
+    }
+
+    private static int Limit(HttpRequest request) =>
+        int.TryParse(request.Query["limit"], out var limit) ? limit : 0;
+}

@@ -1,0 +1,237 @@
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using FineTunePlatform.Contracts.Training;
+
+namespace FineTunePlatform.Gateway.OpenAI;
+
+/// <summary>
+/// OpenAI's fine-tuning objects (fine_tuning.job, .event, .checkpoint, checkpoint.permission), written field for
+/// field as JSON nodes: the .NET SDK reads them strictly, and nullable fields must be present as null.
+/// </summary>
+public static class FineTuningObjects
+{
+    public static JsonObject Job(TrainingJob job)
+    {
+        var hyperparameters = new JsonObject
+        {
+            ["n_epochs"] = job.NEpochs,
+            ["batch_size"] = job.BatchSize,
+            ["learning_rate_multiplier"] = job.LearningRateMultiplier,
+        };
+        var metadata = new JsonObject();
+        foreach (var (key, value) in job.Metadata)
+        {
+            metadata[key] = value;
+        }
+
+        return new JsonObject
+        {
+            ["object"] = "fine_tuning.job",
+            ["id"] = job.Id,
+            ["model"] = job.Model,
+            ["created_at"] = job.CreatedAt,
+            ["finished_at"] = job.FinishedAt == 0 ? null : job.FinishedAt,
+            ["fine_tuned_model"] = NullIfEmpty(job.FineTunedModel),
+            ["organization_id"] = job.ProjectId,
+            ["result_files"] = new JsonArray([.. job.ResultFiles.Select(file => (JsonNode?)file)]),
+            ["status"] = job.Status,
+            ["validation_file"] = NullIfEmpty(job.ValidationFile),
+            ["training_file"] = job.TrainingFile,
+            ["hyperparameters"] = hyperparameters.DeepClone(),
+            ["trained_tokens"] = job.TrainedTokens == 0 && job.Status != "succeeded" ? null : job.TrainedTokens,
+            ["error"] = job.Error is null ? null : new JsonObject
+            {
+                ["code"] = job.Error.Code,
+                ["message"] = job.Error.Message,
+                ["param"] = NullIfEmpty(job.Error.Param),
+            },
+            ["user_provided_suffix"] = NullIfEmpty(job.Suffix),
+            ["seed"] = job.Seed,
+            ["estimated_finish"] = job.EstimatedFinish == 0 ? null : job.EstimatedFinish,
+            ["integrations"] = new JsonArray(),
+            ["metadata"] = job.Metadata.Count == 0 ? null : metadata,
+            ["method"] = new JsonObject
+            {
+                ["type"] = job.Method,
+                [job.Method] = new JsonObject { ["hyperparameters"] = hyperparameters },
+            },
+        };
+    }
+
+    public static JsonObject Event(JobEvent jobEvent) => new()
+    {
+        ["object"] = "fine_tuning.job.event",
+        ["id"] = jobEvent.Id,
+        ["created_at"] = jobEvent.CreatedAt,
+        ["level"] = jobEvent.Level,
+        ["message"] = jobEvent.Message,
+        ["type"] = jobEvent.Type,
+        ["data"] = JsonNode.Parse(string.IsNullOrEmpty(jobEvent.DataJson) ? "{}" : jobEvent.DataJson),
+    };
+
+    public static JsonObject Checkpoint(Checkpoint checkpoint) => new()
+    {
+        ["object"] = "fine_tuning.job.checkpoint",
+        ["id"] = checkpoint.Id,
+        ["created_at"] = checkpoint.CreatedAt,
+        ["fine_tuned_model_checkpoint"] = checkpoint.ModelId,
+        ["step_number"] = checkpoint.Step,
+        ["fine_tuning_job_id"] = checkpoint.JobId,
+        ["metrics"] = new JsonObject
+        {
+            ["step"] = checkpoint.Metrics.Step,
+            ["train_loss"] = checkpoint.Metrics.HasTrainLoss ? checkpoint.Metrics.TrainLoss : null,
+            ["train_mean_token_accuracy"] = checkpoint.Metrics.HasTrainMeanTokenAccuracy ? checkpoint.Metrics.TrainMeanTokenAccuracy : null,
+            ["valid_loss"] = checkpoint.Metrics.HasValidLoss ? checkpoint.Metrics.ValidLoss : null,
+            ["valid_mean_token_accuracy"] = checkpoint.Metrics.HasValidMeanTokenAccuracy ? checkpoint.Metrics.ValidMeanTokenAccuracy : null,
+            ["full_valid_loss"] = checkpoint.Metrics.HasFullValidLoss ? checkpoint.Metrics.FullValidLoss : null,
+            ["full_valid_mean_token_accuracy"] = checkpoint.Metrics.HasFullValidMeanTokenAccuracy ? checkpoint.Metrics.FullValidMeanTokenAccuracy : null,
+        },
+    };
+
+    public static JsonObject Permission(ModelPermission permission) => new()
+    {
+        ["object"] = "checkpoint.permission",
+        ["id"] = permission.Id,
+        ["created_at"] = permission.CreatedAt,
+        ["project_id"] = permission.ProjectId,
+    };
+
+    /// <summary>OpenAI's list envelope; `first_id`/`last_id` where the resource's list has them.</summary>
+    public static JsonObject List(IEnumerable<JsonObject> items, bool hasMore, bool withCursorIds = false)
+    {
+        var data = new JsonArray([.. items]);
+        var list = new JsonObject { ["object"] = "list", ["data"] = data, ["has_more"] = hasMore };
+        if (withCursorIds)
+        {
+            list["first_id"] = data.Count == 0 ? null : data[0]!["id"]!.GetValue<string>();
+            list["last_id"] = data.Count == 0 ? null : data[^1]!["id"]!.GetValue<string>();
+        }
+
+        return list;
+    }
+
+    private static string? NullIfEmpty(string value) => value.Length == 0 ? null : value;
+}
+
+/// <summary>A create-job body that could not be read: the message and the `param` it concerns.</summary>
+public sealed class InvalidFineTuningRequestException(string message, string param) : Exception(message)
+{
+    public string Param { get; } = param;
+}
+
+/// <summary>
+/// Reads OpenAI's create-job body (method with its hyperparameters, or the deprecated top-level hyperparameters;
+/// "auto" or a number for each) into the contract, naming the offending `param` for anything malformed.
+/// </summary>
+public static class CreateJobRequestReader
+{
+    public static CreateJobRequest Read(JsonElement body)
+    {
+        if (body.ValueKind != JsonValueKind.Object)
+        {
+            throw new InvalidFineTuningRequestException("The request body must be a JSON object.", "body");
+        }
+
+        var request = new CreateJobRequest
+        {
+            Model = String(body, "model") ?? "",
+            TrainingFile = String(body, "training_file") ?? "",
+            ValidationFile = String(body, "validation_file") ?? "",
+            Suffix = String(body, "suffix") ?? "",
+        };
+        if (body.TryGetProperty("seed", out var seed) && seed.ValueKind != JsonValueKind.Null)
+        {
+            request.Seed = seed.ValueKind == JsonValueKind.Number && seed.TryGetInt32(out var value)
+                ? value
+                : throw new InvalidFineTuningRequestException("'seed' must be an integer.", "seed");
+        }
+
+        if (body.TryGetProperty("metadata", out var metadata) && metadata.ValueKind != JsonValueKind.Null)
+        {
+            if (metadata.ValueKind != JsonValueKind.Object)
+            {
+                throw new InvalidFineTuningRequestException("'metadata' must be an object of string values.", "metadata");
+            }
+
+            foreach (var pair in metadata.EnumerateObject())
+            {
+                request.Metadata[pair.Name] = pair.Value.ValueKind == JsonValueKind.String
+                    ? pair.Value.GetString()!
+                    : throw new InvalidFineTuningRequestException($"'metadata.{pair.Name}' must be a string.", "metadata");
+            }
+        }
+
+        if (body.TryGetProperty("integrations", out var integrations) && integrations.ValueKind == JsonValueKind.Array && integrations.GetArrayLength() > 0)
+        {
+            throw new InvalidFineTuningRequestException("Integrations (Weights and Biases) are not supported by this platform; follow the job's events instead.", "integrations");
+        }
+
+        JsonElement? hyperparameters = body.TryGetProperty("hyperparameters", out var legacy) && legacy.ValueKind == JsonValueKind.Object ? legacy : null;
+        request.Method = "supervised";
+        if (body.TryGetProperty("method", out var method) && method.ValueKind != JsonValueKind.Null)
+        {
+            var type = method.ValueKind == JsonValueKind.Object ? String(method, "type", "method.type") : null;
+            request.Method = type ?? throw new InvalidFineTuningRequestException("'method.type' is required: 'supervised' or 'dpo'.", "method.type");
+            if (method.TryGetProperty(type, out var settings) && settings.ValueKind == JsonValueKind.Object
+                && settings.TryGetProperty("hyperparameters", out var methodHyperparameters) && methodHyperparameters.ValueKind == JsonValueKind.Object)
+            {
+                hyperparameters = methodHyperparameters;
+            }
+        }
+
+        if (hyperparameters is { } values)
+        {
+            if (Number(values, "n_epochs") is { } epochs)
+            {
+                request.NEpochs = Integer(epochs, "n_epochs");
+            }
+
+            if (Number(values, "batch_size") is { } batchSize)
+            {
+                request.BatchSize = Integer(batchSize, "batch_size");
+            }
+
+            if (Number(values, "learning_rate_multiplier") is { } multiplier)
+            {
+                request.LearningRateMultiplier = multiplier;
+            }
+
+            if (Number(values, "beta") is { } beta)
+            {
+                request.Beta = beta;
+            }
+        }
+
+        return request;
+    }
+
+    private static string? String(JsonElement body, string name, string? param = null)
+    {
+        if (!body.TryGetProperty(name, out var value) || value.ValueKind == JsonValueKind.Null)
+        {
+            return null;
+        }
+
+        return value.ValueKind == JsonValueKind.String ? value.GetString() : throw new InvalidFineTuningRequestException($"'{name}' must be a string.", param ?? name);
+    }
+
+    /// <summary>A number, or null for "auto" and absent.</summary>
+    private static double? Number(JsonElement hyperparameters, string name)
+    {
+        if (!hyperparameters.TryGetProperty(name, out var value) || value.ValueKind == JsonValueKind.Null
+            || (value.ValueKind == JsonValueKind.String && value.GetString() == "auto"))
+        {
+            return null;
+        }
+
+        return value.ValueKind == JsonValueKind.Number
+            ? value.GetDouble()
+            : throw new InvalidFineTuningRequestException($"'{name}' must be \"auto\" or a number.", $"hyperparameters.{name}");
+    }
+
+    private static int Integer(double value, string name) =>
+        value == Math.Floor(value) && value is >= int.MinValue and <= int.MaxValue
+            ? (int)value
+            : throw new InvalidFineTuningRequestException($"'{name}' must be \"auto\" or an integer.", $"hyperparameters.{name}");
+}

@@ -1,0 +1,64 @@
+using System.Text;
+using System.Text.Json;
+using FineTunePlatform.LocalModels;
+
+namespace FineTunePlatform.Training.Worker.Backends;
+
+/// <summary>
+/// Reads OpenAI chat fine-tuning JSONL into examples for the local trainer. Files reach a worker only after the
+/// dataset service validated them, so this maps shapes rather than re-validating; text content parts are joined,
+/// and assistant tool calls are kept as their JSON so the model still learns to produce them.
+/// </summary>
+public static class ChatExamples
+{
+    public static async Task<List<SupervisedExample>> ReadAsync(Stream content, CancellationToken cancellationToken)
+    {
+        var examples = new List<SupervisedExample>();
+        using var reader = new StreamReader(content, new UTF8Encoding(false, true));
+        var lineNumber = 0;
+        while (await reader.ReadLineAsync(cancellationToken) is { } line)
+        {
+            lineNumber++;
+            if (string.IsNullOrWhiteSpace(line))
+            {
+                continue;
+            }
+
+            try
+            {
+                using var document = JsonDocument.Parse(line);
+                var turns = document.RootElement.GetProperty("messages").EnumerateArray().Select(Turn).ToList();
+                examples.Add(new SupervisedExample(turns));
+            }
+            catch (Exception ex) when (ex is JsonException or KeyNotFoundException or InvalidOperationException or ArgumentException)
+            {
+                throw new TrainingFailedException("invalid_training_file", $"Line {lineNumber} of the training file is not a chat example: {ex.Message}", "training_file");
+            }
+        }
+
+        return examples;
+    }
+
+    private static ChatTurn Turn(JsonElement message)
+    {
+        var role = message.GetProperty("role").GetString()!;
+        ChatTokens.RoleToken(role); // throws ArgumentException for a role the model has no token for
+        var content = message.TryGetProperty("content", out var value) ? Text(value) : "";
+        if (message.TryGetProperty("tool_calls", out var toolCalls) && toolCalls.ValueKind == JsonValueKind.Array)
+        {
+            content += toolCalls.GetRawText();
+        }
+
+        double? weight = message.TryGetProperty("weight", out var w) && w.ValueKind == JsonValueKind.Number ? w.GetDouble() : null;
+        return new ChatTurn(role, content, weight);
+    }
+
+    private static string Text(JsonElement content) => content.ValueKind switch
+    {
+        JsonValueKind.String => content.GetString()!,
+        JsonValueKind.Array => string.Concat(content.EnumerateArray()
+            .Where(part => part.TryGetProperty("text", out _))
+            .Select(part => part.GetProperty("text").GetString())),
+        _ => "",
+    };
+}

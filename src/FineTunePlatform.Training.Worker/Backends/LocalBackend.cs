@@ -1,0 +1,92 @@
+using FineTunePlatform.Contracts.Training;
+using FineTunePlatform.LocalModels;
+using Checkpoint = FineTunePlatform.LocalModels.Checkpoint;
+
+namespace FineTunePlatform.Training.Worker.Backends;
+
+/// <summary>
+/// The built-in CPU transformer (FineTunePlatform.LocalModels): trains the local-* presets and models fine-tuned
+/// from them, deterministic for the job's seed, a checkpoint at every epoch, resumable from any of them.
+/// </summary>
+public sealed class LocalBackend : ITrainingBackend
+{
+    public string Name => "local";
+
+    public bool CanTrain(TrainingJob job) => ModelPresets.TryGet(RootModel(job.Model), out _);
+
+    public async Task<TrainingOutcome> TrainAsync(TrainingAttempt attempt, CancellationToken cancellationToken)
+    {
+        var job = attempt.Job;
+        var session = attempt.Session;
+        List<SupervisedExample> examples;
+        await using (var training = await session.OpenFileAsync(job.TrainingFile, cancellationToken))
+        {
+            examples = await ChatExamples.ReadAsync(training, cancellationToken);
+        }
+
+        if (examples.Count == 0)
+        {
+            throw new TrainingFailedException("invalid_training_file", "The training file has no examples.", "training_file");
+        }
+
+        ModelPresets.TryGet(RootModel(job.Model), out var preset);
+        var initial = attempt.BaseCheckpointId is { } baseCheckpoint
+            ? (await LoadAsync(session, baseCheckpoint, cancellationToken)).Model
+            : TransformerModel.Create(preset!, seed: 0);
+        var resume = attempt.ResumeCheckpointId is { } resumeId ? await LoadAsync(session, resumeId, cancellationToken) : null;
+        if (resume is not null)
+        {
+            session.ReportEvent($"Resuming from the checkpoint at step {resume.Step} (epoch {resume.EpochsCompleted})");
+        }
+
+        var options = new TrainingOptions(job.NEpochs, job.BatchSize, job.LearningRateMultiplier, job.Seed);
+        var lastCheckpoint = attempt.ResumeCheckpointId;
+        TrainingProgress? last = null;
+        await Task.Run(
+            () => LocalTrainer.Train(initial, examples, options,
+                onStep: progress =>
+                {
+                    last = progress;
+                    session.ReportProgress(progress.Step, progress.TotalSteps);
+                    session.ReportEvent($"Step {progress.Step}/{progress.TotalSteps}: training loss={progress.TrainLoss:0.0000}", type: "metrics", data: new
+                    {
+                        step = progress.Step,
+                        train_loss = progress.TrainLoss,
+                        train_mean_token_accuracy = progress.TrainTokenAccuracy,
+                        total_steps = progress.TotalSteps,
+                    });
+                },
+                resumeFrom: resume,
+                // The training thread waits for the upload: once an epoch is reported saved, a lost worker resumes there.
+                onEpochEnd: checkpoint => lastCheckpoint = session.SaveCheckpointAsync(
+                    checkpoint.Step, checkpoint.EpochsCompleted, Metrics(checkpoint.Step, last), stream => Checkpoint.Save(stream, checkpoint), cancellationToken)
+                    .GetAwaiter().GetResult(),
+                cancellationToken: cancellationToken),
+            cancellationToken);
+
+        // Billed like OpenAI: every token of every example, once per epoch.
+        var tokensPerEpoch = examples.Sum(example => (long)ChatTokens.Render(example.Messages).Tokens.Length);
+        return new TrainingOutcome(lastCheckpoint!, tokensPerEpoch * job.NEpochs);
+    }
+
+    private static async Task<TrainingCheckpoint> LoadAsync(ITrainingSession session, string checkpointId, CancellationToken cancellationToken)
+    {
+        await using var stream = await session.OpenCheckpointAsync(checkpointId, cancellationToken);
+        return Checkpoint.Load(stream);
+    }
+
+    private static CheckpointMetrics Metrics(int step, TrainingProgress? last)
+    {
+        var metrics = new CheckpointMetrics { Step = step };
+        if (last is not null)
+        {
+            metrics.TrainLoss = last.TrainLoss;
+            metrics.TrainMeanTokenAccuracy = last.TrainTokenAccuracy;
+        }
+
+        return metrics;
+    }
+
+    /// <summary>`local-nano`, or the preset at the root of `ft:local-nano:project:suffix:job[:ckpt-step-n]`.</summary>
+    public static string RootModel(string model) => model.StartsWith("ft:", StringComparison.Ordinal) ? model.Split(':')[1] : model;
+}

@@ -1,0 +1,101 @@
+using System.Text.Json;
+using FineTunePlatform.Contracts.Training;
+using FineTunePlatform.Training.Jobs;
+using FineTunePlatform.Training.Models;
+using ProtoCheckpoint = FineTunePlatform.Contracts.Training.Checkpoint;
+using ProtoJob = FineTunePlatform.Contracts.Training.TrainingJob;
+using ProtoModel = FineTunePlatform.Contracts.Training.Model;
+using TrainingJob = FineTunePlatform.Training.Jobs.TrainingJob;
+
+namespace FineTunePlatform.Training.Grpc;
+
+/// <summary>Domain to contract, in one place.</summary>
+internal static class JobMapping
+{
+    public static ProtoJob ToContract(this TrainingJob job, DateTimeOffset now)
+    {
+        var contract = new ProtoJob
+        {
+            Id = job.Id,
+            ProjectId = job.ProjectId,
+            Model = job.Model,
+            TrainingFile = job.TrainingFile,
+            ValidationFile = job.ValidationFile ?? "",
+            Suffix = job.Suffix ?? "",
+            Seed = job.Seed,
+            Method = job.Method,
+            NEpochs = job.Epochs,
+            BatchSize = job.BatchSize,
+            LearningRateMultiplier = job.LearningRateMultiplier,
+            Beta = job.Beta ?? 0,
+            Status = job.Status,
+            CreatedAt = job.CreatedAt.ToUnixTimeSeconds(),
+            FinishedAt = job.FinishedAt?.ToUnixTimeSeconds() ?? 0,
+            EstimatedFinish = EstimatedFinish(job, now),
+            FineTunedModel = job.FineTunedModel ?? "",
+            TrainedTokens = job.TrainedTokens ?? 0,
+            Attempt = job.Attempt,
+        };
+        contract.Metadata.Add(JsonSerializer.Deserialize<Dictionary<string, string>>(job.Metadata) ?? []);
+        if (job.ResultFile is not null)
+        {
+            contract.ResultFiles.Add(job.ResultFile);
+        }
+
+        if (job.ErrorCode is not null)
+        {
+            contract.Error = new JobError { Code = job.ErrorCode, Message = job.ErrorMessage ?? "", Param = job.ErrorParam ?? "" };
+        }
+
+        return contract;
+    }
+
+    /// <summary>
+    /// Only while running, and never in the past: the OpenAI SDK's WaitForCompletion sleeps until this instant, so a
+    /// stale estimate would make it sleep a negative time, and a missing one makes it wait 30 seconds between polls.
+    /// </summary>
+    private static long EstimatedFinish(TrainingJob job, DateTimeOffset now)
+    {
+        if (job.Status != JobStatus.Running)
+        {
+            return 0;
+        }
+
+        var soonest = now.AddSeconds(2);
+        var estimate = job.EstimatedFinish is { } value && value > soonest ? value : soonest;
+        return estimate.ToUnixTimeSeconds();
+    }
+
+    public static Contracts.Training.JobEvent ToContract(this Jobs.JobEvent jobEvent) => new()
+    {
+        Id = jobEvent.Id,
+        CreatedAt = jobEvent.CreatedAt.ToUnixTimeSeconds(),
+        Level = jobEvent.Level,
+        Message = jobEvent.Message,
+        Type = jobEvent.Type,
+        DataJson = jobEvent.Data,
+        Sequence = jobEvent.Sequence,
+    };
+
+    public static ProtoCheckpoint ToContract(this JobCheckpoint checkpoint) => new()
+    {
+        Id = checkpoint.Id,
+        JobId = checkpoint.JobId,
+        ModelId = checkpoint.ModelId,
+        Step = checkpoint.Step,
+        CreatedAt = checkpoint.CreatedAt.ToUnixTimeSeconds(),
+        Metrics = CheckpointMetrics.Parser.WithDiscardUnknownFields(true).ParseJson(checkpoint.Metrics),
+    };
+
+    public static ProtoModel ToContract(this VisibleModel model) => new()
+    {
+        Id = model.Id,
+        CreatedAt = model.CreatedAt.ToUnixTimeSeconds(),
+        OwnedBy = model.OwnedBy,
+        Kind = model.Kind,
+        Backend = "local",
+        BaseModel = model.BaseModel,
+        Access = model.Access,
+        JobId = model.JobId ?? "",
+    };
+}

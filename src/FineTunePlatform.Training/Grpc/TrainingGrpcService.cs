@@ -1,0 +1,412 @@
+using FineTunePlatform.Contracts.IntegrationEvents;
+using FineTunePlatform.Contracts.Training;
+using FineTunePlatform.ServiceDefaults;
+using FineTunePlatform.ServiceDefaults.Storage;
+using FineTunePlatform.Training.Infrastructure;
+using FineTunePlatform.Training.Jobs;
+using FineTunePlatform.Training.Models;
+using FineTunePlatform.Training.Scheduling;
+using Google.Protobuf;
+using Grpc.Core;
+using MassTransit;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.Options;
+using ProtoJob = FineTunePlatform.Contracts.Training.TrainingJob;
+using ProtoQuota = FineTunePlatform.Contracts.Training.ProjectQuota;
+
+namespace FineTunePlatform.Training.Grpc;
+
+/// <summary>
+/// The training service's project-facing surface (the gateway calls it for a caller): jobs, events, checkpoints,
+/// models and grants. Every query is scoped to the caller's project; other projects' ids are simply not found.
+/// </summary>
+public sealed class TrainingGrpcService(
+    TrainingDbContext db,
+    JobCreator creator,
+    JobEventLog events,
+    JobEventHub hub,
+    ModelCatalog catalog,
+    ChunkStore chunks,
+    SchedulerSignal scheduler,
+    IPublishEndpoint publisher,
+    TimeProvider time,
+    IOptions<SchedulerOptions> schedulerOptions,
+    IConfiguration configuration) : TrainingService.TrainingServiceBase
+{
+    private const int MaxPageSize = 100;
+    private readonly string _internalToken = configuration.GetInternalToken();
+
+    public override async Task<ProtoJob> CreateJob(CreateJobRequest request, ServerCallContext context)
+    {
+        var caller = context.RequireCaller(_internalToken);
+        var job = await creator.CreateAsync(caller, request, context.CancellationToken);
+        return job.ToContract(time.GetUtcNow());
+    }
+
+    public override async Task<ProtoJob> GetJob(JobRequest request, ServerCallContext context)
+    {
+        var caller = context.RequireCaller(_internalToken);
+        var job = await FindJobAsync(caller, request.JobId, tracking: false, context.CancellationToken);
+        return job.ToContract(time.GetUtcNow());
+    }
+
+    public override async Task<ListJobsResponse> ListJobs(ListJobsRequest request, ServerCallContext context)
+    {
+        var caller = context.RequireCaller(_internalToken);
+        var limit = PageSize(request.Limit, 20);
+        var query = db.Jobs.AsNoTracking().Where(job => job.ProjectId == caller.ProjectId);
+        if (request.Metadata.Count > 0)
+        {
+            var wanted = System.Text.Json.JsonSerializer.Serialize(new Dictionary<string, string>(request.Metadata));
+            query = query.Where(job => EF.Functions.JsonContains(job.Metadata, wanted));
+        }
+
+        if (!string.IsNullOrEmpty(request.After))
+        {
+            var after = await db.Jobs.AsNoTracking().Where(job => job.Id == request.After && job.ProjectId == caller.ProjectId)
+                .Select(job => new { job.CreatedAt, job.Id }).FirstOrDefaultAsync(context.CancellationToken)
+                ?? throw RpcErrors.InvalidArgument($"'after' names no job of this project: {request.After}", "after");
+            query = query.Where(job => job.CreatedAt < after.CreatedAt || (job.CreatedAt == after.CreatedAt && string.Compare(job.Id, after.Id) < 0));
+        }
+
+        var page = await query.OrderByDescending(job => job.CreatedAt).ThenByDescending(job => job.Id).Take(limit + 1).ToListAsync(context.CancellationToken);
+        var now = time.GetUtcNow();
+        var response = new ListJobsResponse { HasMore = page.Count > limit };
+        response.Jobs.AddRange(page.Take(limit).Select(job => job.ToContract(now)));
+        return response;
+    }
+
+    public override Task<ProtoJob> CancelJob(JobRequest request, ServerCallContext context) =>
+        TransitionAsync(request, context, (job, now) =>
+        {
+            job.Cancel(now);
+            return "Job cancelled";
+        });
+
+    public override Task<ProtoJob> PauseJob(JobRequest request, ServerCallContext context) =>
+        TransitionAsync(request, context, (job, _) =>
+        {
+            var wasRunning = job.Status == JobStatus.Running;
+            job.Pause();
+            return wasRunning ? "Job paused; it will continue from its last checkpoint when resumed" : "Job paused";
+        });
+
+    public override Task<ProtoJob> ResumeJob(JobRequest request, ServerCallContext context) =>
+        TransitionAsync(request, context, (job, _) =>
+        {
+            job.Resume();
+            return "Job resumed and queued";
+        });
+
+    public override async Task<ListJobEventsResponse> ListJobEvents(ListJobEventsRequest request, ServerCallContext context)
+    {
+        var caller = context.RequireCaller(_internalToken);
+        var job = await FindJobAsync(caller, request.JobId, tracking: false, context.CancellationToken);
+        var limit = PageSize(request.Limit, 20);
+        var query = db.Events.AsNoTracking().Where(jobEvent => jobEvent.JobId == job.Id);
+        if (!string.IsNullOrEmpty(request.After))
+        {
+            var after = await db.Events.AsNoTracking().Where(jobEvent => jobEvent.Id == request.After && jobEvent.JobId == job.Id)
+                .Select(jobEvent => (long?)jobEvent.Sequence).FirstOrDefaultAsync(context.CancellationToken)
+                ?? throw RpcErrors.InvalidArgument($"'after' names no event of this job: {request.After}", "after");
+            query = query.Where(jobEvent => jobEvent.Sequence < after);
+        }
+
+        var page = await query.OrderByDescending(jobEvent => jobEvent.Sequence).Take(limit + 1).ToListAsync(context.CancellationToken);
+        var response = new ListJobEventsResponse { HasMore = page.Count > limit };
+        response.Events.AddRange(page.Take(limit).Select(jobEvent => jobEvent.ToContract()));
+        return response;
+    }
+
+    public override async Task WatchJobEvents(WatchJobEventsRequest request, IServerStreamWriter<Contracts.Training.JobEvent> responseStream, ServerCallContext context)
+    {
+        var caller = context.RequireCaller(_internalToken);
+        var job = await FindJobAsync(caller, request.JobId, tracking: false, context.CancellationToken);
+        var cancellationToken = context.CancellationToken;
+        var last = request.AfterSequence;
+        while (!cancellationToken.IsCancellationRequested)
+        {
+            var next = hub.NextEventAsync(job.Id);
+            var fresh = await db.Events.AsNoTracking().Where(jobEvent => jobEvent.JobId == job.Id && jobEvent.Sequence > last)
+                .OrderBy(jobEvent => jobEvent.Sequence).Take(500).ToListAsync(cancellationToken);
+            foreach (var jobEvent in fresh)
+            {
+                await responseStream.WriteAsync(jobEvent.ToContract(), cancellationToken);
+                last = jobEvent.Sequence;
+            }
+
+            if (fresh.Count == 500)
+            {
+                continue;
+            }
+
+            var status = await db.Jobs.AsNoTracking().Where(row => row.Id == job.Id).Select(row => row.Status).FirstAsync(cancellationToken);
+            if (JobStatus.IsTerminal(status))
+            {
+                // Events written with the final transition were read above (same transaction, earlier sequence).
+                var remaining = await db.Events.AsNoTracking().AnyAsync(jobEvent => jobEvent.JobId == job.Id && jobEvent.Sequence > last, cancellationToken);
+                if (!remaining)
+                {
+                    return;
+                }
+
+                continue;
+            }
+
+            await Task.WhenAny(next, Task.Delay(TimeSpan.FromSeconds(2), cancellationToken));
+        }
+    }
+
+    public override async Task<ListCheckpointsResponse> ListCheckpoints(ListCheckpointsRequest request, ServerCallContext context)
+    {
+        var caller = context.RequireCaller(_internalToken);
+        var job = await FindJobAsync(caller, request.JobId, tracking: false, context.CancellationToken);
+        var limit = PageSize(request.Limit, 10);
+        var query = db.Checkpoints.AsNoTracking().Where(checkpoint => checkpoint.JobId == job.Id);
+        if (!string.IsNullOrEmpty(request.After))
+        {
+            var after = await db.Checkpoints.AsNoTracking().Where(checkpoint => checkpoint.Id == request.After && checkpoint.JobId == job.Id)
+                .Select(checkpoint => (int?)checkpoint.Step).FirstOrDefaultAsync(context.CancellationToken)
+                ?? throw RpcErrors.InvalidArgument($"'after' names no checkpoint of this job: {request.After}", "after");
+            query = query.Where(checkpoint => checkpoint.Step < after);
+        }
+
+        var page = await query.OrderByDescending(checkpoint => checkpoint.Step).Take(limit + 1).ToListAsync(context.CancellationToken);
+        var response = new ListCheckpointsResponse { HasMore = page.Count > limit };
+        response.Checkpoints.AddRange(page.Take(limit).Select(checkpoint => checkpoint.ToContract()));
+        return response;
+    }
+
+    public override async Task<ProtoQuota> SetProjectQuota(ProtoQuota request, ServerCallContext context)
+    {
+        RequireAdmin(context.RequireCaller(_internalToken));
+        if (string.IsNullOrWhiteSpace(request.ProjectId) || request.MaxConcurrentJobs < 0 || request.TrainingTokensPerDay < 0)
+        {
+            throw RpcErrors.InvalidArgument("A quota needs a project id and non-negative limits.");
+        }
+
+        var quota = await db.Quotas.FindAsync([request.ProjectId], context.CancellationToken);
+        if (quota is null)
+        {
+            quota = new Scheduling.ProjectQuota { ProjectId = request.ProjectId };
+            db.Quotas.Add(quota);
+        }
+
+        quota.Priority = request.Priority;
+        quota.MaxConcurrentJobs = request.MaxConcurrentJobs;
+        quota.TrainingTokensPerDay = request.TrainingTokensPerDay;
+        await db.SaveChangesAsync(context.CancellationToken);
+        scheduler.Wake();
+        return request;
+    }
+
+    public override async Task<ProtoQuota> GetProjectQuota(GetProjectQuotaRequest request, ServerCallContext context)
+    {
+        RequireAdmin(context.RequireCaller(_internalToken));
+        var quota = await db.Quotas.AsNoTracking().FirstOrDefaultAsync(quota => quota.ProjectId == request.ProjectId, context.CancellationToken);
+        var defaults = schedulerOptions.Value;
+        return new ProtoQuota
+        {
+            ProjectId = request.ProjectId,
+            Priority = quota?.Priority ?? 0,
+            MaxConcurrentJobs = quota?.MaxConcurrentJobs ?? defaults.DefaultMaxConcurrentJobs,
+            TrainingTokensPerDay = quota?.TrainingTokensPerDay ?? defaults.DefaultTrainingTokensPerDay,
+        };
+    }
+
+    public override async Task<ListModelsResponse> ListModels(ListModelsRequest request, ServerCallContext context)
+    {
+        var caller = context.RequireCaller(_internalToken);
+        var response = new ListModelsResponse();
+        response.Models.AddRange((await catalog.ListAsync(caller.ProjectId, context.CancellationToken)).Select(model => model.ToContract()));
+        return response;
+    }
+
+    public override async Task<Model> GetModel(GetModelRequest request, ServerCallContext context)
+    {
+        var caller = context.RequireCaller(_internalToken);
+        var model = await FindModelAsync(caller, request.ModelId, context.CancellationToken);
+        var contract = model.ToContract();
+        if (model.CheckpointId is not null)
+        {
+            var checkpoint = await db.Checkpoints.AsNoTracking().FirstAsync(checkpoint => checkpoint.Id == model.CheckpointId, context.CancellationToken);
+            contract.ArtifactBytes = checkpoint.Bytes;
+            contract.ArtifactSha256 = checkpoint.Sha256;
+        }
+
+        return contract;
+    }
+
+    public override async Task<DeleteModelResponse> DeleteModel(DeleteModelRequest request, ServerCallContext context)
+    {
+        var caller = context.RequireCaller(_internalToken);
+        var model = await FindModelAsync(caller, request.ModelId, context.CancellationToken);
+        if (model.Kind != "fine_tuned" || model.Access != ModelAccess.Owner)
+        {
+            throw RpcErrors.PermissionDenied($"Only the owning project can delete '{model.Id}', and only fine-tuned models can be deleted.", "model_not_deletable");
+        }
+
+        await db.Permissions.Where(permission => permission.ModelId == model.Id || permission.ModelId.StartsWith(model.Id + ":ckpt-step-"))
+            .ExecuteDeleteAsync(context.CancellationToken);
+        await db.Models.Where(row => row.Id == model.Id).ExecuteDeleteAsync(context.CancellationToken);
+        await publisher.Publish(new ModelAccessChanged(model.Id, caller.ProjectId, "deleted"), context.CancellationToken);
+        return new DeleteModelResponse { ModelId = model.Id, Deleted = true };
+    }
+
+    public override async Task ReadModelArtifact(ReadModelArtifactRequest request, IServerStreamWriter<ArtifactChunk> responseStream, ServerCallContext context)
+    {
+        var caller = context.RequireCaller(_internalToken);
+        var model = await FindModelAsync(caller, request.ModelId, context.CancellationToken);
+        if (model.CheckpointId is null)
+        {
+            throw RpcErrors.NotFound($"'{model.Id}' is a built-in preset: its weights come with the runtime.", "model", "no_artifact");
+        }
+
+        await foreach (var chunk in chunks.ReadAsync(model.CheckpointId, context.CancellationToken))
+        {
+            await responseStream.WriteAsync(new ArtifactChunk { Data = UnsafeByteOperations.UnsafeWrap(chunk) }, context.CancellationToken);
+        }
+    }
+
+    public override async Task<ModelPermissionList> CreateModelPermissions(CreateModelPermissionsRequest request, ServerCallContext context)
+    {
+        var caller = context.RequireCaller(_internalToken);
+        var model = await FindOwnedShareableAsync(caller, request.ModelId, context.CancellationToken);
+        var projects = request.ProjectIds.Select(id => id.Trim()).Where(id => id.Length > 0).Distinct().ToList();
+        if (projects.Count == 0)
+        {
+            throw RpcErrors.InvalidArgument("'project_ids' must name at least one project.", "project_ids");
+        }
+
+        if (projects.Contains(caller.ProjectId))
+        {
+            throw RpcErrors.InvalidArgument("A project already owns its models; grant them to other projects.", "project_ids");
+        }
+
+        var existing = await db.Permissions.Where(permission => permission.ModelId == model.Id && projects.Contains(permission.ProjectId)).ToListAsync(context.CancellationToken);
+        var now = time.GetUtcNow();
+        var created = projects.Where(project => existing.All(permission => permission.ProjectId != project)).Select(project => new Models.ModelPermission
+        {
+            Id = RandomIds.WithPrefix("cp_"),
+            ModelId = model.Id,
+            OwnerProjectId = caller.ProjectId,
+            ProjectId = project,
+            CreatedAt = now,
+        }).ToList();
+        db.Permissions.AddRange(created);
+        await db.SaveChangesAsync(context.CancellationToken);
+        await publisher.Publish(new ModelAccessChanged(model.Id, caller.ProjectId, "granted"), context.CancellationToken);
+        var response = new ModelPermissionList();
+        response.Permissions.AddRange(existing.Concat(created).OrderBy(permission => permission.CreatedAt).Select(ToContract));
+        return response;
+    }
+
+    public override async Task<ModelPermissionList> ListModelPermissions(ListModelPermissionsRequest request, ServerCallContext context)
+    {
+        var caller = context.RequireCaller(_internalToken);
+        var model = await FindOwnedShareableAsync(caller, request.ModelId, context.CancellationToken);
+        var limit = PageSize(request.Limit, 10);
+        var query = db.Permissions.AsNoTracking().Where(permission => permission.ModelId == model.Id);
+        if (!string.IsNullOrEmpty(request.ProjectId))
+        {
+            query = query.Where(permission => permission.ProjectId == request.ProjectId);
+        }
+
+        if (!string.IsNullOrEmpty(request.After))
+        {
+            query = query.Where(permission => string.Compare(permission.Id, request.After) > 0);
+        }
+
+        var page = await query.OrderBy(permission => permission.Id).Take(limit + 1).ToListAsync(context.CancellationToken);
+        var response = new ModelPermissionList { HasMore = page.Count > limit };
+        response.Permissions.AddRange(page.Take(limit).Select(ToContract));
+        return response;
+    }
+
+    public override async Task<DeleteModelPermissionResponse> DeleteModelPermission(DeleteModelPermissionRequest request, ServerCallContext context)
+    {
+        var caller = context.RequireCaller(_internalToken);
+        var model = await FindOwnedShareableAsync(caller, request.ModelId, context.CancellationToken);
+        var deleted = await db.Permissions.Where(permission => permission.Id == request.PermissionId && permission.ModelId == model.Id)
+            .ExecuteDeleteAsync(context.CancellationToken);
+        if (deleted == 0)
+        {
+            throw RpcErrors.NotFound($"No permission '{request.PermissionId}' on '{model.Id}'.", "permission_id");
+        }
+
+        await publisher.Publish(new ModelAccessChanged(model.Id, caller.ProjectId, "revoked"), context.CancellationToken);
+        return new DeleteModelPermissionResponse { PermissionId = request.PermissionId, Deleted = true };
+    }
+
+    private async Task<ProtoJob> TransitionAsync(JobRequest request, ServerCallContext context, Func<Jobs.TrainingJob, DateTimeOffset, string> transition)
+    {
+        var caller = context.RequireCaller(_internalToken);
+        var job = await FindJobAsync(caller, request.JobId, tracking: true, context.CancellationToken);
+        var now = time.GetUtcNow();
+        try
+        {
+            events.Add(db, job.Id, transition(job, now));
+        }
+        catch (InvalidJobTransitionException ex)
+        {
+            throw RpcErrors.FailedPrecondition(ex.Message, null, "invalid_state");
+        }
+
+        try
+        {
+            await db.SaveChangesAsync(context.CancellationToken);
+        }
+        catch (DbUpdateConcurrencyException)
+        {
+            throw new RpcException(new Status(StatusCode.Aborted, $"Job {job.Id} changed while this request ran; try again."));
+        }
+
+        scheduler.Wake();
+        if (JobStatus.IsTerminal(job.Status))
+        {
+            await publisher.Publish(new TrainingJobFinished(job.Id, job.ProjectId, job.Status, null, job.Model), context.CancellationToken);
+        }
+
+        return job.ToContract(now);
+    }
+
+    private async Task<Jobs.TrainingJob> FindJobAsync(InternalCaller caller, string jobId, bool tracking, CancellationToken cancellationToken)
+    {
+        var query = tracking ? db.Jobs : db.Jobs.AsNoTracking();
+        return await query.FirstOrDefaultAsync(job => job.Id == jobId && job.ProjectId == caller.ProjectId, cancellationToken)
+            ?? throw RpcErrors.NotFound($"Could not find fine-tuning job {jobId}.", "fine_tuning_job_id", "fine_tuning_job_not_found");
+    }
+
+    private async Task<VisibleModel> FindModelAsync(InternalCaller caller, string modelId, CancellationToken cancellationToken) =>
+        await catalog.FindAsync(caller.ProjectId, modelId, cancellationToken)
+        ?? throw RpcErrors.NotFound($"The model '{modelId}' does not exist or you do not have access to it.", "model", "model_not_found");
+
+    private async Task<VisibleModel> FindOwnedShareableAsync(InternalCaller caller, string modelId, CancellationToken cancellationToken)
+    {
+        var model = await FindModelAsync(caller, modelId, cancellationToken);
+        if (model.Access != ModelAccess.Owner || model.Kind == ModelAccess.Base)
+        {
+            throw RpcErrors.PermissionDenied($"Only the project that owns '{model.Id}' can manage who may use it.", "not_owner");
+        }
+
+        return model;
+    }
+
+    private static Contracts.Training.ModelPermission ToContract(Models.ModelPermission permission) => new()
+    {
+        Id = permission.Id,
+        ModelId = permission.ModelId,
+        ProjectId = permission.ProjectId,
+        CreatedAt = permission.CreatedAt.ToUnixTimeSeconds(),
+    };
+
+    private static void RequireAdmin(InternalCaller caller)
+    {
+        if (caller.Role != "admin")
+        {
+            throw RpcErrors.PermissionDenied("Project quotas are managed by the platform team (an admin key).");
+        }
+    }
+
+    private static int PageSize(int requested, int fallback) => requested <= 0 ? fallback : Math.Min(requested, MaxPageSize);
+}

@@ -1,0 +1,207 @@
+using System.Text.Json;
+using FineTunePlatform.Contracts.Datasets;
+using FineTunePlatform.Contracts.Training;
+using FineTunePlatform.ServiceDefaults;
+using FineTunePlatform.Training.Infrastructure;
+using FineTunePlatform.Training.Models;
+using FineTunePlatform.Training.Scheduling;
+using Grpc.Core;
+
+namespace FineTunePlatform.Training.Jobs;
+
+/// <summary>
+/// Turns a create request into a queued job: checks every field (a 400 naming the `param` for each mistake), checks
+/// the files with the dataset service (they must belong to the project, be validated without errors and match the
+/// method's format) and the base model with the catalog, then resolves "auto" hyperparameters and records them.
+/// </summary>
+public sealed class JobCreator(
+    TrainingDbContext db,
+    ModelCatalog catalog,
+    DatasetService.DatasetServiceClient datasets,
+    JobEventLog events,
+    SchedulerSignal scheduler,
+    TimeProvider time,
+    IConfiguration configuration)
+{
+    public const string Supervised = "supervised";
+    public const string Dpo = "dpo";
+    public const int MaxMetadataPairs = 16;
+    private readonly string _internalToken = configuration.GetInternalToken();
+
+    public async Task<TrainingJob> CreateAsync(InternalCaller caller, CreateJobRequest request, CancellationToken cancellationToken)
+    {
+        var method = string.IsNullOrEmpty(request.Method) ? Supervised : request.Method;
+        switch (method)
+        {
+            case Supervised:
+                break;
+            case Dpo:
+                throw RpcErrors.InvalidArgument(
+                    "The 'dpo' method is not available yet: the built-in local backend trains supervised chat jobs only.", "method", "unsupported_method");
+            case "reinforcement":
+                throw RpcErrors.InvalidArgument(
+                    "The 'reinforcement' method is not supported by this platform; use 'supervised'.", "method", "unsupported_method");
+            default:
+                throw RpcErrors.InvalidArgument($"Invalid method '{method}'. Expected 'supervised' or 'dpo'.", "method");
+        }
+
+        CheckHyperparameters(request);
+        var suffix = CheckSuffix(request.Suffix);
+        var metadata = CheckMetadata(request.Metadata);
+        if (request.HasSeed && request.Seed < 0)
+        {
+            throw RpcErrors.InvalidArgument("'seed' must be a non-negative integer.", "seed");
+        }
+
+        if (string.IsNullOrWhiteSpace(request.Model))
+        {
+            throw RpcErrors.InvalidArgument("'model' is required.", "model");
+        }
+
+        var baseModel = await catalog.FindAsync(caller.ProjectId, request.Model, cancellationToken)
+            ?? throw RpcErrors.InvalidArgument(
+                $"Model '{request.Model}' does not exist or is not available for fine-tuning to this project.", "model", "model_not_available");
+
+        if (string.IsNullOrWhiteSpace(request.TrainingFile))
+        {
+            throw RpcErrors.InvalidArgument("'training_file' is required.", "training_file");
+        }
+
+        var metadataHeaders = caller.ToMetadata(_internalToken);
+        var (trainingFile, report) = await CheckFileAsync(request.TrainingFile, "training_file", metadataHeaders, cancellationToken);
+        if (!string.IsNullOrEmpty(request.ValidationFile))
+        {
+            var (validationFile, _) = await CheckFileAsync(request.ValidationFile, "validation_file", metadataHeaders, cancellationToken);
+            if (validationFile.Format != trainingFile.Format)
+            {
+                throw RpcErrors.InvalidArgument(
+                    $"The validation file is in the '{validationFile.Format}' format but the training file is '{trainingFile.Format}'.", "validation_file", "invalid_validation_file");
+            }
+        }
+
+        var epochs = request.HasNEpochs ? request.NEpochs : Math.Max(1, report.RecommendedEpochs);
+        var job = new TrainingJob
+        {
+            Id = RandomIds.WithPrefix("ftjob-"),
+            ProjectId = caller.ProjectId,
+            Model = baseModel.Id,
+            RootModel = baseModel.RootModel,
+            TrainingFile = trainingFile.Id,
+            ValidationFile = string.IsNullOrEmpty(request.ValidationFile) ? null : request.ValidationFile,
+            Suffix = suffix,
+            Seed = request.HasSeed ? request.Seed : Random.Shared.Next(0, int.MaxValue),
+            Metadata = JsonSerializer.Serialize(metadata),
+            Method = method,
+            Epochs = epochs,
+            BatchSize = request.HasBatchSize ? request.BatchSize : AutoBatchSize(trainingFile.ExampleCount),
+            LearningRateMultiplier = request.HasLearningRateMultiplier ? request.LearningRateMultiplier : AutoLearningRateMultiplier,
+            EstimatedTokens = report.BillableTokensPerEpoch * epochs,
+            Status = JobStatus.Queued,
+            CreatedAt = time.GetUtcNow(),
+        };
+        db.Jobs.Add(job);
+        events.Add(db, job.Id, $"Validating training file: {job.TrainingFile}" + (job.ValidationFile is null ? "" : $" and validation file: {job.ValidationFile}"));
+        events.Add(db, job.Id, $"Files validated: {trainingFile.ExampleCount} examples, {report.BillableTokensPerEpoch} billable tokens per epoch; "
+            + $"{job.Epochs} epochs, batch size {job.BatchSize}, learning rate multiplier {job.LearningRateMultiplier}");
+        events.Add(db, job.Id, "Job enqueued");
+        await db.SaveChangesAsync(cancellationToken);
+        scheduler.Wake();
+        return job;
+    }
+
+    /// <summary>OpenAI's rule of thumb for "auto": about 0.2% of the examples per batch, between 1 and 256.</summary>
+    public static int AutoBatchSize(long exampleCount) => (int)Math.Clamp(Math.Ceiling(exampleCount * 0.002), 1, 256);
+
+    /// <summary>
+    /// "auto" keeps the backend's tuned base rate (the local presets' AdamW rate was chosen for them); OpenAI's
+    /// 0.05..0.2 multipliers are relative to much larger models' pretraining rates and would barely move ours.
+    /// </summary>
+    public const double AutoLearningRateMultiplier = 1.0;
+
+    private async Task<(Contracts.Datasets.DatasetFile File, ValidationReport Report)> CheckFileAsync(
+        string fileId, string param, Metadata headers, CancellationToken cancellationToken)
+    {
+        Contracts.Datasets.DatasetFile file;
+        try
+        {
+            file = await datasets.GetAsync(new GetFileRequest { FileId = fileId }, headers, cancellationToken: cancellationToken);
+        }
+        catch (RpcException ex) when (ex.StatusCode == StatusCode.NotFound)
+        {
+            throw RpcErrors.InvalidArgument($"File '{fileId}' does not exist in this project.", param, $"invalid_{param}");
+        }
+
+        if (file.Purpose != "fine-tune")
+        {
+            throw RpcErrors.InvalidArgument($"File '{fileId}' has purpose '{file.Purpose}'; fine-tuning needs a file uploaded with purpose 'fine-tune'.", param, $"invalid_{param}");
+        }
+
+        if (file.Status != "processed" || file.ErrorCount > 0)
+        {
+            throw RpcErrors.InvalidArgument(
+                $"File '{fileId}' is {file.Status} with {file.ErrorCount} validation errors; see GET /v1/files/{fileId}/report. {file.StatusDetails}".TrimEnd(),
+                param, $"invalid_{param}");
+        }
+
+        if (file.Format != "chat")
+        {
+            throw RpcErrors.InvalidArgument(
+                $"File '{fileId}' is in the '{file.Format}' format; the supervised method trains on chat examples ({{\"messages\": [...]}}).", param, $"invalid_{param}");
+        }
+
+        var report = await datasets.GetReportAsync(new GetReportRequest { FileId = fileId }, headers, cancellationToken: cancellationToken);
+        return (file, report);
+    }
+
+    private static void CheckHyperparameters(CreateJobRequest request)
+    {
+        if (request.HasNEpochs && request.NEpochs is < 1 or > 50)
+        {
+            throw RpcErrors.InvalidArgument("'n_epochs' must be between 1 and 50.", "hyperparameters.n_epochs");
+        }
+
+        if (request.HasBatchSize && request.BatchSize is < 1 or > 256)
+        {
+            throw RpcErrors.InvalidArgument("'batch_size' must be between 1 and 256.", "hyperparameters.batch_size");
+        }
+
+        if (request.HasLearningRateMultiplier && !(request.LearningRateMultiplier > 0 && request.LearningRateMultiplier <= 10))
+        {
+            throw RpcErrors.InvalidArgument("'learning_rate_multiplier' must be greater than 0 and at most 10.", "hyperparameters.learning_rate_multiplier");
+        }
+    }
+
+    private static string? CheckSuffix(string suffix)
+    {
+        if (string.IsNullOrEmpty(suffix))
+        {
+            return null;
+        }
+
+        // The suffix becomes part of a model id whose fields are separated by ':'.
+        if (suffix.Length > 64 || !suffix.All(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_' or '.'))
+        {
+            throw RpcErrors.InvalidArgument("'suffix' must be 1 to 64 characters of letters, digits, '-', '_' or '.'.", "suffix");
+        }
+
+        return suffix;
+    }
+
+    private static Dictionary<string, string> CheckMetadata(IDictionary<string, string> metadata)
+    {
+        if (metadata.Count > MaxMetadataPairs)
+        {
+            throw RpcErrors.InvalidArgument($"'metadata' may hold at most {MaxMetadataPairs} pairs.", "metadata");
+        }
+
+        foreach (var (key, value) in metadata)
+        {
+            if (key.Length is 0 or > 64 || value.Length > 512)
+            {
+                throw RpcErrors.InvalidArgument("'metadata' keys must be 1 to 64 characters and values at most 512.", "metadata");
+            }
+        }
+
+        return new Dictionary<string, string>(metadata);
+    }
+}

@@ -1,0 +1,214 @@
+namespace FineTunePlatform.Training.Jobs;
+
+/// <summary>OpenAI's job statuses, plus `paused`.</summary>
+public static class JobStatus
+{
+    public const string ValidatingFiles = "validating_files";
+    public const string Queued = "queued";
+    public const string Running = "running";
+    public const string Paused = "paused";
+    public const string Succeeded = "succeeded";
+    public const string Failed = "failed";
+    public const string Cancelled = "cancelled";
+
+    public static bool IsTerminal(string status) => status is Succeeded or Failed or Cancelled;
+}
+
+/// <summary>
+/// A fine-tuning job and its state machine. The row is the truth: a worker acts on an attempt only while it holds
+/// that attempt's lease, so every transition below checks the state it starts from and says why when it cannot.
+/// </summary>
+public sealed class TrainingJob
+{
+    public required string Id { get; init; }
+
+    public required string ProjectId { get; init; }
+
+    public required string Model { get; init; }
+
+    /// <summary>The preset at the root of the model's lineage (the base of a base that is itself fine-tuned).</summary>
+    public required string RootModel { get; init; }
+
+    public required string TrainingFile { get; init; }
+
+    public string? ValidationFile { get; init; }
+
+    public string? Suffix { get; init; }
+
+    public int Seed { get; init; }
+
+    /// <summary>The caller's metadata as a JSON object (jsonb).</summary>
+    public required string Metadata { get; init; }
+
+    public required string Method { get; init; }
+
+    public int Epochs { get; init; }
+
+    public int BatchSize { get; init; }
+
+    public double LearningRateMultiplier { get; init; }
+
+    public double? Beta { get; init; }
+
+    /// <summary>Training tokens the job will bill (tokens per epoch times epochs), counted against the daily quota.</summary>
+    public long EstimatedTokens { get; init; }
+
+    public required string Status { get; set; }
+
+    public DateTimeOffset CreatedAt { get; init; }
+
+    public DateTimeOffset? FirstDispatchedAt { get; set; }
+
+    public DateTimeOffset? FinishedAt { get; set; }
+
+    public DateTimeOffset? EstimatedFinish { get; set; }
+
+    public string? FineTunedModel { get; set; }
+
+    public long? TrainedTokens { get; set; }
+
+    public string? ResultFile { get; set; }
+
+    public string? ErrorCode { get; set; }
+
+    public string? ErrorMessage { get; set; }
+
+    public string? ErrorParam { get; set; }
+
+    /// <summary>How many times the job was dispatched; TrainJob and every worker call name the attempt they act for.</summary>
+    public int Attempt { get; set; }
+
+    public string? LeaseOwner { get; set; }
+
+    public DateTimeOffset? LeaseExpiresAt { get; set; }
+
+    public DateTimeOffset? AttemptStartedAt { get; set; }
+
+    public int Step { get; set; }
+
+    public int TotalSteps { get; set; }
+
+    /// <summary>Why a queued job is not dispatched yet (the last reason told to the user, so it is said once).</summary>
+    public string? WaitReason { get; set; }
+
+    /// <summary>PostgreSQL's xmin: a worker's report and a user's cancel that race cannot both win.</summary>
+    public uint Version { get; set; }
+
+    /// <summary>The model id the job produces; checkpoints append `:ckpt-step-{n}`.</summary>
+    public string OutputModelId => $"ft:{RootModel}:{ProjectId}:{Suffix}:{Id}";
+
+    public void Cancel(DateTimeOffset now)
+    {
+        if (JobStatus.IsTerminal(Status))
+        {
+            throw new InvalidJobTransitionException($"Job {Id} has already {Status}; only a job that has not finished can be cancelled.");
+        }
+
+        Status = JobStatus.Cancelled;
+        FinishedAt = now;
+        ReleaseLease();
+    }
+
+    public void Pause()
+    {
+        if (Status is not (JobStatus.Queued or JobStatus.Running))
+        {
+            throw new InvalidJobTransitionException($"Job {Id} is {Status}; only a queued or running job can be paused.");
+        }
+
+        Status = JobStatus.Paused;
+        ReleaseLease();
+    }
+
+    public void Resume()
+    {
+        if (Status != JobStatus.Paused)
+        {
+            throw new InvalidJobTransitionException($"Job {Id} is {Status}; only a paused job can be resumed.");
+        }
+
+        Status = JobStatus.Queued;
+        WaitReason = null;
+    }
+
+    /// <summary>Queued to running: a new attempt that a worker must claim before `claimDeadline`.</summary>
+    public void Dispatch(DateTimeOffset now, DateTimeOffset claimDeadline)
+    {
+        if (Status != JobStatus.Queued)
+        {
+            throw new InvalidJobTransitionException($"Job {Id} is {Status}; only a queued job can be dispatched.");
+        }
+
+        Status = JobStatus.Running;
+        Attempt++;
+        FirstDispatchedAt ??= now;
+        AttemptStartedAt = now;
+        LeaseOwner = null;
+        LeaseExpiresAt = claimDeadline;
+        EstimatedFinish = null;
+        WaitReason = null;
+    }
+
+    /// <summary>Why `worker` may not act for `attempt`, or null when it holds (or may take) the lease.</summary>
+    public string? RefuseWorker(int attempt, string worker, bool claiming)
+    {
+        if (Status != JobStatus.Running)
+        {
+            return $"the job is {Status}";
+        }
+
+        if (attempt != Attempt)
+        {
+            return $"attempt {attempt} was superseded by attempt {Attempt}";
+        }
+
+        if (claiming)
+        {
+            return LeaseOwner is null || LeaseOwner == worker ? null : $"attempt {attempt} is held by {LeaseOwner}";
+        }
+
+        return LeaseOwner == worker ? null : $"attempt {attempt} is not held by {worker}";
+    }
+
+    public void RenewLease(string worker, DateTimeOffset expiresAt)
+    {
+        LeaseOwner = worker;
+        LeaseExpiresAt = expiresAt;
+    }
+
+    /// <summary>The lease ran out (worker gone, or no worker claimed the attempt): back to the queue.</summary>
+    public void Requeue()
+    {
+        Status = JobStatus.Queued;
+        ReleaseLease();
+    }
+
+    public void Succeed(DateTimeOffset now, string fineTunedModel, long trainedTokens, string? resultFile)
+    {
+        Status = JobStatus.Succeeded;
+        FinishedAt = now;
+        FineTunedModel = fineTunedModel;
+        TrainedTokens = trainedTokens;
+        ResultFile = resultFile;
+        ReleaseLease();
+    }
+
+    public void Fail(DateTimeOffset now, string code, string message, string? param)
+    {
+        Status = JobStatus.Failed;
+        FinishedAt = now;
+        ErrorCode = code;
+        ErrorMessage = message;
+        ErrorParam = param;
+        ReleaseLease();
+    }
+
+    private void ReleaseLease()
+    {
+        LeaseOwner = null;
+        LeaseExpiresAt = null;
+        EstimatedFinish = null;
+    }
+}
+
+public sealed class InvalidJobTransitionException(string message) : Exception(message);

@@ -1,0 +1,101 @@
+using FineTunePlatform.LocalModels;
+using FineTunePlatform.Training.Infrastructure;
+using Microsoft.EntityFrameworkCore;
+
+namespace FineTunePlatform.Training.Models;
+
+/// <summary>How a project reaches a model.</summary>
+public static class ModelAccess
+{
+    public const string Base = "base";
+    public const string Owner = "owner";
+    public const string Granted = "granted";
+}
+
+/// <summary>A model as one project sees it: a base preset, a fine-tuned model, or a checkpoint of one.</summary>
+public sealed record VisibleModel(
+    string Id,
+    string Kind,
+    string OwnedBy,
+    string BaseModel,
+    string RootModel,
+    string Access,
+    string? JobId,
+    string? CheckpointId,
+    DateTimeOffset CreatedAt);
+
+/// <summary>
+/// The one place that answers "which models may this project use": the built-in presets, the fine-tuned models
+/// and checkpoints it owns, and those granted to it. Everything else is invisible (not found, never forbidden),
+/// so one tenant cannot learn another's model ids.
+/// </summary>
+public sealed class ModelCatalog(TrainingDbContext db)
+{
+    public const string SystemOwner = "system";
+    private static readonly DateTimeOffset PresetsCreatedAt = new(2026, 1, 1, 0, 0, 0, TimeSpan.Zero);
+
+    public async Task<VisibleModel?> FindAsync(string projectId, string modelId, CancellationToken cancellationToken)
+    {
+        if (ModelPresets.TryGet(modelId, out var preset))
+        {
+            return Preset(preset);
+        }
+
+        var model = await db.Models.AsNoTracking().FirstOrDefaultAsync(model => model.Id == modelId, cancellationToken);
+        if (model is not null)
+        {
+            var access = await AccessAsync(projectId, model.ProjectId, model.Id, cancellationToken);
+            return access is null ? null : await FineTunedAsync(model, access, cancellationToken);
+        }
+
+        var checkpoint = await db.Checkpoints.AsNoTracking().FirstOrDefaultAsync(checkpoint => checkpoint.ModelId == modelId, cancellationToken);
+        if (checkpoint is null)
+        {
+            return null;
+        }
+
+        // A checkpoint is reachable by its owner, and by a grant on it or on the model its job produced.
+        var job = await db.Jobs.AsNoTracking().FirstAsync(job => job.Id == checkpoint.JobId, cancellationToken);
+        var checkpointAccess = await AccessAsync(projectId, checkpoint.ProjectId, checkpoint.ModelId, cancellationToken)
+            ?? await AccessAsync(projectId, checkpoint.ProjectId, job.OutputModelId, cancellationToken);
+        return checkpointAccess is null
+            ? null
+            : new VisibleModel(checkpoint.ModelId, "checkpoint", checkpoint.ProjectId, job.Model, job.RootModel, checkpointAccess, job.Id, checkpoint.Id, checkpoint.CreatedAt);
+    }
+
+    public async Task<IReadOnlyList<VisibleModel>> ListAsync(string projectId, CancellationToken cancellationToken)
+    {
+        var granted = db.Permissions.Where(permission => permission.ProjectId == projectId).Select(permission => permission.ModelId);
+        var models = await db.Models.AsNoTracking()
+            .Where(model => model.ProjectId == projectId || granted.Contains(model.Id))
+            .OrderBy(model => model.CreatedAt)
+            .ToListAsync(cancellationToken);
+        var visible = ModelPresets.All.Select(Preset).ToList();
+        foreach (var model in models)
+        {
+            visible.Add(await FineTunedAsync(model, model.ProjectId == projectId ? ModelAccess.Owner : ModelAccess.Granted, cancellationToken));
+        }
+
+        return visible;
+    }
+
+    private async Task<string?> AccessAsync(string projectId, string ownerProjectId, string modelId, CancellationToken cancellationToken)
+    {
+        if (ownerProjectId == projectId)
+        {
+            return ModelAccess.Owner;
+        }
+
+        var granted = await db.Permissions.AnyAsync(permission => permission.ModelId == modelId && permission.ProjectId == projectId, cancellationToken);
+        return granted ? ModelAccess.Granted : null;
+    }
+
+    private async Task<VisibleModel> FineTunedAsync(FineTunedModel model, string access, CancellationToken cancellationToken)
+    {
+        var rootModel = await db.Jobs.AsNoTracking().Where(job => job.Id == model.JobId).Select(job => job.RootModel).FirstAsync(cancellationToken);
+        return new VisibleModel(model.Id, "fine_tuned", model.ProjectId, model.BaseModel, rootModel, access, model.JobId, model.CheckpointId, model.CreatedAt);
+    }
+
+    private static VisibleModel Preset(ModelPreset preset) =>
+        new(preset.Name, ModelAccess.Base, SystemOwner, "", preset.Name, ModelAccess.Base, null, null, PresetsCreatedAt);
+}

@@ -1,0 +1,197 @@
+using FineTunePlatform.Contracts.IntegrationEvents;
+using FineTunePlatform.Training.Infrastructure;
+using FineTunePlatform.Training.Jobs;
+using MassTransit;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.Options;
+
+namespace FineTunePlatform.Training.Scheduling;
+
+/// <summary>
+/// Starts queued jobs on free worker slots and re-queues attempts whose lease ran out. One pass holds a PostgreSQL
+/// advisory lock, so any number of training replicas run it and only one decides at a time.
+///
+/// Policy, per free slot: among projects whose oldest queued job fits their quota (concurrent jobs, training tokens
+/// per day), the highest priority wins, then the project running the fewest jobs (fair share), then the oldest job.
+/// Within a project jobs start in creation order. A project's oldest job says once why it waits.
+/// </summary>
+public sealed partial class JobScheduler(
+    IServiceScopeFactory scopes,
+    SchedulerSignal signal,
+    JobEventLog events,
+    TimeProvider time,
+    IOptions<SchedulerOptions> options,
+    ILogger<JobScheduler> logger) : BackgroundService
+{
+    public const string TrainJobQueue = "train-job";
+    private const long AdvisoryLockKey = 0x46_54_50_53; // "FTPS"
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        while (!stoppingToken.IsCancellationRequested)
+        {
+            try
+            {
+                await RunOnceAsync(stoppingToken);
+            }
+            catch (Exception ex) when (!stoppingToken.IsCancellationRequested)
+            {
+                LogPassFailed(logger, ex);
+            }
+
+            await signal.WaitAsync(options.Value.Interval, stoppingToken);
+        }
+    }
+
+    /// <summary>One pass: reconcile leases, then dispatch. Returns the attempts sent to workers.</summary>
+    public async Task<IReadOnlyList<TrainJob>> RunOnceAsync(CancellationToken cancellationToken)
+    {
+        await using var scope = scopes.CreateAsyncScope();
+        var db = scope.ServiceProvider.GetRequiredService<TrainingDbContext>();
+        List<TrainJob> dispatched;
+        await using (var transaction = await db.Database.BeginTransactionAsync(cancellationToken))
+        {
+            var locked = await db.Database.SqlQuery<bool>($"SELECT pg_try_advisory_xact_lock({AdvisoryLockKey}) AS \"Value\"").SingleAsync(cancellationToken);
+            if (!locked)
+            {
+                return [];
+            }
+
+            var now = time.GetUtcNow();
+            await ReconcileLeasesAsync(db, now, cancellationToken);
+            dispatched = await DispatchAsync(db, now, cancellationToken);
+            await db.SaveChangesAsync(cancellationToken);
+            await transaction.CommitAsync(cancellationToken);
+        }
+
+        // After the commit: a lost send leaves the attempt unclaimed, and the reconciler re-queues it.
+        if (dispatched.Count > 0)
+        {
+            var endpoint = await scope.ServiceProvider.GetRequiredService<ISendEndpointProvider>().GetSendEndpoint(new Uri($"queue:{TrainJobQueue}"));
+            foreach (var command in dispatched)
+            {
+                await endpoint.Send(command, cancellationToken);
+            }
+        }
+
+        return dispatched;
+    }
+
+    private async Task ReconcileLeasesAsync(TrainingDbContext db, DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        var expired = await db.Jobs.Where(job => job.Status == JobStatus.Running && job.LeaseExpiresAt < now).ToListAsync(cancellationToken);
+        foreach (var job in expired)
+        {
+            var who = job.LeaseOwner is null ? "no worker claimed it" : $"worker {job.LeaseOwner} stopped reporting";
+            if (job.Attempt >= options.Value.MaxAttempts)
+            {
+                job.Fail(now, "internal", $"Training was interrupted {job.Attempt} times ({who} on the last attempt); giving up.", null);
+                events.Add(db, job.Id, $"Attempt {job.Attempt} lost: {who}. The job failed after {job.Attempt} attempts.", EventLevel.Error);
+                continue;
+            }
+
+            job.Requeue();
+            events.Add(db, job.Id, $"Attempt {job.Attempt} lost: {who}. The job is queued again and will resume from its last checkpoint.", EventLevel.Warn);
+        }
+    }
+
+    private async Task<List<TrainJob>> DispatchAsync(TrainingDbContext db, DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        var queued = await db.Jobs.Where(job => job.Status == JobStatus.Queued).OrderBy(job => job.CreatedAt).ThenBy(job => job.Id).ToListAsync(cancellationToken);
+        if (queued.Count == 0)
+        {
+            return [];
+        }
+
+        var settings = options.Value;
+        var liveSince = now - settings.WorkerTimeout;
+        var liveSlots = await db.Workers.Where(worker => worker.LastSeenAt > liveSince).SumAsync(worker => worker.Slots, cancellationToken);
+        var running = await db.Jobs.Where(job => job.Status == JobStatus.Running)
+            .GroupBy(job => job.ProjectId).Select(group => new { group.Key, Count = group.Count() })
+            .ToDictionaryAsync(group => group.Key, group => group.Count, cancellationToken);
+        var free = liveSlots - running.Values.Sum();
+
+        var projectIds = queued.Select(job => job.ProjectId).Distinct().ToList();
+        var quotas = await db.Quotas.Where(quota => projectIds.Contains(quota.ProjectId)).ToDictionaryAsync(quota => quota.ProjectId, cancellationToken);
+        var startOfDay = new DateTimeOffset(now.UtcDateTime.Date, TimeSpan.Zero);
+        var tokensToday = await db.Jobs.Where(job => projectIds.Contains(job.ProjectId) && job.FirstDispatchedAt >= startOfDay)
+            .GroupBy(job => job.ProjectId).Select(group => new { group.Key, Tokens = group.Sum(job => job.EstimatedTokens) })
+            .ToDictionaryAsync(group => group.Key, group => group.Tokens, cancellationToken);
+        var waiting = queued.GroupBy(job => job.ProjectId).ToDictionary(group => group.Key, group => new Queue<TrainingJob>(group));
+
+        ProjectQuota QuotaOf(string projectId) => quotas.TryGetValue(projectId, out var quota)
+            ? quota
+            : new ProjectQuota { ProjectId = projectId, MaxConcurrentJobs = settings.DefaultMaxConcurrentJobs, TrainingTokensPerDay = settings.DefaultTrainingTokensPerDay };
+
+        // Why a project's next job cannot start now, or null when it may.
+        string? Blocked(string projectId, TrainingJob next)
+        {
+            var quota = QuotaOf(projectId);
+            var runningNow = running.GetValueOrDefault(projectId);
+            if (runningNow >= quota.MaxConcurrentJobs)
+            {
+                return $"Waiting: project {projectId} is running {runningNow} of its {quota.MaxConcurrentJobs} concurrent jobs.";
+            }
+
+            var used = tokensToday.GetValueOrDefault(projectId);
+            if (next.FirstDispatchedAt is null && used + next.EstimatedTokens > quota.TrainingTokensPerDay)
+            {
+                return $"Waiting: project {projectId} has used {used} of its {quota.TrainingTokensPerDay} training tokens today and this job needs {next.EstimatedTokens}.";
+            }
+
+            return null;
+        }
+
+        var dispatched = new List<TrainJob>();
+        while (free > 0)
+        {
+            var eligible = waiting.Where(pair => pair.Value.Count > 0 && Blocked(pair.Key, pair.Value.Peek()) is null)
+                .OrderByDescending(pair => QuotaOf(pair.Key).Priority)
+                .ThenBy(pair => running.GetValueOrDefault(pair.Key))
+                .ThenBy(pair => pair.Value.Peek().CreatedAt)
+                .Select(pair => pair.Key)
+                .FirstOrDefault();
+            if (eligible is null)
+            {
+                break;
+            }
+
+            var job = waiting[eligible].Dequeue();
+            var firstDispatch = job.FirstDispatchedAt is null;
+            job.Dispatch(now, now + settings.ClaimTimeout);
+            running[eligible] = running.GetValueOrDefault(eligible) + 1;
+            if (firstDispatch)
+            {
+                tokensToday[eligible] = tokensToday.GetValueOrDefault(eligible) + job.EstimatedTokens;
+            }
+
+            free--;
+            events.Add(db, job.Id, job.Attempt == 1 ? "Fine-tuning job started" : $"Fine-tuning job resumed (attempt {job.Attempt})");
+            dispatched.Add(new TrainJob(job.Id, job.Attempt));
+        }
+
+        foreach (var (projectId, jobs) in waiting)
+        {
+            if (jobs.Count == 0)
+            {
+                continue;
+            }
+
+            var next = jobs.Peek();
+            var reason = Blocked(projectId, next)
+                ?? (liveSlots == 0
+                    ? "Waiting: no trainer worker is running; the job starts when one joins."
+                    : $"Waiting for a free trainer worker: all {liveSlots} slots are busy.");
+            if (next.WaitReason != reason)
+            {
+                next.WaitReason = reason;
+                events.Add(db, next.Id, reason);
+            }
+        }
+
+        return dispatched;
+    }
+
+    [LoggerMessage(LogLevel.Error, "A scheduling pass failed; the next pass retries")]
+    private static partial void LogPassFailed(ILogger logger, Exception exception);
+}
