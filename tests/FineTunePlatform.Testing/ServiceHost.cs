@@ -24,11 +24,19 @@ public class ServiceHost<TEntryPoint> : WebApplicationFactory<TEntryPoint>, ISer
     where TEntryPoint : class
 {
     private readonly Dictionary<string, string?> _settings;
-    private readonly Uri _baseAddress = new($"http://127.0.0.1:{LoopbackPorts.Free()}");
-    private readonly Uri _grpcAddress = new($"http://127.0.0.1:{LoopbackPorts.Free()}");
+    private readonly Uri _baseAddress;
+    private readonly Uri _grpcAddress;
 
     public ServiceHost(IDictionary<string, string?> settings)
+        : this(settings, null)
     {
+    }
+
+    /// <summary>`sameAddressesAs`: listen where an earlier (stopped) host listened, as a restarted service does.</summary>
+    public ServiceHost(IDictionary<string, string?> settings, IServiceEndpoints? sameAddressesAs)
+    {
+        _baseAddress = sameAddressesAs?.BaseAddress ?? new Uri($"http://127.0.0.1:{LoopbackPorts.Free()}");
+        _grpcAddress = sameAddressesAs?.GrpcAddress ?? new Uri($"http://127.0.0.1:{LoopbackPorts.Free()}");
         _settings = new Dictionary<string, string?>(settings)
         {
             ["Kestrel:Endpoints:http:Url"] = _baseAddress.ToString(),
@@ -72,4 +80,10 @@ public class ServiceHost<TEntryPoint> : WebApplicationFactory<TEntryPoint>, ISer
             builder.UseSetting(key, value);
         }
     }
+}
+
+/// <summary>Addresses remembered from a host, to start another one in its place.</summary>
+public sealed record ServiceAddresses(Uri BaseAddress, Uri GrpcAddress) : IServiceEndpoints
+{
+    public static ServiceAddresses Of(IServiceEndpoints endpoints) => new(endpoints.BaseAddress, endpoints.GrpcAddress);
 }

@@ -1,0 +1,294 @@
+using System.Net;
+using System.Net.Http.Json;
+using System.Text.Json;
+using OpenAI.Chat;
+using OpenAI.FineTuning;
+
+namespace FineTunePlatform.Training.Tests;
+
+/// <summary>The fine-tuning API end to end through the OpenAI .NET SDK: real training on the built-in CPU model.</summary>
+public sealed class FineTuningJobsTests(FineTuningFixture fixture) : IClassFixture<FineTuningFixture>
+{
+    private TrainingPlatform Platform => fixture.Platform;
+
+    [Fact]
+    public async Task A_job_created_with_the_sdk_trains_to_a_callable_model_with_events_checkpoints_and_results()
+    {
+        var (projectId, key) = fixture.TeamA;
+        var client = Platform.FineTuning(key);
+
+        // "auto" everywhere: resolved at creation and shown on the job.
+        var job = await client.FineTuneAsync("local-nano", fixture.TeamAFile, waitUntilCompleted: false, new FineTuningOptions { Suffix = "tickets" });
+        Assert.StartsWith("ftjob-", job.JobId, StringComparison.Ordinal);
+        var created = await Platform.GetJobAsync(key, job.JobId);
+        var hyperparameters = created.GetProperty("hyperparameters");
+        Assert.Equal(10, hyperparameters.GetProperty("n_epochs").GetInt32()); // OpenAI's heuristic: 10 examples -> 100 / 10
+        Assert.Equal(1, hyperparameters.GetProperty("batch_size").GetInt32());
+        Assert.Equal(JsonValueKind.Number, created.GetProperty("seed").ValueKind);
+
+        await job.WaitForCompletionAsync();
+
+        Assert.Equal(FineTuningStatus.Succeeded, job.Status);
+        Assert.Equal($"ft:local-nano:{projectId}:tickets:{job.JobId}", job.Value);
+        // The SDK does not copy trained_tokens onto the job it updates while waiting; read the wire object.
+        var finished = await Platform.GetJobAsync(key, job.JobId);
+        Assert.True(finished.GetProperty("trained_tokens").GetInt64() > 0);
+        Assert.Equal(JsonValueKind.Number, finished.GetProperty("finished_at").ValueKind);
+        Assert.Equal(JsonValueKind.Null, finished.GetProperty("estimated_finish").ValueKind);
+
+        // Events, newest first, with OpenAI's metrics data.
+        var events = new List<FineTuningEvent>();
+        await foreach (var item in job.GetEventsAsync(new GetEventsOptions { PageSize = 100 }))
+        {
+            events.Add(item);
+        }
+
+        Assert.Equal("The job has successfully completed", events[0].Message);
+        Assert.Contains(events, item => item.Message == "Fine-tuning job started");
+        var metrics = events.Where(item => item.Kind == FineTuningJobEventKind.Metrics).ToList();
+        Assert.Equal(100, metrics.Count);
+        Assert.True(events.Select(item => item.CreatedAt).SequenceEqual(events.Select(item => item.CreatedAt).OrderByDescending(at => at)));
+
+        // The last three epochs' checkpoints, each a model id.
+        var checkpoints = new List<FineTuningCheckpoint>();
+        await foreach (var checkpoint in job.GetCheckpointsAsync())
+        {
+            checkpoints.Add(checkpoint);
+        }
+
+        Assert.Equal([100, 90, 80], checkpoints.Select(checkpoint => checkpoint.StepNumber));
+        Assert.All(checkpoints, checkpoint => Assert.Equal($"{job.Value}:ckpt-step-{checkpoint.StepNumber}", checkpoint.ModelId));
+        Assert.All(checkpoints, checkpoint => Assert.StartsWith("ftckpt_", checkpoint.Id, StringComparison.Ordinal));
+
+        // The results file is a fine-tune-results CSV in the project's files.
+        using var http = Platform.Http(key);
+        var jobJson = await Platform.GetJobAsync(key, job.JobId);
+        var resultFile = jobJson.GetProperty("result_files")[0].GetString()!;
+        var csv = await http.GetStringAsync($"/v1/files/{resultFile}/content");
+        var rows = csv.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.Equal("step,train_loss,train_accuracy,valid_loss,valid_mean_token_accuracy", rows[0]);
+        Assert.Equal(101, rows.Length);
+
+        // The model is listed and answers chat completions, as does a checkpoint.
+        var models = JsonDocument.Parse(await http.GetStringAsync("/v1/models")).RootElement.GetProperty("data").EnumerateArray().Select(model => model.GetProperty("id").GetString()).ToList();
+        Assert.Contains(job.Value, models);
+        foreach (var model in new[] { job.Value!, checkpoints[1].ModelId })
+        {
+            var completion = await Platform.Chat(key, model).CompleteChatAsync([new UserChatMessage("ticket 3: refund?")], new ChatCompletionOptions { MaxOutputTokenCount = 8, Temperature = 0 });
+            Assert.Equal(model, completion.Value.Model);
+            Assert.True(completion.Value.Usage.OutputTokenCount > 0);
+        }
+    }
+
+    [Fact]
+    public async Task Jobs_list_newest_first_page_with_after_and_filter_by_metadata()
+    {
+        var (_, key) = await Platform.Admin.CreateProjectAsync("member");
+        var file = await Platform.UploadTrainingFileAsync(key);
+        var ids = new List<string>();
+        for (var i = 0; i < 3; i++)
+        {
+            var created = await Platform.CreateJobAsync(key, file, epochs: 1, metadata: new Dictionary<string, string> { ["team"] = i == 1 ? "search" : "billing" });
+            ids.Add(created.GetProperty("id").GetString()!);
+        }
+
+        var client = Platform.FineTuning(key);
+        var listed = new List<string>();
+        await foreach (var job in client.GetJobsAsync(new FineTuningJobCollectionOptions { PageSize = 2 }))
+        {
+            listed.Add(job.JobId);
+        }
+
+        Assert.Equal(Enumerable.Reverse(ids), listed);
+
+        using var http = Platform.Http(key);
+        var search = JsonDocument.Parse(await http.GetStringAsync("/v1/fine_tuning/jobs?metadata[team]=search")).RootElement.GetProperty("data");
+        Assert.Equal([ids[1]], search.EnumerateArray().Select(job => job.GetProperty("id").GetString()));
+        Assert.Equal("search", search[0].GetProperty("metadata").GetProperty("team").GetString());
+    }
+
+    [Theory]
+    [InlineData("""{"model":"local-nano"}""", "training_file")]
+    [InlineData("""{"model":"local-nano","training_file":"file-doesnotexist000000000000"}""", "training_file")]
+    [InlineData("""{"model":"gpt-9","training_file":"$FILE"}""", "model")]
+    [InlineData("""{"model":"local-nano","training_file":"$FILE","suffix":"has:colon"}""", "suffix")]
+    [InlineData("""{"model":"local-nano","training_file":"$FILE","method":{"type":"reinforcement"}}""", "method")]
+    [InlineData("""{"model":"local-nano","training_file":"$FILE","hyperparameters":{"n_epochs":0}}""", "hyperparameters.n_epochs")]
+    [InlineData("""{"model":"local-nano","training_file":"$FILE","hyperparameters":{"batch_size":"big"}}""", "hyperparameters.batch_size")]
+    [InlineData("""{"model":"local-nano","training_file":"$FILE","seed":1.5}""", "seed")]
+    public async Task Invalid_jobs_are_400s_naming_the_param_and_create_nothing(string body, string param)
+    {
+        var (_, key) = fixture.TeamA;
+        using var http = Platform.Http(key);
+        var before = JsonDocument.Parse(await http.GetStringAsync("/v1/fine_tuning/jobs?limit=100")).RootElement.GetProperty("data").GetArrayLength();
+
+        var response = await http.PostAsync("/v1/fine_tuning/jobs", new StringContent(body.Replace("$FILE", fixture.TeamAFile, StringComparison.Ordinal), System.Text.Encoding.UTF8, "application/json"));
+
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+        var error = JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement.GetProperty("error");
+        Assert.Equal(param, error.GetProperty("param").GetString());
+        Assert.Equal("invalid_request_error", error.GetProperty("type").GetString());
+        var after = JsonDocument.Parse(await http.GetStringAsync("/v1/fine_tuning/jobs?limit=100")).RootElement.GetProperty("data").GetArrayLength();
+        Assert.Equal(before, after);
+    }
+
+    [Fact]
+    public async Task A_file_with_validation_errors_or_of_another_project_cannot_be_trained_on()
+    {
+        var (_, key) = fixture.TeamA;
+        var bad = await Platform.Files(key).UploadFileAsync(BinaryData.FromString("{\"messages\": []}\n"), "bad.jsonl", OpenAI.Files.FileUploadPurpose.FineTune);
+        using var http = Platform.Http(key);
+        var response = await http.PostAsJsonAsync("/v1/fine_tuning/jobs", new { model = "local-nano", training_file = bad.Value.Id });
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+        Assert.Equal("invalid_training_file", JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement.GetProperty("error").GetProperty("code").GetString());
+
+        using var other = Platform.Http(fixture.TeamB.Key);
+        var foreign = await other.PostAsJsonAsync("/v1/fine_tuning/jobs", new { model = "local-nano", training_file = fixture.TeamAFile });
+        Assert.Equal(HttpStatusCode.BadRequest, foreign.StatusCode);
+        Assert.Equal("training_file", JsonDocument.Parse(await foreign.Content.ReadAsStringAsync()).RootElement.GetProperty("error").GetProperty("param").GetString());
+    }
+
+    [Fact]
+    public async Task Cancel_stops_a_running_job_within_a_second_and_a_finished_job_cannot_be_cancelled()
+    {
+        var (_, key) = fixture.TeamA;
+        var created = await Platform.CreateJobAsync(key, fixture.TeamAFile, epochs: 50);
+        var jobId = created.GetProperty("id").GetString()!;
+        await Platform.WaitForJobAsync(key, jobId, job => job.GetProperty("status").GetString() == "running");
+        await WaitForMetricsAsync(jobId);
+
+        var job = await Platform.FineTuning(key).GetJobAsync(jobId);
+        await job.CancelAndUpdateAsync();
+        Assert.Equal(FineTuningStatus.Cancelled, job.Status);
+
+        // The worker hears of it on its next heartbeat and stops at the next step: no metrics a second later.
+        await Task.Delay(TimeSpan.FromSeconds(1));
+        var settled = await MetricsCountAsync(jobId);
+        await Task.Delay(TimeSpan.FromSeconds(1));
+        Assert.Equal(settled, await MetricsCountAsync(jobId));
+
+        using var http = Platform.Http(key);
+        var again = await http.PostAsync($"/v1/fine_tuning/jobs/{jobId}/cancel", null);
+        Assert.Equal(HttpStatusCode.BadRequest, again.StatusCode);
+        Assert.Equal("invalid_state", JsonDocument.Parse(await again.Content.ReadAsStringAsync()).RootElement.GetProperty("error").GetProperty("code").GetString());
+    }
+
+    [Fact]
+    public async Task Pause_then_resume_continues_from_the_last_checkpoint_to_success()
+    {
+        var (_, key) = fixture.TeamA;
+        var created = await Platform.CreateJobAsync(key, fixture.TeamAFile, epochs: 8);
+        var jobId = created.GetProperty("id").GetString()!;
+        using var http = Platform.Http(key);
+        await WaitAsync(async () => JsonDocument.Parse(await http.GetStringAsync($"/v1/fine_tuning/jobs/{jobId}/checkpoints")).RootElement.GetProperty("data").GetArrayLength() > 0);
+
+        var paused = await http.PostAsync($"/v1/fine_tuning/jobs/{jobId}/pause", null);
+        Assert.Equal("paused", JsonDocument.Parse(await paused.Content.ReadAsStringAsync()).RootElement.GetProperty("status").GetString());
+        var resumed = await http.PostAsync($"/v1/fine_tuning/jobs/{jobId}/resume", null);
+        Assert.Equal(HttpStatusCode.OK, resumed.StatusCode);
+
+        var finished = await Platform.WaitForJobAsync(key, jobId, TrainingPlatform.Finished);
+        Assert.Equal("succeeded", finished.GetProperty("status").GetString());
+        var messages = await MessagesAsync(key, jobId);
+        Assert.Contains(messages, message => message.StartsWith("Resuming from the checkpoint at step", StringComparison.Ordinal));
+        Assert.Single(messages, message => message.StartsWith("New fine-tuned model created", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task The_event_stream_delivers_every_event_until_the_job_ends()
+    {
+        var (_, key) = fixture.TeamA;
+        var created = await Platform.CreateJobAsync(key, fixture.TeamAFile, epochs: 2);
+        var jobId = created.GetProperty("id").GetString()!;
+        using var http = Platform.Http(key);
+        using var response = await http.GetAsync($"/v1/fine_tuning/jobs/{jobId}/events?stream=true", HttpCompletionOption.ResponseHeadersRead);
+        Assert.Equal("text/event-stream", response.Content.Headers.ContentType?.MediaType);
+        using var reader = new StreamReader(await response.Content.ReadAsStreamAsync());
+        var streamed = new List<string>();
+        while (await reader.ReadLineAsync() is { } line)
+        {
+            if (line.StartsWith("data: ", StringComparison.Ordinal))
+            {
+                streamed.Add(line["data: ".Length..]);
+            }
+        }
+
+        Assert.Equal("[DONE]", streamed[^1]);
+        var messages = streamed.SkipLast(1).Select(data => JsonDocument.Parse(data).RootElement.GetProperty("message").GetString()).ToList();
+        Assert.Equal("The job has successfully completed", messages[^1]);
+        Assert.Equal(Enumerable.Reverse(await MessagesAsync(key, jobId)), messages);
+    }
+
+    [Fact]
+    public async Task Another_project_sees_nothing_until_granted_and_loses_access_when_revoked()
+    {
+        var (ownerProject, ownerKey) = await Platform.Admin.CreateProjectAsync("owner");
+        var (otherProject, otherKey) = await Platform.Admin.CreateProjectAsync("owner");
+        var file = await Platform.UploadTrainingFileAsync(ownerKey);
+        var created = await Platform.CreateJobAsync(ownerKey, file, epochs: 1, suffix: "shared");
+        var jobId = created.GetProperty("id").GetString()!;
+        var job = await Platform.WaitForJobAsync(ownerKey, jobId, TrainingPlatform.Finished);
+        var model = job.GetProperty("fine_tuned_model").GetString()!;
+
+        using var other = Platform.Http(otherKey);
+        foreach (var path in new[] { $"/v1/fine_tuning/jobs/{jobId}", $"/v1/fine_tuning/jobs/{jobId}/events", $"/v1/fine_tuning/jobs/{jobId}/checkpoints", $"/v1/models/{model}" })
+        {
+            Assert.Equal(HttpStatusCode.NotFound, (await other.GetAsync(path)).StatusCode);
+        }
+
+        Assert.Equal(HttpStatusCode.NotFound, (await other.PostAsync($"/v1/fine_tuning/jobs/{jobId}/cancel", null)).StatusCode);
+        Assert.DoesNotContain(jobId, await other.GetStringAsync("/v1/fine_tuning/jobs"), StringComparison.Ordinal);
+        Assert.DoesNotContain(model, await other.GetStringAsync("/v1/models"), StringComparison.Ordinal);
+        Assert.Equal(HttpStatusCode.NotFound, (await other.PostAsJsonAsync("/v1/chat/completions", new { model, messages = new[] { new { role = "user", content = "hi" } } })).StatusCode);
+        Assert.Equal(HttpStatusCode.NotFound, (await other.DeleteAsync($"/v1/models/{model}")).StatusCode);
+
+        using var owner = Platform.Http(ownerKey);
+        var grant = await owner.PostAsJsonAsync($"/v1/fine_tuning/checkpoints/{model}/permissions", new { project_ids = new[] { otherProject } });
+        Assert.Equal(HttpStatusCode.OK, grant.StatusCode);
+        var permission = JsonDocument.Parse(await grant.Content.ReadAsStringAsync()).RootElement.GetProperty("data")[0];
+        Assert.Equal(otherProject, permission.GetProperty("project_id").GetString());
+
+        Assert.Contains(model, await other.GetStringAsync("/v1/models"), StringComparison.Ordinal);
+        var chat = await other.PostAsJsonAsync("/v1/chat/completions", new { model, max_tokens = 4, messages = new[] { new { role = "user", content = "hi" } } });
+        Assert.Equal(HttpStatusCode.OK, chat.StatusCode);
+        // A grantee uses the model but does not own it.
+        Assert.Equal(HttpStatusCode.Forbidden, (await other.DeleteAsync($"/v1/models/{model}")).StatusCode);
+        Assert.Equal(HttpStatusCode.Forbidden, (await other.GetAsync($"/v1/fine_tuning/checkpoints/{model}/permissions")).StatusCode);
+
+        var revoke = await owner.DeleteAsync($"/v1/fine_tuning/checkpoints/{model}/permissions/{permission.GetProperty("id").GetString()}");
+        Assert.Equal(HttpStatusCode.OK, revoke.StatusCode);
+        Assert.Equal(HttpStatusCode.NotFound, (await other.PostAsJsonAsync("/v1/chat/completions", new { model, messages = new[] { new { role = "user", content = "hi" } } })).StatusCode);
+
+        var deleted = await owner.DeleteAsync($"/v1/models/{model}");
+        Assert.Equal(HttpStatusCode.OK, deleted.StatusCode);
+        Assert.Equal(HttpStatusCode.NotFound, (await owner.GetAsync($"/v1/models/{model}")).StatusCode);
+        _ = ownerProject;
+    }
+
+    private async Task WaitForMetricsAsync(string jobId) => await WaitAsync(async () => await MetricsCountAsync(jobId) > 0);
+
+    /// <summary>Counted in the training database: the API pages events, and this must see every one.</summary>
+    private async Task<long> MetricsCountAsync(string jobId) =>
+        (await Platform.QueryTrainingAsync($"SELECT count(*) FROM job_events WHERE \"JobId\" = '{jobId}' AND \"Type\" = 'metrics'", reader => reader.GetInt64(0)))[0];
+
+    private async Task<List<string>> MessagesAsync(string key, string jobId)
+    {
+        var messages = new List<string>();
+        await foreach (var item in Platform.FineTuning(key).GetJobAsync(jobId).Result.GetEventsAsync(new GetEventsOptions { PageSize = 100 }))
+        {
+            messages.Add(item.Message);
+        }
+
+        return messages;
+    }
+
+    private static async Task WaitAsync(Func<Task<bool>> condition)
+    {
+        var deadline = DateTime.UtcNow.AddSeconds(60);
+        while (!await condition())
+        {
+            Assert.True(DateTime.UtcNow < deadline, "Timed out waiting for a condition.");
+            await Task.Delay(50);
+        }
+    }
+}
