@@ -13,6 +13,9 @@ public sealed class GatewayFixture : IAsyncLifetime
 
     public ServiceHost<PlatformInfoService> Gateway { get; private set; } = null!;
 
+    /// <summary>The model registry the gateway asks about models that are not an upstream provider's.</summary>
+    public ServiceHost<Training.Grpc.PlatformInfoService> Training { get; private set; } = null!;
+
     public EchoCompletionsServer Upstream { get; private set; } = null!;
 
     /// <summary>The secret platform services present on internal gRPC calls.</summary>
@@ -23,7 +26,9 @@ public sealed class GatewayFixture : IAsyncLifetime
         Upstream = await EchoCompletionsServer.StartAsync();
         var platform = await PlatformTestEnvironment.CreateAsync("gateway");
         InternalToken = platform.InternalToken;
-        Gateway = new ServiceHost<PlatformInfoService>(SettingsWithUpstream(platform.SettingsFor("gatewaydb"), Upstream));
+        Training = new ServiceHost<Training.Grpc.PlatformInfoService>(platform.SettingsFor("trainingdb"));
+        Gateway = new ServiceHost<PlatformInfoService>(SettingsWithUpstream(
+            platform.SettingsFor("gatewaydb", new Dictionary<string, IServiceEndpoints> { ["training"] = Training }), Upstream));
         _ = Gateway.BaseAddress;
     }
 
@@ -39,6 +44,7 @@ public sealed class GatewayFixture : IAsyncLifetime
     public async Task DisposeAsync()
     {
         await Gateway.DisposeAsync();
+        await Training.DisposeAsync();
         await Upstream.DisposeAsync();
     }
 

@@ -38,4 +38,16 @@ public sealed class GatewayAdmin(IServiceEndpoints gateway, string adminKey)
         using var admin = Client(adminKey);
         (await admin.PostAsJsonAsync($"/admin/v1/projects/{projectId}/limits", new { requests_per_minute = requestsPerMinute, tokens_per_minute = tokensPerMinute })).EnsureSuccessStatusCode();
     }
+
+    public async Task SetTrainingQuotaAsync(string projectId, int? priority = null, int? maxConcurrentJobs = null, long? trainingTokensPerDay = null)
+    {
+        using var admin = Client(adminKey);
+        var response = await admin.PostAsJsonAsync($"/admin/v1/projects/{projectId}/training-quota", new
+        {
+            priority,
+            max_concurrent_jobs = maxConcurrentJobs,
+            training_tokens_per_day = trainingTokensPerDay,
+        });
+        response.EnsureSuccessStatusCode();
+    }
 }

@@ -62,8 +62,9 @@ public sealed partial class JobRunner(
         {
             LogStopped(logger, job.Id, command.Attempt, session.StopReason);
         }
-        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        catch (Exception) when (cancellationToken.IsCancellationRequested)
         {
+            // The worker is stopping (its clients may already be disposed): leave the attempt to its lease.
             LogShuttingDown(logger, job.Id, command.Attempt);
         }
         catch (TrainingFailedException ex)

@@ -57,8 +57,15 @@ public sealed class TrainingSession(
 
     public async Task<string> SaveCheckpointAsync(int step, int epoch, CheckpointMetrics metrics, Action<Stream> write, CancellationToken cancellationToken)
     {
-        // Events up to this step first, so the history reads in order.
-        await FlushEventsAsync(cancellationToken);
+        // Events up to this step first, so the history reads in order; if they cannot go now, the next heartbeat sends them.
+        try
+        {
+            await FlushEventsAsync(cancellationToken);
+        }
+        catch (RpcException ex) when (ex.StatusCode is StatusCode.Unavailable or StatusCode.DeadlineExceeded)
+        {
+        }
+
         await using var file = TemporaryFile();
         write(file);
         file.Position = 0;
@@ -106,8 +113,9 @@ public sealed class TrainingSession(
                 }
             }
         }
-        catch (OperationCanceledException)
+        catch (Exception) when (stop.IsCancellationRequested)
         {
+            // Stopped mid-call (OperationCanceledException, or RpcException with status Cancelled): the attempt is over.
         }
     }
 

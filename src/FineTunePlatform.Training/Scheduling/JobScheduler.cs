@@ -12,7 +12,8 @@ namespace FineTunePlatform.Training.Scheduling;
 /// advisory lock, so any number of training replicas run it and only one decides at a time.
 ///
 /// Policy, per free slot: among projects whose oldest queued job fits their quota (concurrent jobs, training tokens
-/// per day), the highest priority wins, then the project running the fewest jobs (fair share), then the oldest job.
+/// per day), the highest priority wins, then the project running the fewest jobs, then the project served longest
+/// ago (so equal projects take turns), then the oldest job.
 /// Within a project jobs start in creation order. A project's oldest job says once why it waits.
 /// </summary>
 public sealed partial class JobScheduler(
@@ -117,6 +118,10 @@ public sealed partial class JobScheduler(
         var tokensToday = await db.Jobs.Where(job => projectIds.Contains(job.ProjectId) && job.FirstDispatchedAt >= startOfDay)
             .GroupBy(job => job.ProjectId).Select(group => new { group.Key, Tokens = group.Sum(job => job.EstimatedTokens) })
             .ToDictionaryAsync(group => group.Key, group => group.Tokens, cancellationToken);
+        // Fair share between projects of equal priority and load: the one served longest ago goes first (round robin).
+        var lastServed = await db.Jobs.Where(job => projectIds.Contains(job.ProjectId) && job.AttemptStartedAt != null)
+            .GroupBy(job => job.ProjectId).Select(group => new { group.Key, At = group.Max(job => job.AttemptStartedAt) })
+            .ToDictionaryAsync(group => group.Key, group => group.At, cancellationToken);
         var waiting = queued.GroupBy(job => job.ProjectId).ToDictionary(group => group.Key, group => new Queue<TrainingJob>(group));
 
         ProjectQuota QuotaOf(string projectId) => quotas.TryGetValue(projectId, out var quota)
@@ -148,6 +153,7 @@ public sealed partial class JobScheduler(
             var eligible = waiting.Where(pair => pair.Value.Count > 0 && Blocked(pair.Key, pair.Value.Peek()) is null)
                 .OrderByDescending(pair => QuotaOf(pair.Key).Priority)
                 .ThenBy(pair => running.GetValueOrDefault(pair.Key))
+                .ThenBy(pair => lastServed.GetValueOrDefault(pair.Key) ?? DateTimeOffset.MinValue)
                 .ThenBy(pair => pair.Value.Peek().CreatedAt)
                 .Select(pair => pair.Key)
                 .FirstOrDefault();
@@ -166,6 +172,7 @@ public sealed partial class JobScheduler(
             }
 
             free--;
+            lastServed[eligible] = now;
             events.Add(db, job.Id, job.Attempt == 1 ? "Fine-tuning job started" : $"Fine-tuning job resumed (attempt {job.Attempt})");
             dispatched.Add(new TrainJob(job.Id, job.Attempt));
         }
