@@ -52,7 +52,7 @@ public sealed partial class JobRunner(
             await stop.CancelAsync();
             await heartbeats;
             await session.FlushEventsAsync(cancellationToken);
-            await ReportAsync(() => trainer.CompleteJobAsync(new CompleteJobRequest
+            await TransientRpc.RetryAsync(() => trainer.CompleteJobAsync(new CompleteJobRequest
             {
                 JobId = job.Id, Attempt = command.Attempt, WorkerId = workerId, TrainedTokens = outcome.TrainedTokens, FinalCheckpointId = outcome.FinalCheckpointId,
             }, cancellationToken: cancellationToken).ResponseAsync, cancellationToken);
@@ -97,28 +97,11 @@ public sealed partial class JobRunner(
         try
         {
             await session.FlushEventsAsync(cancellationToken);
-            await ReportAsync(() => trainer.FailJobAsync(new FailJobRequest { JobId = job.Id, Attempt = attempt, WorkerId = workerId, Error = error }, cancellationToken: cancellationToken).ResponseAsync, cancellationToken);
+            await TransientRpc.RetryAsync(() => trainer.FailJobAsync(new FailJobRequest { JobId = job.Id, Attempt = attempt, WorkerId = workerId, Error = error }, cancellationToken: cancellationToken).ResponseAsync, cancellationToken);
         }
         catch (RpcException ex) when (ex.Status.StatusCode == StatusCode.FailedPrecondition)
         {
             LogStopped(logger, job.Id, attempt, ex.Status.Detail);
-        }
-    }
-
-    /// <summary>A final report survives a training-service restart: retried while the service is unreachable.</summary>
-    private static async Task ReportAsync(Func<Task> call, CancellationToken cancellationToken)
-    {
-        for (var delay = TimeSpan.FromMilliseconds(200); ; delay = TimeSpan.FromTicks(Math.Min(delay.Ticks * 2, TimeSpan.FromSeconds(5).Ticks)))
-        {
-            try
-            {
-                await call();
-                return;
-            }
-            catch (RpcException ex) when (ex.StatusCode is StatusCode.Unavailable or StatusCode.Aborted or StatusCode.DeadlineExceeded)
-            {
-                await Task.Delay(delay, cancellationToken);
-            }
         }
     }
 

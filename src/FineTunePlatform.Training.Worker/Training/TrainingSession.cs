@@ -68,7 +68,19 @@ public sealed class TrainingSession(
 
         await using var file = TemporaryFile();
         write(file);
-        file.Position = 0;
+
+        // A training-service restart must not cost the epoch: the upload starts over from the file's beginning.
+        return await TransientRpc.RetryAsync(
+            () =>
+            {
+                file.Position = 0;
+                return UploadAsync(file, step, epoch, metrics, cancellationToken);
+            },
+            cancellationToken);
+    }
+
+    private async Task<string> UploadAsync(FileStream file, int step, int epoch, CheckpointMetrics metrics, CancellationToken cancellationToken)
+    {
         using var upload = trainer.UploadCheckpoint(cancellationToken: cancellationToken);
         await upload.RequestStream.WriteAsync(new CheckpointUpload
         {

@@ -1,0 +1,108 @@
+using System.Text.Json;
+using FineTunePlatform.Contracts.IntegrationEvents;
+using FineTunePlatform.Testing;
+using MassTransit;
+using Microsoft.Extensions.DependencyInjection;
+
+namespace FineTunePlatform.Training.Tests;
+
+/// <summary>
+/// A job is never lost and never trained twice to completion: a worker killed with SIGKILL, the training service
+/// restarted mid-job, and TrainJob delivered twice.
+/// </summary>
+public sealed class FaultTests
+{
+    [Fact]
+    public async Task A_worker_killed_mid_training_leaves_a_job_that_resumes_from_its_checkpoint_and_succeeds_once()
+    {
+        await using var platform = await TrainingPlatform.StartAsync("killworker", workers: 0);
+        var (_, key) = await platform.Admin.CreateProjectAsync("member");
+        var file = await platform.UploadTrainingFileAsync(key);
+        using var doomed = await ServiceProcess.StartAsync("FineTunePlatform.Training.Worker", platform.WorkerSettings(slots: 1), TimeSpan.FromSeconds(60));
+
+        var jobId = (await platform.CreateJobAsync(key, file, epochs: 40)).GetProperty("id").GetString()!;
+        await WaitAsync(async () => (await CheckpointStepsAsync(platform, jobId)).Count > 0);
+        doomed.Kill(entireProcessTree: true); // SIGKILL: no goodbye, no report, the lease just stops being renewed.
+        var savedBeforeKill = (await CheckpointStepsAsync(platform, jobId)).Max();
+
+        platform.AddWorker(slots: 1);
+        var job = await platform.WaitForJobAsync(key, jobId, TrainingPlatform.Finished, TimeSpan.FromMinutes(2));
+
+        Assert.Equal("succeeded", job.GetProperty("status").GetString());
+        var messages = await MessagesAsync(platform, jobId);
+        Assert.Contains(messages, message => message.StartsWith("Attempt 1 lost: worker", StringComparison.Ordinal));
+        var resumedAt = messages.Single(message => message.StartsWith("Resuming from the checkpoint at step", StringComparison.Ordinal));
+        Assert.True(int.Parse(resumedAt.Split(' ')[6], System.Globalization.CultureInfo.InvariantCulture) >= savedBeforeKill, resumedAt);
+        Assert.Single(messages, message => message.StartsWith("New fine-tuned model created", StringComparison.Ordinal));
+        Assert.Single(messages, message => message == "The job has successfully completed");
+        Assert.Equal(2, await AttemptAsync(platform, jobId));
+
+        // The results cover every step once, across both attempts.
+        using var http = platform.Http(key);
+        var csv = await http.GetStringAsync($"/v1/files/{job.GetProperty("result_files")[0].GetString()}/content");
+        var steps = csv.Split('\n', StringSplitOptions.RemoveEmptyEntries).Skip(1).Select(row => int.Parse(row.Split(',')[0], System.Globalization.CultureInfo.InvariantCulture));
+        Assert.Equal(Enumerable.Range(1, 400), steps);
+    }
+
+    [Fact]
+    public async Task A_training_service_restart_mid_job_does_not_lose_the_job()
+    {
+        await using var platform = await TrainingPlatform.StartAsync("restarttraining", workers: 1);
+        var (_, key) = await platform.Admin.CreateProjectAsync("member");
+        var file = await platform.UploadTrainingFileAsync(key);
+        var jobId = (await platform.CreateJobAsync(key, file, epochs: 40)).GetProperty("id").GetString()!;
+        await WaitAsync(async () => (await CheckpointStepsAsync(platform, jobId)).Count > 0);
+
+        await platform.RestartTrainingAsync();
+
+        var job = await platform.WaitForJobAsync(key, jobId, TrainingPlatform.Finished, TimeSpan.FromMinutes(2));
+        Assert.Equal("succeeded", job.GetProperty("status").GetString());
+        var messages = await MessagesAsync(platform, jobId);
+        Assert.Single(messages, message => message.StartsWith("New fine-tuned model created", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task A_duplicate_train_job_delivery_trains_nothing()
+    {
+        await using var platform = await TrainingPlatform.StartAsync("duplicates", workers: 2);
+        var (_, key) = await platform.Admin.CreateProjectAsync("member");
+        var file = await platform.UploadTrainingFileAsync(key);
+        var jobId = (await platform.CreateJobAsync(key, file, epochs: 20)).GetProperty("id").GetString()!;
+        await platform.WaitForJobAsync(key, jobId, job => job.GetProperty("status").GetString() == "running");
+        await WaitAsync(async () => (await MessagesAsync(platform, jobId)).Any(message => message.StartsWith("Worker ", StringComparison.Ordinal)));
+
+        // The same attempt again while it trains (the idle worker takes it), and again after it finished.
+        var bus = platform.Training.Services.GetRequiredService<IBus>();
+        var queue = await bus.GetSendEndpoint(new Uri("queue:train-job"));
+        await queue.Send(new TrainJob(jobId, 1));
+        var job = await platform.WaitForJobAsync(key, jobId, TrainingPlatform.Finished, TimeSpan.FromMinutes(2));
+        await queue.Send(new TrainJob(jobId, 1));
+        await Task.Delay(TimeSpan.FromSeconds(2));
+
+        Assert.Equal("succeeded", job.GetProperty("status").GetString());
+        var messages = await MessagesAsync(platform, jobId);
+        Assert.Single(messages, message => message.StartsWith("Worker ", StringComparison.Ordinal));
+        Assert.Single(messages, message => message.StartsWith("New fine-tuned model created", StringComparison.Ordinal));
+        Assert.Equal(1, await AttemptAsync(platform, jobId));
+        Assert.Equal(job.GetProperty("fine_tuned_model").GetString(), (await platform.GetJobAsync(key, jobId)).GetProperty("fine_tuned_model").GetString());
+    }
+
+    private static Task<List<int>> CheckpointStepsAsync(TrainingPlatform platform, string jobId) =>
+        platform.QueryTrainingAsync($"SELECT \"Step\" FROM checkpoints WHERE \"JobId\" = '{jobId}'", reader => reader.GetInt32(0));
+
+    private static async Task<int> AttemptAsync(TrainingPlatform platform, string jobId) =>
+        (await platform.QueryTrainingAsync($"SELECT \"Attempt\" FROM jobs WHERE \"Id\" = '{jobId}'", reader => reader.GetInt32(0))).Single();
+
+    private static Task<List<string>> MessagesAsync(TrainingPlatform platform, string jobId) =>
+        platform.QueryTrainingAsync($"SELECT \"Message\" FROM job_events WHERE \"JobId\" = '{jobId}' ORDER BY \"Sequence\"", reader => reader.GetString(0));
+
+    private static async Task WaitAsync(Func<Task<bool>> condition)
+    {
+        var deadline = DateTime.UtcNow.AddSeconds(90);
+        while (!await condition())
+        {
+            Assert.True(DateTime.UtcNow < deadline, "Timed out waiting for a condition.");
+            await Task.Delay(50);
+        }
+    }
+}
