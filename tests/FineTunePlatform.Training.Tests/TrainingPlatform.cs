@@ -8,6 +8,7 @@ using OpenAI;
 using OpenAI.Chat;
 using OpenAI.Files;
 using OpenAI.FineTuning;
+using Xunit;
 using DatasetsEntry = FineTunePlatform.Datasets.Grpc.PlatformInfoService;
 using GatewayEntry = FineTunePlatform.Gateway.Grpc.PlatformInfoService;
 using TrainingEntry = FineTunePlatform.Training.Grpc.PlatformInfoService;

@@ -69,10 +69,7 @@ public sealed partial class JobScheduler(
         if (dispatched.Count > 0)
         {
             var endpoint = await scope.ServiceProvider.GetRequiredService<ISendEndpointProvider>().GetSendEndpoint(new Uri($"queue:{TrainJobQueue}"));
-            foreach (var command in dispatched)
-            {
-                await endpoint.Send(command, cancellationToken);
-            }
+            await Task.WhenAll(dispatched.Select(command => endpoint.Send(command, cancellationToken)));
         }
 
         return dispatched;
