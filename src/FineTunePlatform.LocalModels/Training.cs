@@ -39,11 +39,7 @@ public sealed class LocalTrainer
         ArgumentOutOfRangeException.ThrowIfLessThan(options.Epochs, 1);
         ArgumentOutOfRangeException.ThrowIfLessThan(options.BatchSize, 1);
         var model = (resumeFrom?.Model ?? initial).Clone();
-        var context = model.Preset.ContextLength;
-        var rendered = examples.Select(example => ChatTokens.Render(example.Messages))
-            .Select(pair => (Tokens: pair.Tokens.Take(context + 1).ToArray(), Weights: pair.LossWeights.Take(context + 1).ToArray()))
-            .Where(pair => pair.Tokens.Length > 1)
-            .ToList();
+        var rendered = Render(examples, model.Preset.ContextLength);
         var batchesPerEpoch = (rendered.Count + options.BatchSize - 1) / options.BatchSize;
         var totalSteps = batchesPerEpoch * options.Epochs;
         var optimizer = resumeFrom?.FirstMoment is null
@@ -81,6 +77,36 @@ public sealed class LocalTrainer
 
         return model;
     }
+
+    /// <summary>
+    /// Loss and mean token accuracy of `model` on `examples` (the validation file), over the tokens training would
+    /// learn, without changing the model.
+    /// </summary>
+    public static (double Loss, double TokenAccuracy) Evaluate(TransformerModel model, IReadOnlyList<SupervisedExample> examples, int batchSize)
+    {
+        var rendered = Render(examples, model.Preset.ContextLength);
+        double weightedLoss = 0, weights = 0;
+        long correct = 0, counted = 0;
+        for (var start = 0; start < rendered.Count; start += batchSize)
+        {
+            var batch = rendered.Skip(start).Take(batchSize).ToList();
+            var length = batch.Max(sequence => sequence.Tokens.Length) - 1;
+            var (inputs, targets, lossWeights) = Pack(batch, length);
+            var result = new ForwardPass(model, batch.Count, length).Forward(inputs, targets, lossWeights);
+            weightedLoss += result.Loss * result.WeightSum;
+            weights += result.WeightSum;
+            correct += result.Correct;
+            counted += result.Counted;
+        }
+
+        return (weights == 0 ? 0 : weightedLoss / weights, counted == 0 ? 0 : (double)correct / counted);
+    }
+
+    private static List<(int[] Tokens, float[] Weights)> Render(IReadOnlyList<SupervisedExample> examples, int context) =>
+        examples.Select(example => ChatTokens.Render(example.Messages))
+            .Select(pair => (Tokens: pair.Tokens.Take(context + 1).ToArray(), Weights: pair.LossWeights.Take(context + 1).ToArray()))
+            .Where(pair => pair.Tokens.Length > 1)
+            .ToList();
 
     private static (int[] Inputs, int[] Targets, float[] Weights) Pack(List<(int[] Tokens, float[] Weights)> batch, int length)
     {

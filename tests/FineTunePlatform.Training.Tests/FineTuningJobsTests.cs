@@ -78,6 +78,52 @@ public sealed class FineTuningJobsTests(FineTuningFixture fixture) : IClassFixtu
             Assert.Equal(model, completion.Value.Model);
             Assert.True(completion.Value.Usage.OutputTokenCount > 0);
         }
+
+        // Streaming too: the deltas add up to the answer the same request gets without streaming.
+        var options = new ChatCompletionOptions { MaxOutputTokenCount = 8, Temperature = 0 };
+        var whole = await Platform.Chat(key, job.Value!).CompleteChatAsync([new UserChatMessage("ticket 5: refund?")], options);
+        var streamed = new System.Text.StringBuilder();
+        ChatFinishReason? finish = null;
+        await foreach (var update in Platform.Chat(key, job.Value!).CompleteChatStreamingAsync([new UserChatMessage("ticket 5: refund?")], options))
+        {
+            streamed.Append(string.Concat(update.ContentUpdate.Select(part => part.Text)));
+            finish ??= update.FinishReason;
+        }
+
+        Assert.NotNull(finish);
+        Assert.Equal(string.Concat(whole.Value.Content.Select(part => part.Text)), streamed.ToString());
+    }
+
+    [Fact]
+    public async Task A_validation_file_gives_validation_metrics_on_checkpoints_and_in_the_results()
+    {
+        var (_, key) = fixture.TeamA;
+        var validation = await Platform.UploadTrainingFileAsync(key, examples: 10);
+        using var http = Platform.Http(key);
+        var response = await http.PostAsJsonAsync("/v1/fine_tuning/jobs", new
+        {
+            model = "local-nano",
+            training_file = fixture.TeamAFile,
+            validation_file = validation,
+            hyperparameters = new { n_epochs = 2, batch_size = 5 },
+        });
+        var jobId = JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement.GetProperty("id").GetString()!;
+        var job = await Platform.WaitForJobAsync(key, jobId, TrainingPlatform.Finished);
+        Assert.Equal("succeeded", job.GetProperty("status").GetString());
+        Assert.Equal(validation, job.GetProperty("validation_file").GetString());
+
+        var checkpoints = JsonDocument.Parse(await http.GetStringAsync($"/v1/fine_tuning/jobs/{jobId}/checkpoints")).RootElement.GetProperty("data");
+        Assert.Equal(2, checkpoints.GetArrayLength());
+        foreach (var checkpoint in checkpoints.EnumerateArray())
+        {
+            Assert.True(checkpoint.GetProperty("metrics").GetProperty("valid_loss").GetDouble() > 0);
+            Assert.InRange(checkpoint.GetProperty("metrics").GetProperty("valid_mean_token_accuracy").GetDouble(), 0, 1);
+        }
+
+        var csv = await http.GetStringAsync($"/v1/files/{job.GetProperty("result_files")[0].GetString()}/content");
+        var epochEnds = csv.Split('\n', StringSplitOptions.RemoveEmptyEntries).Skip(1).Select(row => row.Split(',')).Where(row => row[0] is "2" or "4").ToList();
+        Assert.Equal(2, epochEnds.Count);
+        Assert.All(epochEnds, row => Assert.NotEqual("", row[3]));
     }
 
     [Fact]
@@ -251,6 +297,14 @@ public sealed class FineTuningJobsTests(FineTuningFixture fixture) : IClassFixtu
         Assert.Contains(model, await other.GetStringAsync("/v1/models"), StringComparison.Ordinal);
         var chat = await other.PostAsJsonAsync("/v1/chat/completions", new { model, max_tokens = 4, messages = new[] { new { role = "user", content = "hi" } } });
         Assert.Equal(HttpStatusCode.OK, chat.StatusCode);
+        // A grantee can build on the shared model with its own data.
+        var otherFile = await Platform.UploadTrainingFileAsync(otherKey);
+        var derived = await Platform.CreateJobAsync(otherKey, otherFile, epochs: 1, model: model, suffix: "derived");
+        var derivedJob = await Platform.WaitForJobAsync(otherKey, derived.GetProperty("id").GetString()!, TrainingPlatform.Finished);
+        Assert.Equal("succeeded", derivedJob.GetProperty("status").GetString());
+        Assert.Equal(model, derivedJob.GetProperty("model").GetString());
+        Assert.StartsWith($"ft:local-nano:{otherProject}:derived:", derivedJob.GetProperty("fine_tuned_model").GetString(), StringComparison.Ordinal);
+
         // A grantee uses the model but does not own it.
         Assert.Equal(HttpStatusCode.Forbidden, (await other.DeleteAsync($"/v1/models/{model}")).StatusCode);
         Assert.Equal(HttpStatusCode.Forbidden, (await other.GetAsync($"/v1/fine_tuning/checkpoints/{model}/permissions")).StatusCode);

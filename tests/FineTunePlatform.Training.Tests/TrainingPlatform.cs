@@ -24,7 +24,7 @@ namespace FineTunePlatform.Training.Tests;
 public sealed class TrainingPlatform : IAsyncDisposable
 {
     public const string AdminKey = "sk-ft-training-test-admin-key-0123456789abcdef";
-    public static readonly TimeSpan Lease = TimeSpan.FromSeconds(3);
+    public static readonly TimeSpan Lease = TimeSpan.FromSeconds(5);
 
     private readonly List<ServiceHost<WorkerEntry>> _workers = [];
 

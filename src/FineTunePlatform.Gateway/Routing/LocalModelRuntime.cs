@@ -10,14 +10,17 @@ namespace FineTunePlatform.Gateway.Routing;
 /// The built-in CPU runtime: serves the base presets (`local-nano`, `local-small`) with their deterministic initial
 /// weights, and fine-tuned `ft:local-*` models and their checkpoints with the weights the training service stores.
 /// Whether a project may use a fine-tuned model is asked of the training service on every request (so a revoked
-/// grant or a deleted model stops working at once); the weights are cached by their SHA-256, which never changes.
+/// grant or a deleted model stops working at once); the weights are cached by their SHA-256, which never changes,
+/// keeping the `Gateway:LocalRuntime:MaxCachedModels` most recently used (default 8).
 /// Generation work is bounded to one request per core so concurrent requests share the machine instead of
 /// oversubscribing it.
 /// </summary>
 public sealed class LocalModelRuntime(IServiceProvider services, IConfiguration configuration)
 {
     private readonly ConcurrentDictionary<string, TransformerModel> _models = new();
-    private readonly ConcurrentDictionary<string, Lazy<Task<TransformerModel>>> _artifacts = new();
+    private readonly LinkedList<(string Sha256, Lazy<Task<TransformerModel>> Load)> _recentlyUsed = new();
+    private readonly Dictionary<string, LinkedListNode<(string Sha256, Lazy<Task<TransformerModel>> Load)>> _artifacts = [];
+    private readonly int _maxCachedModels = Math.Max(1, configuration.GetValue("Gateway:LocalRuntime:MaxCachedModels", 8));
     private readonly SemaphoreSlim _slots = new(Environment.ProcessorCount);
     private readonly string _internalToken = configuration.GetInternalToken();
 
@@ -51,16 +54,48 @@ public sealed class LocalModelRuntime(IServiceProvider services, IConfiguration 
             return null;
         }
 
-        var load = _artifacts.GetOrAdd(found.ArtifactSha256, _ => new Lazy<Task<TransformerModel>>(() => DownloadAsync(training, model, headers)));
+        var load = CachedWeights(found.ArtifactSha256, () => DownloadAsync(training, model, headers));
         try
         {
             return await load.Value.WaitAsync(cancellationToken);
         }
         catch (Exception) when (load.Value.IsFaulted)
         {
-            // Do not cache a failed download.
-            _artifacts.TryRemove(new KeyValuePair<string, Lazy<Task<TransformerModel>>>(found.ArtifactSha256, load));
+            // Do not keep a failed download.
+            lock (_artifacts)
+            {
+                if (_artifacts.TryGetValue(found.ArtifactSha256, out var node) && node.Value.Load == load)
+                {
+                    _artifacts.Remove(found.ArtifactSha256);
+                    _recentlyUsed.Remove(node);
+                }
+            }
+
             throw;
+        }
+    }
+
+    /// <summary>The weights with this hash, loaded once by the first request that needs them; least recently used evicted.</summary>
+    private Lazy<Task<TransformerModel>> CachedWeights(string sha256, Func<Task<TransformerModel>> download)
+    {
+        lock (_artifacts)
+        {
+            if (_artifacts.TryGetValue(sha256, out var node))
+            {
+                _recentlyUsed.Remove(node);
+                _recentlyUsed.AddFirst(node);
+                return node.Value.Load;
+            }
+
+            var load = new Lazy<Task<TransformerModel>>(download);
+            _artifacts[sha256] = _recentlyUsed.AddFirst((sha256, load));
+            while (_artifacts.Count > _maxCachedModels)
+            {
+                _artifacts.Remove(_recentlyUsed.Last!.Value.Sha256);
+                _recentlyUsed.RemoveLast();
+            }
+
+            return load;
         }
     }
 

@@ -11,7 +11,7 @@ namespace FineTunePlatform.Training.Worker.Backends;
 /// </summary>
 public static class ChatExamples
 {
-    public static async Task<List<SupervisedExample>> ReadAsync(Stream content, CancellationToken cancellationToken)
+    public static async Task<List<SupervisedExample>> ReadAsync(Stream content, string param, CancellationToken cancellationToken)
     {
         var examples = new List<SupervisedExample>();
         using var reader = new StreamReader(content, new UTF8Encoding(false, true));
@@ -32,7 +32,7 @@ public static class ChatExamples
             }
             catch (Exception ex) when (ex is JsonException or KeyNotFoundException or InvalidOperationException or ArgumentException)
             {
-                throw new TrainingFailedException("invalid_training_file", $"Line {lineNumber} of the training file is not a chat example: {ex.Message}", "training_file");
+                throw new TrainingFailedException($"invalid_{param}", $"Line {lineNumber} of the {param.Replace('_', ' ')} is not a chat example: {ex.Message}", param);
             }
         }
 

@@ -21,12 +21,19 @@ public sealed class LocalBackend : ITrainingBackend
         List<SupervisedExample> examples;
         await using (var training = await session.OpenFileAsync(job.TrainingFile, cancellationToken))
         {
-            examples = await ChatExamples.ReadAsync(training, cancellationToken);
+            examples = await ChatExamples.ReadAsync(training, "training_file", cancellationToken);
         }
 
         if (examples.Count == 0)
         {
             throw new TrainingFailedException("invalid_training_file", "The training file has no examples.", "training_file");
+        }
+
+        List<SupervisedExample>? validation = null;
+        if (!string.IsNullOrEmpty(job.ValidationFile))
+        {
+            await using var stream = await session.OpenFileAsync(job.ValidationFile, cancellationToken);
+            validation = await ChatExamples.ReadAsync(stream, "validation_file", cancellationToken);
         }
 
         ModelPresets.TryGet(RootModel(job.Model), out var preset);
@@ -42,7 +49,8 @@ public sealed class LocalBackend : ITrainingBackend
         var options = new TrainingOptions(job.NEpochs, job.BatchSize, job.LearningRateMultiplier, job.Seed);
         var lastCheckpoint = attempt.ResumeCheckpointId;
         TrainingProgress? last = null;
-        await Task.Run(
+        // A dedicated thread: a long job must not hold a thread-pool thread the heartbeats need.
+        await Task.Factory.StartNew(
             () => LocalTrainer.Train(initial, examples, options,
                 onStep: progress =>
                 {
@@ -58,11 +66,34 @@ public sealed class LocalBackend : ITrainingBackend
                 },
                 resumeFrom: resume,
                 // The training thread waits for the upload: once an epoch is reported saved, a lost worker resumes there.
-                onEpochEnd: checkpoint => lastCheckpoint = session.SaveCheckpointAsync(
-                    checkpoint.Step, checkpoint.EpochsCompleted, Metrics(checkpoint.Step, last), stream => Checkpoint.Save(stream, checkpoint), cancellationToken)
-                    .GetAwaiter().GetResult(),
+                onEpochEnd: checkpoint =>
+                {
+                    var metrics = Metrics(checkpoint.Step, last);
+                    if (validation is { Count: > 0 })
+                    {
+                        // Validation every epoch, on the weights the checkpoint holds.
+                        var (loss, accuracy) = LocalTrainer.Evaluate(checkpoint.Model, validation, job.BatchSize);
+                        metrics.ValidLoss = loss;
+                        metrics.ValidMeanTokenAccuracy = accuracy;
+                        session.ReportEvent($"Step {checkpoint.Step}/{last?.TotalSteps}: validation loss={loss:0.0000}", type: "metrics", data: new
+                        {
+                            step = checkpoint.Step,
+                            train_loss = last?.TrainLoss,
+                            train_mean_token_accuracy = last?.TrainTokenAccuracy,
+                            valid_loss = loss,
+                            valid_mean_token_accuracy = accuracy,
+                            total_steps = last?.TotalSteps,
+                        });
+                    }
+
+                    lastCheckpoint = session.SaveCheckpointAsync(
+                        checkpoint.Step, checkpoint.EpochsCompleted, metrics, stream => Checkpoint.Save(stream, checkpoint), cancellationToken)
+                        .GetAwaiter().GetResult();
+                },
                 cancellationToken: cancellationToken),
-            cancellationToken);
+            cancellationToken,
+            TaskCreationOptions.LongRunning,
+            TaskScheduler.Default);
 
         // Billed like OpenAI: every token of every example, once per epoch.
         var tokensPerEpoch = examples.Sum(example => (long)ChatTokens.Render(example.Messages).Tokens.Length);
