@@ -69,6 +69,19 @@ public sealed class FineTuningJobsTests(FineTuningFixture fixture) : IClassFixtu
         Assert.Equal("step,train_loss,train_accuracy,valid_loss,valid_mean_token_accuracy", rows[0]);
         Assert.Equal(101, rows.Length);
 
+        // The training tokens reach the project's usage (from the job-finished event), once.
+        var trainedTokens = finished.GetProperty("trained_tokens").GetInt64();
+        JsonElement? trainingUsage = null;
+        for (var deadline = DateTime.UtcNow.AddSeconds(30); trainingUsage is null && DateTime.UtcNow < deadline; await Task.Delay(100))
+        {
+            trainingUsage = JsonDocument.Parse(await http.GetStringAsync("/v1/usage")).RootElement.GetProperty("data").EnumerateArray()
+                .Where(row => row.GetProperty("api_key_id").GetString() == job.JobId).Cast<JsonElement?>().FirstOrDefault();
+        }
+
+        Assert.NotNull(trainingUsage);
+        Assert.Equal(trainedTokens, trainingUsage.Value.GetProperty("training_tokens").GetInt64());
+        Assert.Equal("local-nano", trainingUsage.Value.GetProperty("model").GetString());
+
         // The model is listed and answers chat completions, as does a checkpoint.
         var models = JsonDocument.Parse(await http.GetStringAsync("/v1/models")).RootElement.GetProperty("data").EnumerateArray().Select(model => model.GetProperty("id").GetString()).ToList();
         Assert.Contains(job.Value, models);

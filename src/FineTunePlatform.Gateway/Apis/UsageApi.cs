@@ -30,11 +30,12 @@ public static class UsageApi
         [property: JsonPropertyName("day")] string Day,
         [property: JsonPropertyName("num_model_requests")] long Requests,
         [property: JsonPropertyName("input_tokens")] long InputTokens,
-        [property: JsonPropertyName("output_tokens")] long OutputTokens)
+        [property: JsonPropertyName("output_tokens")] long OutputTokens,
+        [property: JsonPropertyName("training_tokens")] long TrainingTokens)
     {
         public static UsageObject From(DailyUsage usage) => new(
             "usage.completions.result", usage.ProjectId, usage.KeyId, usage.Model, usage.Day.ToString("yyyy-MM-dd", System.Globalization.CultureInfo.InvariantCulture),
-            usage.Requests, usage.PromptTokens, usage.CompletionTokens);
+            usage.Requests, usage.PromptTokens, usage.CompletionTokens, usage.TrainingTokens);
     }
 
     public sealed record UsageList(

@@ -4,6 +4,7 @@ using FineTunePlatform.Contracts.Training;
 using FineTunePlatform.Gateway.Apis;
 using FineTunePlatform.Gateway.Auth;
 using FineTunePlatform.Gateway.Infrastructure;
+using FineTunePlatform.Gateway.IntegrationEvents;
 using FineTunePlatform.Gateway.OpenAI;
 using FineTunePlatform.Gateway.RateLimiting;
 using FineTunePlatform.Gateway.Routing;
@@ -22,7 +23,7 @@ internal static class Extensions
         builder.Services.AddHostedService<BootstrapAdminKey>();
 
         builder.AddRedisClient("redis");
-        builder.AddMessageBus();
+        builder.AddMessageBus(bus => bus.AddConsumer<TrainingJobFinishedConsumer>());
 
         builder.Services.AddSingleton(TimeProvider.System);
         builder.Services.AddHttpContextAccessor();

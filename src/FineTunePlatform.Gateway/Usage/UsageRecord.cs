@@ -19,4 +19,7 @@ public sealed class DailyUsage
     public long PromptTokens { get; set; }
 
     public long CompletionTokens { get; set; }
+
+    /// <summary>Training tokens a fine-tuning job billed; such rows carry the job id where requests carry a key id.</summary>
+    public long TrainingTokens { get; set; }
 }

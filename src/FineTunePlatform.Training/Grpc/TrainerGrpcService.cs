@@ -303,7 +303,7 @@ public sealed class TrainerGrpcService(
         }
 
         scheduler.Wake();
-        await publisher.Publish(new TrainingJobFinished(job.Id, job.ProjectId, job.Status, job.FineTunedModel, job.Model), cancellationToken);
+        await publisher.Publish(new TrainingJobFinished(job.Id, job.ProjectId, job.Status, job.FineTunedModel, job.Model) { TrainedTokens = job.TrainedTokens ?? 0 }, cancellationToken);
     }
 
     private async Task<TrainingJob> RequireLeaseAsync(string jobId, int attempt, string workerId, CancellationToken cancellationToken)

@@ -135,6 +135,9 @@ namespace FineTunePlatform.Gateway.Infrastructure.Migrations
                     b.Property<long>("Requests")
                         .HasColumnType("bigint");
 
+                    b.Property<long>("TrainingTokens")
+                        .HasColumnType("bigint");
+
                     b.HasKey("ProjectId", "KeyId", "Model", "Day");
 
                     b.ToTable("usage_daily", (string)null);
