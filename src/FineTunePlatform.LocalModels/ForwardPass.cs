@@ -127,8 +127,32 @@ internal sealed class ForwardPass
         return result;
     }
 
+    /// <summary>
+    /// Each sequence's (row's) log-likelihood of the tokens it learns in the last Forward: Σ_t w_t · log p(target_t).
+    /// </summary>
+    public double[] SequenceLogProbabilities()
+    {
+        var v = _model.Preset.VocabularySize;
+        var sums = new double[Batch];
+        for (var i = 0; i < Batch * Length; i++)
+        {
+            if (_weights[i] != 0)
+            {
+                sums[i / Length] += _weights[i] * Math.Log(Math.Max(_probs[(i * v) + _targets[i]], 1e-30f));
+            }
+        }
+
+        return sums;
+    }
+
     /// <summary>Gradients of the last Forward's loss with respect to every parameter, into Gradients (overwritten).</summary>
-    public void Backward(int[] tokens)
+    public void Backward(int[] tokens) => Backward(tokens, _weights, _weightSum);
+
+    /// <summary>
+    /// Gradients of Σ_t g_t · CE_t / normaliser for the last Forward's predictions, with per-token weights g that may
+    /// be negative (DPO pushes the rejected sequence's likelihood down), into Gradients (overwritten).
+    /// </summary>
+    public void Backward(int[] tokens, float[] gradientWeights, float normaliser)
     {
         var p = _model.Parameters;
         var g = Gradients;
@@ -142,7 +166,7 @@ internal sealed class ForwardPass
         Array.Clear(_dFinalNorm);
         Array.Clear(_dResidual);
 
-        Kernels.SoftmaxCrossEntropyBackward(_dLogits, _probs, _targets, _weights, _weightSum, n, v);
+        Kernels.SoftmaxCrossEntropyBackward(_dLogits, _probs, _targets, gradientWeights, normaliser, n, v);
         Kernels.MatmulBackward(_dFinalNorm, 0, g, layout.TokenEmbedding, 0, false, _dLogits, 0, _finalNorm, 0, p, layout.TokenEmbedding, n, c, v);
         var lastOutput = _layers.Length > 0 ? _layers[^1].Output : _encoded;
         Kernels.LayerNormBackward(_dResidual, g, layout.FinalNormWeight, layout.FinalNormBias, _dFinalNorm, lastOutput, p, layout.FinalNormWeight, _finalMean, _finalRstd, n, c);

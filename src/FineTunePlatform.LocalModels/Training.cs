@@ -5,6 +5,9 @@ namespace FineTunePlatform.LocalModels;
 /// <summary>A supervised chat example: the conversation, whose assistant messages are learned.</summary>
 public sealed record SupervisedExample(IReadOnlyList<ChatTurn> Messages);
 
+/// <summary>A DPO preference example: a prompt conversation and two answers to it, the preferred one first.</summary>
+public sealed record PreferenceExample(IReadOnlyList<ChatTurn> Prompt, IReadOnlyList<ChatTurn> Preferred, IReadOnlyList<ChatTurn> NonPreferred);
+
 /// <summary>
 /// How to train: epochs, batch size, the learning-rate multiplier on the preset's base rate, and the seed that makes
 /// initialisation and data order reproducible.
@@ -17,6 +20,9 @@ public sealed record TrainingOptions(int Epochs, int BatchSize, double LearningR
     public double WeightDecay { get; init; } = 0.01;
 
     public double MaxGradientNorm { get; init; } = 1.0;
+
+    /// <summary>DPO's β: how far the tuned model may move from the reference to honour a preference.</summary>
+    public double Beta { get; init; } = 0.1;
 }
 
 /// <summary>What one optimisation step reported.</summary>
@@ -70,6 +76,87 @@ public sealed class LocalTrainer
                 optimizer.Step(model.Parameters, pass.Gradients, LearningRate(options, step, totalSteps), options);
                 trainedTokens += batch.Sum(sequence => sequence.Tokens.Length - 1);
                 onStep?.Invoke(new TrainingProgress(step, totalSteps, epoch, result.Loss, result.Counted == 0 ? 0 : (double)result.Correct / result.Counted, trainedTokens));
+            }
+
+            onEpochEnd?.Invoke(new TrainingCheckpoint(model.Clone(), epoch, step, (float[])optimizer.FirstMoment.Clone(), (float[])optimizer.SecondMoment.Clone()));
+        }
+
+        return model;
+    }
+
+    /// <summary>
+    /// Direct preference optimisation: the starting weights are the frozen reference, and each step lowers
+    /// -log σ(β·[(log π(preferred) - log π_ref(preferred)) - (log π(rejected) - log π_ref(rejected))]) over the answers'
+    /// assistant tokens (the prompt is context only). Progress reports the DPO loss and the share of pairs whose
+    /// preferred answer the model already ranks higher. Same schedule, seed, checkpoints and resume as Train.
+    /// </summary>
+    public static TransformerModel TrainPreferences(TransformerModel initial, IReadOnlyList<PreferenceExample> examples, TrainingOptions options,
+        Action<TrainingProgress>? onStep = null, TrainingCheckpoint? resumeFrom = null, Action<TrainingCheckpoint>? onEpochEnd = null,
+        CancellationToken cancellationToken = default)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(options.Epochs, 1);
+        ArgumentOutOfRangeException.ThrowIfLessThan(options.BatchSize, 1);
+        var reference = initial.Clone();
+        var model = (resumeFrom?.Model ?? initial).Clone();
+        var context = model.Preset.ContextLength;
+        List<(int[] Tokens, float[] Weights)> Answer(PreferenceExample example, IReadOnlyList<ChatTurn> answer) =>
+            Render([new SupervisedExample([.. example.Prompt.Select(turn => turn with { Weight = 0 }), .. answer])], context);
+        var pairs = examples.Select(example => (Preferred: Answer(example, example.Preferred), Rejected: Answer(example, example.NonPreferred)))
+            .Where(pair => pair.Preferred.Count == 1 && pair.Rejected.Count == 1)
+            .Select(pair => (Preferred: pair.Preferred[0], Rejected: pair.Rejected[0]))
+            .ToList();
+        var batchesPerEpoch = (pairs.Count + options.BatchSize - 1) / options.BatchSize;
+        var totalSteps = batchesPerEpoch * options.Epochs;
+        var optimizer = resumeFrom?.FirstMoment is null
+            ? new AdamW(model.Parameters.Length)
+            : new AdamW(resumeFrom.FirstMoment, resumeFrom.SecondMoment!, resumeFrom.Step);
+        var passes = new Dictionary<(int, int), (ForwardPass Policy, ForwardPass Reference)>();
+        long trainedTokens = 0;
+        var step = resumeFrom?.Step ?? 0;
+        for (var epoch = (resumeFrom?.EpochsCompleted ?? 0) + 1; epoch <= options.Epochs; epoch++)
+        {
+            var order = Enumerable.Range(0, pairs.Count).ToArray();
+            new Random(unchecked((options.Seed * 1_000_003) + epoch)).Shuffle(order);
+            for (var start = 0; start < order.Length; start += options.BatchSize)
+            {
+                cancellationToken.ThrowIfCancellationRequested();
+                var chosen = order.Skip(start).Take(options.BatchSize).Select(index => pairs[index]).ToList();
+                var rows = chosen.Select(pair => pair.Preferred).Concat(chosen.Select(pair => pair.Rejected)).ToList();
+                var length = rows.Max(sequence => sequence.Tokens.Length) - 1;
+                if (!passes.TryGetValue((rows.Count, length), out var pass))
+                {
+                    passes[(rows.Count, length)] = pass = (new ForwardPass(model, rows.Count, length), new ForwardPass(reference, rows.Count, length));
+                }
+
+                var (inputs, targets, weights) = Pack(rows, length);
+                pass.Reference.Forward(inputs, targets, weights);
+                var referenceLogProbabilities = pass.Reference.SequenceLogProbabilities();
+                pass.Policy.Forward(inputs, targets, weights);
+                var logProbabilities = pass.Policy.SequenceLogProbabilities();
+
+                // dL/dlogits = (p - onehot)·g with g = ±β·σ(-margin)/B on each answer's learned tokens.
+                var gradientWeights = new float[weights.Length];
+                double loss = 0;
+                var ranked = 0;
+                var b = chosen.Count;
+                for (var i = 0; i < b; i++)
+                {
+                    var margin = options.Beta * ((logProbabilities[i] - referenceLogProbabilities[i]) - (logProbabilities[b + i] - referenceLogProbabilities[b + i]));
+                    loss += Math.Log(1 + Math.Exp(-margin));
+                    ranked += margin > 0 ? 1 : 0;
+                    var scale = (float)(options.Beta / (1 + Math.Exp(margin)) / b);
+                    for (var t = 0; t < length; t++)
+                    {
+                        gradientWeights[(i * length) + t] = weights[(i * length) + t] * scale;
+                        gradientWeights[((b + i) * length) + t] = -weights[((b + i) * length) + t] * scale;
+                    }
+                }
+
+                pass.Policy.Backward(inputs, gradientWeights, 1);
+                step++;
+                optimizer.Step(model.Parameters, pass.Policy.Gradients, LearningRate(options, step, totalSteps), options);
+                trainedTokens += rows.Sum(sequence => sequence.Tokens.Length - 1);
+                onStep?.Invoke(new TrainingProgress(step, totalSteps, epoch, loss / b, (double)ranked / b, trainedTokens));
             }
 
             onEpochEnd?.Invoke(new TrainingCheckpoint(model.Clone(), epoch, step, (float[])optimizer.FirstMoment.Clone(), (float[])optimizer.SecondMoment.Clone()));

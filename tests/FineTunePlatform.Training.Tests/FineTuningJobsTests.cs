@@ -140,6 +140,45 @@ public sealed class FineTuningJobsTests(FineTuningFixture fixture) : IClassFixtu
     }
 
     [Fact]
+    public async Task A_dpo_job_trains_on_preference_data_and_each_method_refuses_the_other_format()
+    {
+        var (_, key) = fixture.TeamA;
+        var lines = string.Concat(Enumerable.Range(0, 12).Select(i => JsonSerializer.Serialize(new
+        {
+            input = new { messages = new[] { new { role = "user", content = $"order {i} is late" } } },
+            preferred_output = new[] { new { role = "assistant", content = "Sorry, escalated." } },
+            non_preferred_output = new[] { new { role = "assistant", content = "not my problem" } },
+        }) + "\n"));
+        var preferences = (await Platform.Files(key).UploadFileAsync(BinaryData.FromString(lines), "prefs.jsonl", OpenAI.Files.FileUploadPurpose.FineTune)).Value.Id;
+        using var http = Platform.Http(key);
+
+        var created = await http.PostAsJsonAsync("/v1/fine_tuning/jobs", new
+        {
+            model = "local-nano",
+            training_file = preferences,
+            method = new { type = "dpo", dpo = new { hyperparameters = new { beta = 0.2, n_epochs = 2, batch_size = 4 } } },
+        });
+        var body = await created.Content.ReadAsStringAsync();
+        Assert.True(created.IsSuccessStatusCode, body);
+        var jobId = JsonDocument.Parse(body).RootElement.GetProperty("id").GetString()!;
+        var job = await Platform.WaitForJobAsync(key, jobId, TrainingPlatform.Finished);
+        Assert.Equal("succeeded", job.GetProperty("status").GetString());
+        Assert.Equal("dpo", job.GetProperty("method").GetProperty("type").GetString());
+        Assert.Equal(0.2, job.GetProperty("method").GetProperty("dpo").GetProperty("hyperparameters").GetProperty("beta").GetDouble());
+        var sdkJob = await Platform.FineTuning(key).GetJobAsync(jobId);
+        Assert.Equal(FineTuningStatus.Succeeded, sdkJob.Status);
+        Assert.Equal(6, await MetricsCountAsync(jobId));
+
+        var supervisedOnPreferences = await http.PostAsJsonAsync("/v1/fine_tuning/jobs", new { model = "local-nano", training_file = preferences });
+        Assert.Equal(HttpStatusCode.BadRequest, supervisedOnPreferences.StatusCode);
+        Assert.Equal("invalid_training_file", JsonDocument.Parse(await supervisedOnPreferences.Content.ReadAsStringAsync()).RootElement.GetProperty("error").GetProperty("code").GetString());
+        var dpoOnChat = await http.PostAsJsonAsync("/v1/fine_tuning/jobs", new { model = "local-nano", training_file = fixture.TeamAFile, method = new { type = "dpo" } });
+        Assert.Equal(HttpStatusCode.BadRequest, dpoOnChat.StatusCode);
+        var badBeta = await http.PostAsJsonAsync("/v1/fine_tuning/jobs", new { model = "local-nano", training_file = preferences, method = new { type = "dpo", dpo = new { hyperparameters = new { beta = 0 } } } });
+        Assert.Equal("hyperparameters.beta", JsonDocument.Parse(await badBeta.Content.ReadAsStringAsync()).RootElement.GetProperty("error").GetProperty("param").GetString());
+    }
+
+    [Fact]
     public async Task Jobs_list_newest_first_page_with_after_and_filter_by_metadata()
     {
         var (_, key) = await Platform.Admin.CreateProjectAsync("member");

@@ -18,6 +18,11 @@ public static class FineTuningObjects
             ["batch_size"] = job.BatchSize,
             ["learning_rate_multiplier"] = job.LearningRateMultiplier,
         };
+        if (job.Method == "dpo")
+        {
+            hyperparameters["beta"] = job.Beta;
+        }
+
         var metadata = new JsonObject();
         foreach (var (key, value) in job.Metadata)
         {

@@ -5,7 +5,7 @@ using FineTunePlatform.LocalModels;
 namespace FineTunePlatform.Training.Worker.Backends;
 
 /// <summary>
-/// Reads OpenAI chat fine-tuning JSONL into examples for the local trainer. Files reach a worker only after the
+/// Reads OpenAI chat (and DPO preference) fine-tuning JSONL into examples for the local trainer. Files reach a worker only after the
 /// dataset service validated them, so this maps shapes rather than re-validating; text content parts are joined,
 /// and assistant tool calls are kept as their JSON so the model still learns to produce them.
 /// </summary>
@@ -33,6 +33,38 @@ public static class ChatExamples
             catch (Exception ex) when (ex is JsonException or KeyNotFoundException or InvalidOperationException or ArgumentException)
             {
                 throw new TrainingFailedException($"invalid_{param}", $"Line {lineNumber} of the {param.Replace('_', ' ')} is not a chat example: {ex.Message}", param);
+            }
+        }
+
+        return examples;
+    }
+
+    /// <summary>DPO preference JSONL: {"input": {"messages": [...]}, "preferred_output": [...], "non_preferred_output": [...]}.</summary>
+    public static async Task<List<PreferenceExample>> ReadPreferencesAsync(Stream content, string param, CancellationToken cancellationToken)
+    {
+        var examples = new List<PreferenceExample>();
+        using var reader = new StreamReader(content, new UTF8Encoding(false, true));
+        var lineNumber = 0;
+        while (await reader.ReadLineAsync(cancellationToken) is { } line)
+        {
+            lineNumber++;
+            if (string.IsNullOrWhiteSpace(line))
+            {
+                continue;
+            }
+
+            try
+            {
+                using var document = JsonDocument.Parse(line);
+                var root = document.RootElement;
+                examples.Add(new PreferenceExample(
+                    [.. root.GetProperty("input").GetProperty("messages").EnumerateArray().Select(Turn)],
+                    [.. root.GetProperty("preferred_output").EnumerateArray().Select(Turn)],
+                    [.. root.GetProperty("non_preferred_output").EnumerateArray().Select(Turn)]));
+            }
+            catch (Exception ex) when (ex is JsonException or KeyNotFoundException or InvalidOperationException or ArgumentException)
+            {
+                throw new TrainingFailedException($"invalid_{param}", $"Line {lineNumber} of the {param.Replace('_', ' ')} is not a preference example: {ex.Message}", param);
             }
         }
 

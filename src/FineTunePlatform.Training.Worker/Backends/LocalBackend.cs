@@ -18,19 +18,29 @@ public sealed class LocalBackend : ITrainingBackend
     {
         var job = attempt.Job;
         var session = attempt.Session;
-        List<SupervisedExample> examples;
+        var preferenceTraining = job.Method == "dpo";
+        List<SupervisedExample> examples = [];
+        List<PreferenceExample> preferences = [];
         await using (var training = await session.OpenFileAsync(job.TrainingFile, cancellationToken))
         {
-            examples = await ChatExamples.ReadAsync(training, "training_file", cancellationToken);
+            if (preferenceTraining)
+            {
+                preferences = await ChatExamples.ReadPreferencesAsync(training, "training_file", cancellationToken);
+            }
+            else
+            {
+                examples = await ChatExamples.ReadAsync(training, "training_file", cancellationToken);
+            }
         }
 
-        if (examples.Count == 0)
+        if (examples.Count + preferences.Count == 0)
         {
             throw new TrainingFailedException("invalid_training_file", "The training file has no examples.", "training_file");
         }
 
+        // Validation metrics are the supervised loss and accuracy; a DPO job's validation file is not evaluated yet.
         List<SupervisedExample>? validation = null;
-        if (!string.IsNullOrEmpty(job.ValidationFile))
+        if (!string.IsNullOrEmpty(job.ValidationFile) && !preferenceTraining)
         {
             await using var stream = await session.OpenFileAsync(job.ValidationFile, cancellationToken);
             validation = await ChatExamples.ReadAsync(stream, "validation_file", cancellationToken);
@@ -46,57 +56,60 @@ public sealed class LocalBackend : ITrainingBackend
             session.ReportEvent($"Resuming from the checkpoint at step {resume.Step} (epoch {resume.EpochsCompleted})");
         }
 
-        var options = new TrainingOptions(job.NEpochs, job.BatchSize, job.LearningRateMultiplier, job.Seed);
+        var options = new TrainingOptions(job.NEpochs, job.BatchSize, job.LearningRateMultiplier, job.Seed) { Beta = job.Beta };
         var lastCheckpoint = attempt.ResumeCheckpointId;
         TrainingProgress? last = null;
+        void OnStep(TrainingProgress progress)
+        {
+            last = progress;
+            session.ReportProgress(progress.Step, progress.TotalSteps);
+            session.ReportEvent($"Step {progress.Step}/{progress.TotalSteps}: training loss={progress.TrainLoss:0.0000}", type: "metrics", data: new
+            {
+                step = progress.Step,
+                train_loss = progress.TrainLoss,
+                train_mean_token_accuracy = progress.TrainTokenAccuracy,
+                total_steps = progress.TotalSteps,
+            });
+        }
+
+        // The training thread waits for the upload: once an epoch is reported saved, a lost worker resumes there.
+        void OnEpochEnd(TrainingCheckpoint checkpoint)
+        {
+            var metrics = Metrics(checkpoint.Step, last);
+            if (validation is { Count: > 0 })
+            {
+                // Validation every epoch, on the weights the checkpoint holds.
+                var (loss, accuracy) = LocalTrainer.Evaluate(checkpoint.Model, validation, job.BatchSize);
+                metrics.ValidLoss = loss;
+                metrics.ValidMeanTokenAccuracy = accuracy;
+                session.ReportEvent($"Step {checkpoint.Step}/{last?.TotalSteps}: validation loss={loss:0.0000}", type: "metrics", data: new
+                {
+                    step = checkpoint.Step,
+                    train_loss = last?.TrainLoss,
+                    train_mean_token_accuracy = last?.TrainTokenAccuracy,
+                    valid_loss = loss,
+                    valid_mean_token_accuracy = accuracy,
+                    total_steps = last?.TotalSteps,
+                });
+            }
+
+            lastCheckpoint = session.SaveCheckpointAsync(
+                checkpoint.Step, checkpoint.EpochsCompleted, metrics, stream => Checkpoint.Save(stream, checkpoint), cancellationToken)
+                .GetAwaiter().GetResult();
+        }
+
         // A dedicated thread: a long job must not hold a thread-pool thread the heartbeats need.
         await Task.Factory.StartNew(
-            () => LocalTrainer.Train(initial, examples, options,
-                onStep: progress =>
-                {
-                    last = progress;
-                    session.ReportProgress(progress.Step, progress.TotalSteps);
-                    session.ReportEvent($"Step {progress.Step}/{progress.TotalSteps}: training loss={progress.TrainLoss:0.0000}", type: "metrics", data: new
-                    {
-                        step = progress.Step,
-                        train_loss = progress.TrainLoss,
-                        train_mean_token_accuracy = progress.TrainTokenAccuracy,
-                        total_steps = progress.TotalSteps,
-                    });
-                },
-                resumeFrom: resume,
-                // The training thread waits for the upload: once an epoch is reported saved, a lost worker resumes there.
-                onEpochEnd: checkpoint =>
-                {
-                    var metrics = Metrics(checkpoint.Step, last);
-                    if (validation is { Count: > 0 })
-                    {
-                        // Validation every epoch, on the weights the checkpoint holds.
-                        var (loss, accuracy) = LocalTrainer.Evaluate(checkpoint.Model, validation, job.BatchSize);
-                        metrics.ValidLoss = loss;
-                        metrics.ValidMeanTokenAccuracy = accuracy;
-                        session.ReportEvent($"Step {checkpoint.Step}/{last?.TotalSteps}: validation loss={loss:0.0000}", type: "metrics", data: new
-                        {
-                            step = checkpoint.Step,
-                            train_loss = last?.TrainLoss,
-                            train_mean_token_accuracy = last?.TrainTokenAccuracy,
-                            valid_loss = loss,
-                            valid_mean_token_accuracy = accuracy,
-                            total_steps = last?.TotalSteps,
-                        });
-                    }
-
-                    lastCheckpoint = session.SaveCheckpointAsync(
-                        checkpoint.Step, checkpoint.EpochsCompleted, metrics, stream => Checkpoint.Save(stream, checkpoint), cancellationToken)
-                        .GetAwaiter().GetResult();
-                },
-                cancellationToken: cancellationToken),
+            () => preferenceTraining
+                ? LocalTrainer.TrainPreferences(initial, preferences, options, OnStep, resume, OnEpochEnd, cancellationToken)
+                : LocalTrainer.Train(initial, examples, options, OnStep, resume, OnEpochEnd, cancellationToken),
             cancellationToken,
             TaskCreationOptions.LongRunning,
             TaskScheduler.Default);
 
         // Billed like OpenAI: every token of every example, once per epoch.
-        var tokensPerEpoch = examples.Sum(example => (long)ChatTokens.Render(example.Messages).Tokens.Length);
+        var tokensPerEpoch = examples.Sum(example => (long)ChatTokens.Render(example.Messages).Tokens.Length)
+            + preferences.Sum(example => (long)ChatTokens.Render([.. example.Prompt, .. example.Preferred]).Tokens.Length + ChatTokens.Render([.. example.Prompt, .. example.NonPreferred]).Tokens.Length);
         return new TrainingOutcome(lastCheckpoint!, tokensPerEpoch * job.NEpochs);
     }
 

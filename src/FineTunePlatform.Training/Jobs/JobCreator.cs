@@ -34,10 +34,19 @@ public sealed class JobCreator(
         switch (method)
         {
             case Supervised:
+                if (request.HasBeta)
+                {
+                    throw RpcErrors.InvalidArgument("'beta' applies to the 'dpo' method only.", "hyperparameters.beta");
+                }
+
                 break;
             case Dpo:
-                throw RpcErrors.InvalidArgument(
-                    "The 'dpo' method is not available yet: the built-in local backend trains supervised chat jobs only.", "method", "unsupported_method");
+                if (request.HasBeta && !(request.Beta > 0 && request.Beta <= 2))
+                {
+                    throw RpcErrors.InvalidArgument("'beta' must be greater than 0 and at most 2.", "hyperparameters.beta");
+                }
+
+                break;
             case "reinforcement":
                 throw RpcErrors.InvalidArgument(
                     "The 'reinforcement' method is not supported by this platform; use 'supervised'.", "method", "unsupported_method");
@@ -68,10 +77,11 @@ public sealed class JobCreator(
         }
 
         var metadataHeaders = caller.ToMetadata(_internalToken);
-        var (trainingFile, report) = await CheckFileAsync(request.TrainingFile, "training_file", metadataHeaders, cancellationToken);
+        var format = method == Dpo ? "preference" : "chat";
+        var (trainingFile, report) = await CheckFileAsync(request.TrainingFile, "training_file", format, metadataHeaders, cancellationToken);
         if (!string.IsNullOrEmpty(request.ValidationFile))
         {
-            var (validationFile, _) = await CheckFileAsync(request.ValidationFile, "validation_file", metadataHeaders, cancellationToken);
+            var (validationFile, _) = await CheckFileAsync(request.ValidationFile, "validation_file", format, metadataHeaders, cancellationToken);
             if (validationFile.Format != trainingFile.Format)
             {
                 throw RpcErrors.InvalidArgument(
@@ -95,6 +105,7 @@ public sealed class JobCreator(
             Epochs = epochs,
             BatchSize = request.HasBatchSize ? request.BatchSize : AutoBatchSize(trainingFile.ExampleCount),
             LearningRateMultiplier = request.HasLearningRateMultiplier ? request.LearningRateMultiplier : AutoLearningRateMultiplier,
+            Beta = method == Dpo ? (request.HasBeta ? request.Beta : AutoBeta) : null,
             EstimatedTokens = report.BillableTokensPerEpoch * epochs,
             Status = JobStatus.Queued,
             CreatedAt = time.GetUtcNow(),
@@ -118,8 +129,11 @@ public sealed class JobCreator(
     /// </summary>
     public const double AutoLearningRateMultiplier = 1.0;
 
+    /// <summary>DPO's β when "auto": the value the DPO paper and OpenAI's guide start from.</summary>
+    public const double AutoBeta = 0.1;
+
     private async Task<(Contracts.Datasets.DatasetFile File, ValidationReport Report)> CheckFileAsync(
-        string fileId, string param, Metadata headers, CancellationToken cancellationToken)
+        string fileId, string param, string format, Metadata headers, CancellationToken cancellationToken)
     {
         Contracts.Datasets.DatasetFile file;
         try
@@ -143,10 +157,12 @@ public sealed class JobCreator(
                 param, $"invalid_{param}");
         }
 
-        if (file.Format != "chat")
+        if (file.Format != format)
         {
-            throw RpcErrors.InvalidArgument(
-                $"File '{fileId}' is in the '{file.Format}' format; the supervised method trains on chat examples ({{\"messages\": [...]}}).", param, $"invalid_{param}");
+            var expected = format == "chat"
+                ? "the supervised method trains on chat examples ({\"messages\": [...]})"
+                : "the dpo method trains on preference examples ({\"input\": ..., \"preferred_output\": ..., \"non_preferred_output\": ...})";
+            throw RpcErrors.InvalidArgument($"File '{fileId}' is in the '{file.Format}' format; {expected}.", param, $"invalid_{param}");
         }
 
         var report = await datasets.GetReportAsync(new GetReportRequest { FileId = fileId }, headers, cancellationToken: cancellationToken);
