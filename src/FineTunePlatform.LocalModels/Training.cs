@@ -25,8 +25,11 @@ public sealed record TrainingOptions(int Epochs, int BatchSize, double LearningR
     public double Beta { get; init; } = 0.1;
 }
 
-/// <summary>What one optimisation step reported.</summary>
-public sealed record TrainingProgress(int Step, int TotalSteps, int Epoch, double TrainLoss, double TrainTokenAccuracy, long TrainedTokens);
+/// <summary>
+/// What one optimisation step reported. `Model` is the live model being trained: read it during the callback (to
+/// evaluate on a validation set), never keep or change it.
+/// </summary>
+public sealed record TrainingProgress(int Step, int TotalSteps, int Epoch, double TrainLoss, double TrainTokenAccuracy, long TrainedTokens, TransformerModel Model);
 
 /// <summary>
 /// Trains a model on supervised chat examples with AdamW, warmup and cosine decay, and gradient clipping. Batches
@@ -75,7 +78,7 @@ public sealed class LocalTrainer
                 step++;
                 optimizer.Step(model.Parameters, pass.Gradients, LearningRate(options, step, totalSteps), options);
                 trainedTokens += batch.Sum(sequence => sequence.Tokens.Length - 1);
-                onStep?.Invoke(new TrainingProgress(step, totalSteps, epoch, result.Loss, result.Counted == 0 ? 0 : (double)result.Correct / result.Counted, trainedTokens));
+                onStep?.Invoke(new TrainingProgress(step, totalSteps, epoch, result.Loss, result.Counted == 0 ? 0 : (double)result.Correct / result.Counted, trainedTokens, model));
             }
 
             onEpochEnd?.Invoke(new TrainingCheckpoint(model.Clone(), epoch, step, (float[])optimizer.FirstMoment.Clone(), (float[])optimizer.SecondMoment.Clone()));
@@ -156,7 +159,7 @@ public sealed class LocalTrainer
                 step++;
                 optimizer.Step(model.Parameters, pass.Policy.Gradients, LearningRate(options, step, totalSteps), options);
                 trainedTokens += rows.Sum(sequence => sequence.Tokens.Length - 1);
-                onStep?.Invoke(new TrainingProgress(step, totalSteps, epoch, loss / b, (double)ranked / b, trainedTokens));
+                onStep?.Invoke(new TrainingProgress(step, totalSteps, epoch, loss / b, (double)ranked / b, trainedTokens, model));
             }
 
             onEpochEnd?.Invoke(new TrainingCheckpoint(model.Clone(), epoch, step, (float[])optimizer.FirstMoment.Clone(), (float[])optimizer.SecondMoment.Clone()));

@@ -85,6 +85,7 @@ public sealed class TrainingPlatform : IAsyncDisposable
         });
         settings["Training:Worker:Slots"] = slots.ToString(System.Globalization.CultureInfo.InvariantCulture);
         settings["Training:Worker:PresenceInterval"] = "00:00:01";
+        settings["Training:Worker:ValidationEverySteps"] = "2";
         return settings;
     }
 

@@ -1,5 +1,7 @@
 using FineTunePlatform.Contracts.Training;
 using FineTunePlatform.LocalModels;
+using FineTunePlatform.Training.Worker.Training;
+using Microsoft.Extensions.Options;
 using Checkpoint = FineTunePlatform.LocalModels.Checkpoint;
 
 namespace FineTunePlatform.Training.Worker.Backends;
@@ -8,7 +10,7 @@ namespace FineTunePlatform.Training.Worker.Backends;
 /// The built-in CPU transformer (FineTunePlatform.LocalModels): trains the local-* presets and models fine-tuned
 /// from them, deterministic for the job's seed, a checkpoint at every epoch, resumable from any of them.
 /// </summary>
-public sealed class LocalBackend : ITrainingBackend
+public sealed class LocalBackend(IOptions<WorkerOptions> options) : ITrainingBackend
 {
     public string Name => "local";
 
@@ -56,41 +58,41 @@ public sealed class LocalBackend : ITrainingBackend
             session.ReportEvent($"Resuming from the checkpoint at step {resume.Step} (epoch {resume.EpochsCompleted})");
         }
 
-        var options = new TrainingOptions(job.NEpochs, job.BatchSize, job.LearningRateMultiplier, job.Seed) { Beta = job.Beta };
+        var trainingOptions = new TrainingOptions(job.NEpochs, job.BatchSize, job.LearningRateMultiplier, job.Seed) { Beta = job.Beta };
+        var validationEvery = Math.Max(1, options.Value.ValidationEverySteps);
         var lastCheckpoint = attempt.ResumeCheckpointId;
         TrainingProgress? last = null;
+        (double Loss, double Accuracy)? Validate(TransformerModel model) =>
+            validation is { Count: > 0 } ? LocalTrainer.Evaluate(model, validation, job.BatchSize) : null;
+
         void OnStep(TrainingProgress progress)
         {
             last = progress;
             session.ReportProgress(progress.Step, progress.TotalSteps);
-            session.ReportEvent($"Step {progress.Step}/{progress.TotalSteps}: training loss={progress.TrainLoss:0.0000}", type: "metrics", data: new
-            {
-                step = progress.Step,
-                train_loss = progress.TrainLoss,
-                train_mean_token_accuracy = progress.TrainTokenAccuracy,
-                total_steps = progress.TotalSteps,
-            });
+            // Every N steps (and at the end) a validation pass on the live weights, reported with the step's metrics.
+            var valid = progress.Step % validationEvery == 0 || progress.Step == progress.TotalSteps ? Validate(progress.Model) : null;
+            session.ReportEvent(
+                $"Step {progress.Step}/{progress.TotalSteps}: training loss={progress.TrainLoss:0.0000}" + (valid is { } v ? $", validation loss={v.Loss:0.0000}" : ""),
+                type: "metrics",
+                data: new
+                {
+                    step = progress.Step,
+                    train_loss = progress.TrainLoss,
+                    train_mean_token_accuracy = progress.TrainTokenAccuracy,
+                    valid_loss = valid?.Loss,
+                    valid_mean_token_accuracy = valid?.Accuracy,
+                    total_steps = progress.TotalSteps,
+                });
         }
 
         // The training thread waits for the upload: once an epoch is reported saved, a lost worker resumes there.
         void OnEpochEnd(TrainingCheckpoint checkpoint)
         {
             var metrics = Metrics(checkpoint.Step, last);
-            if (validation is { Count: > 0 })
+            if (Validate(checkpoint.Model) is { } valid)
             {
-                // Validation every epoch, on the weights the checkpoint holds.
-                var (loss, accuracy) = LocalTrainer.Evaluate(checkpoint.Model, validation, job.BatchSize);
-                metrics.ValidLoss = loss;
-                metrics.ValidMeanTokenAccuracy = accuracy;
-                session.ReportEvent($"Step {checkpoint.Step}/{last?.TotalSteps}: validation loss={loss:0.0000}", type: "metrics", data: new
-                {
-                    step = checkpoint.Step,
-                    train_loss = last?.TrainLoss,
-                    train_mean_token_accuracy = last?.TrainTokenAccuracy,
-                    valid_loss = loss,
-                    valid_mean_token_accuracy = accuracy,
-                    total_steps = last?.TotalSteps,
-                });
+                metrics.ValidLoss = valid.Loss;
+                metrics.ValidMeanTokenAccuracy = valid.Accuracy;
             }
 
             lastCheckpoint = session.SaveCheckpointAsync(
@@ -101,8 +103,8 @@ public sealed class LocalBackend : ITrainingBackend
         // A dedicated thread: a long job must not hold a thread-pool thread the heartbeats need.
         await Task.Factory.StartNew(
             () => preferenceTraining
-                ? LocalTrainer.TrainPreferences(initial, preferences, options, OnStep, resume, OnEpochEnd, cancellationToken)
-                : LocalTrainer.Train(initial, examples, options, OnStep, resume, OnEpochEnd, cancellationToken),
+                ? LocalTrainer.TrainPreferences(initial, preferences, trainingOptions, OnStep, resume, OnEpochEnd, cancellationToken)
+                : LocalTrainer.Train(initial, examples, trainingOptions, OnStep, resume, OnEpochEnd, cancellationToken),
             cancellationToken,
             TaskCreationOptions.LongRunning,
             TaskScheduler.Default);

@@ -12,6 +12,9 @@ public sealed class WorkerOptions
     /// <summary>How often a running job renews its lease, reports progress and learns of a cancel or pause.</summary>
     public TimeSpan HeartbeatInterval { get; set; } = TimeSpan.FromMilliseconds(250);
 
+    /// <summary>Validation loss and accuracy every this many steps (and at every epoch end) when a job has a validation file.</summary>
+    public int ValidationEverySteps { get; set; } = 10;
+
     /// <summary>How often the worker tells the training service it is alive and how many slots it has.</summary>
     public TimeSpan PresenceInterval { get; set; } = TimeSpan.FromSeconds(2);
 }
