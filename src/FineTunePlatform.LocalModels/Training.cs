@@ -45,46 +45,22 @@ public sealed class LocalTrainer
         Action<TrainingProgress>? onStep = null, TrainingCheckpoint? resumeFrom = null, Action<TrainingCheckpoint>? onEpochEnd = null,
         CancellationToken cancellationToken = default)
     {
-        ArgumentOutOfRangeException.ThrowIfLessThan(options.Epochs, 1);
-        ArgumentOutOfRangeException.ThrowIfLessThan(options.BatchSize, 1);
         var model = (resumeFrom?.Model ?? initial).Clone();
         var rendered = Render(examples, model.Preset.ContextLength);
-        var batchesPerEpoch = (rendered.Count + options.BatchSize - 1) / options.BatchSize;
-        var totalSteps = batchesPerEpoch * options.Epochs;
-        var optimizer = resumeFrom?.FirstMoment is null
-            ? new AdamW(model.Parameters.Length)
-            : new AdamW(resumeFrom.FirstMoment, resumeFrom.SecondMoment!, resumeFrom.Step);
         var passes = new Dictionary<(int, int), ForwardPass>();
-        long trainedTokens = 0;
-        var step = resumeFrom?.Step ?? 0;
-        for (var epoch = (resumeFrom?.EpochsCompleted ?? 0) + 1; epoch <= options.Epochs; epoch++)
+        return RunEpochs(model, rendered, options, resumeFrom, onStep, onEpochEnd, batch =>
         {
-            // Each epoch's order comes from the seed and the epoch alone, so a resumed run replays it exactly.
-            var order = Enumerable.Range(0, rendered.Count).ToArray();
-            new Random(unchecked((options.Seed * 1_000_003) + epoch)).Shuffle(order);
-            for (var start = 0; start < order.Length; start += options.BatchSize)
+            var length = batch.Max(sequence => sequence.Tokens.Length) - 1;
+            if (!passes.TryGetValue((batch.Count, length), out var pass))
             {
-                cancellationToken.ThrowIfCancellationRequested();
-                var batch = order.Skip(start).Take(options.BatchSize).Select(index => rendered[index]).ToList();
-                var length = batch.Max(sequence => sequence.Tokens.Length) - 1;
-                if (!passes.TryGetValue((batch.Count, length), out var pass))
-                {
-                    passes[(batch.Count, length)] = pass = new ForwardPass(model, batch.Count, length);
-                }
-
-                var (inputs, targets, weights) = Pack(batch, length);
-                var result = pass.Forward(inputs, targets, weights);
-                pass.Backward(inputs);
-                step++;
-                optimizer.Step(model.Parameters, pass.Gradients, LearningRate(options, step, totalSteps), options);
-                trainedTokens += batch.Sum(sequence => sequence.Tokens.Length - 1);
-                onStep?.Invoke(new TrainingProgress(step, totalSteps, epoch, result.Loss, result.Counted == 0 ? 0 : (double)result.Correct / result.Counted, trainedTokens, model));
+                passes[(batch.Count, length)] = pass = new ForwardPass(model, batch.Count, length);
             }
 
-            onEpochEnd?.Invoke(new TrainingCheckpoint(model.Clone(), epoch, step, (float[])optimizer.FirstMoment.Clone(), (float[])optimizer.SecondMoment.Clone()));
-        }
-
-        return model;
+            var (inputs, targets, weights) = Pack(batch, length);
+            var result = pass.Forward(inputs, targets, weights);
+            pass.Backward(inputs);
+            return new BatchResult(pass.Gradients, result.Loss, result.Counted == 0 ? 0 : (double)result.Correct / result.Counted, batch.Sum(sequence => sequence.Tokens.Length - 1));
+        }, cancellationToken);
     }
 
     /// <summary>
@@ -97,8 +73,6 @@ public sealed class LocalTrainer
         Action<TrainingProgress>? onStep = null, TrainingCheckpoint? resumeFrom = null, Action<TrainingCheckpoint>? onEpochEnd = null,
         CancellationToken cancellationToken = default)
     {
-        ArgumentOutOfRangeException.ThrowIfLessThan(options.Epochs, 1);
-        ArgumentOutOfRangeException.ThrowIfLessThan(options.BatchSize, 1);
         var reference = initial.Clone();
         var model = (resumeFrom?.Model ?? initial).Clone();
         var context = model.Preset.ContextLength;
@@ -108,58 +82,77 @@ public sealed class LocalTrainer
             .Where(pair => pair.Preferred.Count == 1 && pair.Rejected.Count == 1)
             .Select(pair => (Preferred: pair.Preferred[0], Rejected: pair.Rejected[0]))
             .ToList();
-        var batchesPerEpoch = (pairs.Count + options.BatchSize - 1) / options.BatchSize;
+        var passes = new Dictionary<(int, int), (ForwardPass Policy, ForwardPass Reference)>();
+        return RunEpochs(model, pairs, options, resumeFrom, onStep, onEpochEnd, chosen =>
+        {
+            var rows = chosen.Select(pair => pair.Preferred).Concat(chosen.Select(pair => pair.Rejected)).ToList();
+            var length = rows.Max(sequence => sequence.Tokens.Length) - 1;
+            if (!passes.TryGetValue((rows.Count, length), out var pass))
+            {
+                passes[(rows.Count, length)] = pass = (new ForwardPass(model, rows.Count, length), new ForwardPass(reference, rows.Count, length));
+            }
+
+            var (inputs, targets, weights) = Pack(rows, length);
+            pass.Reference.Forward(inputs, targets, weights);
+            var referenceLogProbabilities = pass.Reference.SequenceLogProbabilities();
+            pass.Policy.Forward(inputs, targets, weights);
+            var logProbabilities = pass.Policy.SequenceLogProbabilities();
+
+            // dL/dlogits = (p - onehot)·g with g = ±β·σ(-margin)/B on each answer's learned tokens.
+            var gradientWeights = new float[weights.Length];
+            double loss = 0;
+            var ranked = 0;
+            var b = chosen.Count;
+            for (var i = 0; i < b; i++)
+            {
+                var margin = options.Beta * ((logProbabilities[i] - referenceLogProbabilities[i]) - (logProbabilities[b + i] - referenceLogProbabilities[b + i]));
+                loss += Math.Log(1 + Math.Exp(-margin));
+                ranked += margin > 0 ? 1 : 0;
+                var scale = (float)(options.Beta / (1 + Math.Exp(margin)) / b);
+                for (var t = 0; t < length; t++)
+                {
+                    gradientWeights[(i * length) + t] = weights[(i * length) + t] * scale;
+                    gradientWeights[((b + i) * length) + t] = -weights[((b + i) * length) + t] * scale;
+                }
+            }
+
+            pass.Policy.Backward(inputs, gradientWeights, 1);
+            return new BatchResult(pass.Policy.Gradients, loss / b, (double)ranked / b, rows.Sum(sequence => sequence.Tokens.Length - 1));
+        }, cancellationToken);
+    }
+
+    /// <summary>What one batch's forward and backward produced: the gradients to apply and what to report.</summary>
+    private readonly record struct BatchResult(float[] Gradients, double Loss, double Accuracy, long Tokens);
+
+    /// <summary>
+    /// The loop every objective shares: epochs over `items` in an order that comes from the seed and the epoch alone (so
+    /// a resumed run replays it exactly), AdamW with warmup and cosine decay, progress after every step and a
+    /// checkpoint after every epoch. `computeGradients` does one batch's forward and backward on `model`.
+    /// </summary>
+    private static TransformerModel RunEpochs<TItem>(TransformerModel model, IReadOnlyList<TItem> items, TrainingOptions options, TrainingCheckpoint? resumeFrom,
+        Action<TrainingProgress>? onStep, Action<TrainingCheckpoint>? onEpochEnd, Func<List<TItem>, BatchResult> computeGradients, CancellationToken cancellationToken)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(options.Epochs, 1);
+        ArgumentOutOfRangeException.ThrowIfLessThan(options.BatchSize, 1);
+        var batchesPerEpoch = (items.Count + options.BatchSize - 1) / options.BatchSize;
         var totalSteps = batchesPerEpoch * options.Epochs;
         var optimizer = resumeFrom?.FirstMoment is null
             ? new AdamW(model.Parameters.Length)
             : new AdamW(resumeFrom.FirstMoment, resumeFrom.SecondMoment!, resumeFrom.Step);
-        var passes = new Dictionary<(int, int), (ForwardPass Policy, ForwardPass Reference)>();
         long trainedTokens = 0;
         var step = resumeFrom?.Step ?? 0;
         for (var epoch = (resumeFrom?.EpochsCompleted ?? 0) + 1; epoch <= options.Epochs; epoch++)
         {
-            var order = Enumerable.Range(0, pairs.Count).ToArray();
+            var order = Enumerable.Range(0, items.Count).ToArray();
             new Random(unchecked((options.Seed * 1_000_003) + epoch)).Shuffle(order);
             for (var start = 0; start < order.Length; start += options.BatchSize)
             {
                 cancellationToken.ThrowIfCancellationRequested();
-                var chosen = order.Skip(start).Take(options.BatchSize).Select(index => pairs[index]).ToList();
-                var rows = chosen.Select(pair => pair.Preferred).Concat(chosen.Select(pair => pair.Rejected)).ToList();
-                var length = rows.Max(sequence => sequence.Tokens.Length) - 1;
-                if (!passes.TryGetValue((rows.Count, length), out var pass))
-                {
-                    passes[(rows.Count, length)] = pass = (new ForwardPass(model, rows.Count, length), new ForwardPass(reference, rows.Count, length));
-                }
-
-                var (inputs, targets, weights) = Pack(rows, length);
-                pass.Reference.Forward(inputs, targets, weights);
-                var referenceLogProbabilities = pass.Reference.SequenceLogProbabilities();
-                pass.Policy.Forward(inputs, targets, weights);
-                var logProbabilities = pass.Policy.SequenceLogProbabilities();
-
-                // dL/dlogits = (p - onehot)·g with g = ±β·σ(-margin)/B on each answer's learned tokens.
-                var gradientWeights = new float[weights.Length];
-                double loss = 0;
-                var ranked = 0;
-                var b = chosen.Count;
-                for (var i = 0; i < b; i++)
-                {
-                    var margin = options.Beta * ((logProbabilities[i] - referenceLogProbabilities[i]) - (logProbabilities[b + i] - referenceLogProbabilities[b + i]));
-                    loss += Math.Log(1 + Math.Exp(-margin));
-                    ranked += margin > 0 ? 1 : 0;
-                    var scale = (float)(options.Beta / (1 + Math.Exp(margin)) / b);
-                    for (var t = 0; t < length; t++)
-                    {
-                        gradientWeights[(i * length) + t] = weights[(i * length) + t] * scale;
-                        gradientWeights[((b + i) * length) + t] = -weights[((b + i) * length) + t] * scale;
-                    }
-                }
-
-                pass.Policy.Backward(inputs, gradientWeights, 1);
+                var result = computeGradients(order.Skip(start).Take(options.BatchSize).Select(index => items[index]).ToList());
                 step++;
-                optimizer.Step(model.Parameters, pass.Policy.Gradients, LearningRate(options, step, totalSteps), options);
-                trainedTokens += rows.Sum(sequence => sequence.Tokens.Length - 1);
-                onStep?.Invoke(new TrainingProgress(step, totalSteps, epoch, loss / b, (double)ranked / b, trainedTokens, model));
+                optimizer.Step(model.Parameters, result.Gradients, LearningRate(options, step, totalSteps), options);
+                trainedTokens += result.Tokens;
+                onStep?.Invoke(new TrainingProgress(step, totalSteps, epoch, result.Loss, result.Accuracy, trainedTokens, model));
             }
 
             onEpochEnd?.Invoke(new TrainingCheckpoint(model.Clone(), epoch, step, (float[])optimizer.FirstMoment.Clone(), (float[])optimizer.SecondMoment.Clone()));
