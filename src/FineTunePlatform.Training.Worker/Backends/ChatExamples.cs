@@ -11,38 +11,20 @@ namespace FineTunePlatform.Training.Worker.Backends;
 /// </summary>
 public static class ChatExamples
 {
-    public static async Task<List<SupervisedExample>> ReadAsync(Stream content, string param, CancellationToken cancellationToken)
-    {
-        var examples = new List<SupervisedExample>();
-        using var reader = new StreamReader(content, new UTF8Encoding(false, true));
-        var lineNumber = 0;
-        while (await reader.ReadLineAsync(cancellationToken) is { } line)
-        {
-            lineNumber++;
-            if (string.IsNullOrWhiteSpace(line))
-            {
-                continue;
-            }
-
-            try
-            {
-                using var document = JsonDocument.Parse(line);
-                var turns = document.RootElement.GetProperty("messages").EnumerateArray().Select(Turn).ToList();
-                examples.Add(new SupervisedExample(turns));
-            }
-            catch (Exception ex) when (ex is JsonException or KeyNotFoundException or InvalidOperationException or ArgumentException)
-            {
-                throw new TrainingFailedException($"invalid_{param}", $"Line {lineNumber} of the {param.Replace('_', ' ')} is not a chat example: {ex.Message}", param);
-            }
-        }
-
-        return examples;
-    }
+    public static Task<List<SupervisedExample>> ReadAsync(Stream content, string param, CancellationToken cancellationToken) =>
+        ReadLinesAsync(content, param, "chat example", root => new SupervisedExample([.. root.GetProperty("messages").EnumerateArray().Select(Turn)]), cancellationToken);
 
     /// <summary>DPO preference JSONL: {"input": {"messages": [...]}, "preferred_output": [...], "non_preferred_output": [...]}.</summary>
-    public static async Task<List<PreferenceExample>> ReadPreferencesAsync(Stream content, string param, CancellationToken cancellationToken)
+    public static Task<List<PreferenceExample>> ReadPreferencesAsync(Stream content, string param, CancellationToken cancellationToken) =>
+        ReadLinesAsync(content, param, "preference example", root => new PreferenceExample(
+            [.. root.GetProperty("input").GetProperty("messages").EnumerateArray().Select(Turn)],
+            [.. root.GetProperty("preferred_output").EnumerateArray().Select(Turn)],
+            [.. root.GetProperty("non_preferred_output").EnumerateArray().Select(Turn)]), cancellationToken);
+
+    /// <summary>One example per non-blank line; a line that does not map fails the job naming the line and the file.</summary>
+    private static async Task<List<T>> ReadLinesAsync<T>(Stream content, string param, string kind, Func<JsonElement, T> parse, CancellationToken cancellationToken)
     {
-        var examples = new List<PreferenceExample>();
+        var examples = new List<T>();
         using var reader = new StreamReader(content, new UTF8Encoding(false, true));
         var lineNumber = 0;
         while (await reader.ReadLineAsync(cancellationToken) is { } line)
@@ -56,15 +38,11 @@ public static class ChatExamples
             try
             {
                 using var document = JsonDocument.Parse(line);
-                var root = document.RootElement;
-                examples.Add(new PreferenceExample(
-                    [.. root.GetProperty("input").GetProperty("messages").EnumerateArray().Select(Turn)],
-                    [.. root.GetProperty("preferred_output").EnumerateArray().Select(Turn)],
-                    [.. root.GetProperty("non_preferred_output").EnumerateArray().Select(Turn)]));
+                examples.Add(parse(document.RootElement));
             }
             catch (Exception ex) when (ex is JsonException or KeyNotFoundException or InvalidOperationException or ArgumentException)
             {
-                throw new TrainingFailedException($"invalid_{param}", $"Line {lineNumber} of the {param.Replace('_', ' ')} is not a preference example: {ex.Message}", param);
+                throw new TrainingFailedException($"invalid_{param}", $"Line {lineNumber} of the {param.Replace('_', ' ')} is not a {kind}: {ex.Message}", param);
             }
         }
 

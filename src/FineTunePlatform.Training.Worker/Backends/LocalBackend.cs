@@ -62,6 +62,7 @@ public sealed class LocalBackend(IOptions<WorkerOptions> options) : ITrainingBac
         var validationEvery = Math.Max(1, options.Value.ValidationEverySteps);
         var lastCheckpoint = attempt.ResumeCheckpointId;
         TrainingProgress? last = null;
+        (int Step, (double Loss, double Accuracy) Result)? lastValidation = null;
         (double Loss, double Accuracy)? Validate(TransformerModel model) =>
             validation is { Count: > 0 } ? LocalTrainer.Evaluate(model, validation, job.BatchSize) : null;
 
@@ -71,6 +72,11 @@ public sealed class LocalBackend(IOptions<WorkerOptions> options) : ITrainingBac
             session.ReportProgress(progress.Step, progress.TotalSteps);
             // Every N steps (and at the end) a validation pass on the live weights, reported with the step's metrics.
             var valid = progress.Step % validationEvery == 0 || progress.Step == progress.TotalSteps ? Validate(progress.Model) : null;
+            if (valid is { } result)
+            {
+                lastValidation = (progress.Step, result);
+            }
+
             session.ReportEvent(
                 $"Step {progress.Step}/{progress.TotalSteps}: training loss={progress.TrainLoss:0.0000}" + (valid is { } v ? $", validation loss={v.Loss:0.0000}" : ""),
                 type: "metrics",
@@ -89,10 +95,12 @@ public sealed class LocalBackend(IOptions<WorkerOptions> options) : ITrainingBac
         void OnEpochEnd(TrainingCheckpoint checkpoint)
         {
             var metrics = Metrics(checkpoint.Step, last);
-            if (Validate(checkpoint.Model) is { } valid)
+            // The checkpoint holds the weights after its step: a validation of that step already measured them.
+            var valid = lastValidation is { } measured && measured.Step == checkpoint.Step ? measured.Result : Validate(checkpoint.Model);
+            if (valid is { } checkpointValidation)
             {
-                metrics.ValidLoss = valid.Loss;
-                metrics.ValidMeanTokenAccuracy = valid.Accuracy;
+                metrics.ValidLoss = checkpointValidation.Loss;
+                metrics.ValidMeanTokenAccuracy = checkpointValidation.Accuracy;
             }
 
             lastCheckpoint = session.SaveCheckpointAsync(
