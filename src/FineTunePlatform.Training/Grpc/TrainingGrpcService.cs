@@ -127,6 +127,9 @@ public sealed class TrainingGrpcService(
         while (!cancellationToken.IsCancellationRequested)
         {
             var next = hub.NextEventAsync(job.Id);
+            // The status is read before the events: when it is final, the final transition's events (same
+            // transaction) are already committed and the read below includes them.
+            var status = await db.Jobs.AsNoTracking().Where(row => row.Id == job.Id).Select(row => row.Status).FirstAsync(cancellationToken);
             var fresh = await db.Events.AsNoTracking().Where(jobEvent => jobEvent.JobId == job.Id && jobEvent.Sequence > last)
                 .OrderBy(jobEvent => jobEvent.Sequence).Take(500).ToListAsync(cancellationToken);
             foreach (var jobEvent in fresh)
@@ -140,17 +143,9 @@ public sealed class TrainingGrpcService(
                 continue;
             }
 
-            var status = await db.Jobs.AsNoTracking().Where(row => row.Id == job.Id).Select(row => row.Status).FirstAsync(cancellationToken);
             if (JobStatus.IsTerminal(status))
             {
-                // Events written with the final transition were read above (same transaction, earlier sequence).
-                var remaining = await db.Events.AsNoTracking().AnyAsync(jobEvent => jobEvent.JobId == job.Id && jobEvent.Sequence > last, cancellationToken);
-                if (!remaining)
-                {
-                    return;
-                }
-
-                continue;
+                return;
             }
 
             await Task.WhenAny(next, Task.Delay(TimeSpan.FromSeconds(2), cancellationToken));

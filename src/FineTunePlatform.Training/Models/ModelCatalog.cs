@@ -68,15 +68,14 @@ public sealed class ModelCatalog(TrainingDbContext db)
         var granted = db.Permissions.Where(permission => permission.ProjectId == projectId).Select(permission => permission.ModelId);
         var models = await db.Models.AsNoTracking()
             .Where(model => model.ProjectId == projectId || granted.Contains(model.Id))
-            .OrderBy(model => model.CreatedAt)
+            .Join(db.Jobs, model => model.JobId, job => job.Id, (model, job) => new { Model = model, job.RootModel })
+            .OrderBy(row => row.Model.CreatedAt)
             .ToListAsync(cancellationToken);
-        var visible = ModelPresets.All.Select(Preset).ToList();
-        foreach (var model in models)
-        {
-            visible.Add(await FineTunedAsync(model, model.ProjectId == projectId ? ModelAccess.Owner : ModelAccess.Granted, cancellationToken));
-        }
-
-        return visible;
+        return
+        [
+            .. ModelPresets.All.Select(Preset),
+            .. models.Select(row => FineTuned(row.Model, row.RootModel, row.Model.ProjectId == projectId ? ModelAccess.Owner : ModelAccess.Granted)),
+        ];
     }
 
     private async Task<string?> AccessAsync(string projectId, string ownerProjectId, string modelId, CancellationToken cancellationToken)
@@ -93,8 +92,11 @@ public sealed class ModelCatalog(TrainingDbContext db)
     private async Task<VisibleModel> FineTunedAsync(FineTunedModel model, string access, CancellationToken cancellationToken)
     {
         var rootModel = await db.Jobs.AsNoTracking().Where(job => job.Id == model.JobId).Select(job => job.RootModel).FirstAsync(cancellationToken);
-        return new VisibleModel(model.Id, "fine_tuned", model.ProjectId, model.BaseModel, rootModel, access, model.JobId, model.CheckpointId, model.CreatedAt);
+        return FineTuned(model, rootModel, access);
     }
+
+    private static VisibleModel FineTuned(FineTunedModel model, string rootModel, string access) =>
+        new(model.Id, "fine_tuned", model.ProjectId, model.BaseModel, rootModel, access, model.JobId, model.CheckpointId, model.CreatedAt);
 
     private static VisibleModel Preset(ModelPreset preset) =>
         new(preset.Name, ModelAccess.Base, SystemOwner, "", preset.Name, ModelAccess.Base, null, null, PresetsCreatedAt);
