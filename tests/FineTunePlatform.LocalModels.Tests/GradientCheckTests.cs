@@ -8,23 +8,33 @@ namespace FineTunePlatform.LocalModels.Tests;
 public sealed class GradientCheckTests
 {
     private static readonly ModelPreset Tiny = new("test-tiny", ContextLength: 8, Layers: 2, Heads: 2, Channels: 8);
+    private const int Batch = 2;
+    private const int Length = 6;
 
-    [Fact]
-    public void Backward_matches_finite_differences_for_every_tensor()
+    /// <summary>
+    /// A tiny model with weights pushed larger than initialisation (so layer norm and attention are far from their
+    /// linear regime), a random batch with some positions weighted 0, and the random source for further sampling.
+    /// </summary>
+    private static (TransformerModel Model, Random Random, int[] Tokens, int[] Targets, float[] Weights) Setup(int modelSeed, int dataSeed)
     {
-        var model = TransformerModel.Create(Tiny, seed: 7);
-        // Larger than initialisation so layernorm and attention are far from their linear regime.
-        var random = new Random(3);
+        var model = TransformerModel.Create(Tiny, seed: modelSeed);
+        var random = new Random(dataSeed);
         for (var i = 0; i < model.Parameters.Length; i++)
         {
             model.Parameters[i] += (float)((random.NextDouble() - 0.5) * 0.2);
         }
 
-        const int batch = 2, length = 6;
-        var tokens = Enumerable.Range(0, batch * length).Select(_ => random.Next(ChatTokens.VocabularySize)).ToArray();
-        var targets = Enumerable.Range(0, batch * length).Select(_ => random.Next(ChatTokens.VocabularySize)).ToArray();
-        var weights = Enumerable.Range(0, batch * length).Select(i => i % 3 == 0 ? 0f : 1f).ToArray();
-        var pass = new ForwardPass(model, batch, length);
+        var tokens = Enumerable.Range(0, Batch * Length).Select(_ => random.Next(ChatTokens.VocabularySize)).ToArray();
+        var targets = Enumerable.Range(0, Batch * Length).Select(_ => random.Next(ChatTokens.VocabularySize)).ToArray();
+        var weights = Enumerable.Range(0, Batch * Length).Select(i => i % 3 == 0 ? 0f : 1f).ToArray();
+        return (model, random, tokens, targets, weights);
+    }
+
+    [Fact]
+    public void Backward_matches_finite_differences_for_every_tensor()
+    {
+        var (model, random, tokens, targets, weights) = Setup(modelSeed: 7, dataSeed: 3);
+        var pass = new ForwardPass(model, Batch, Length);
         pass.Forward(tokens, targets, weights);
         pass.Backward(tokens);
         var analytic = (float[])pass.Gradients.Clone();
@@ -81,23 +91,13 @@ public sealed class GradientCheckTests
     [Fact]
     public void Backward_matches_float64_finite_differences_of_an_independent_reference_for_every_parameter()
     {
-        var model = TransformerModel.Create(Tiny, seed: 11);
-        var random = new Random(5);
-        for (var i = 0; i < model.Parameters.Length; i++)
-        {
-            model.Parameters[i] += (float)((random.NextDouble() - 0.5) * 0.2);
-        }
-
-        const int batch = 2, length = 6;
-        var tokens = Enumerable.Range(0, batch * length).Select(_ => random.Next(ChatTokens.VocabularySize)).ToArray();
-        var targets = Enumerable.Range(0, batch * length).Select(_ => random.Next(ChatTokens.VocabularySize)).ToArray();
-        var weights = Enumerable.Range(0, batch * length).Select(i => i % 3 == 0 ? 0f : 1f).ToArray();
-        var pass = new ForwardPass(model, batch, length);
+        var (model, _, tokens, targets, weights) = Setup(modelSeed: 11, dataSeed: 5);
+        var pass = new ForwardPass(model, Batch, Length);
         var float32Loss = pass.Forward(tokens, targets, weights).Loss;
         pass.Backward(tokens);
 
         var parameters = model.Parameters.Select(value => (double)value).ToArray();
-        double Loss() => Float64Reference.Loss(parameters, Tiny, model.Layout, batch, length, tokens, targets, weights);
+        double Loss() => Float64Reference.Loss(parameters, Tiny, model.Layout, Batch, Length, tokens, targets, weights);
 
         // The reference is the same function: the float32 forward agrees with it to float32 precision.
         Assert.Equal(Loss(), float32Loss, 4);

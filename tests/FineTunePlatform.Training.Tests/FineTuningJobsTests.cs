@@ -321,7 +321,7 @@ public sealed class FineTuningJobsTests(FineTuningFixture fixture) : IClassFixtu
     [Fact]
     public async Task Another_project_sees_nothing_until_granted_and_loses_access_when_revoked()
     {
-        var (ownerProject, ownerKey) = await Platform.Admin.CreateProjectAsync("owner");
+        var (_, ownerKey) = await Platform.Admin.CreateProjectAsync("owner");
         var (otherProject, otherKey) = await Platform.Admin.CreateProjectAsync("owner");
         var file = await Platform.UploadTrainingFileAsync(ownerKey);
         var created = await Platform.CreateJobAsync(ownerKey, file, epochs: 1, suffix: "shared");
@@ -371,7 +371,6 @@ public sealed class FineTuningJobsTests(FineTuningFixture fixture) : IClassFixtu
         var deleted = await owner.DeleteAsync($"/v1/models/{model}");
         Assert.Equal(HttpStatusCode.OK, deleted.StatusCode);
         Assert.Equal(HttpStatusCode.NotFound, (await owner.GetAsync($"/v1/models/{model}")).StatusCode);
-        _ = ownerProject;
     }
 
     private async Task WaitForMetricsAsync(string jobId) => await WaitAsync(async () => await MetricsCountAsync(jobId) > 0);

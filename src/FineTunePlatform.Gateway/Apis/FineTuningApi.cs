@@ -19,18 +19,14 @@ public static class FineTuningApi
         var jobs = fineTuning.MapGroup("/jobs");
         jobs.MapPost("", CreateJobAsync).RequireAuthorization(Policies.Member);
         jobs.MapGet("", ListJobsAsync).RequireAuthorization(Policies.Reader);
-        jobs.MapGet("/{jobId}", async (string jobId, TrainingService.TrainingServiceClient training, CancellationToken ct) =>
-            Results.Json(FineTuningObjects.Job(await training.GetJobAsync(new JobRequest { JobId = jobId }, cancellationToken: ct))))
-            .RequireAuthorization(Policies.Reader);
-        jobs.MapPost("/{jobId}/cancel", async (string jobId, TrainingService.TrainingServiceClient training, CancellationToken ct) =>
-            Results.Json(FineTuningObjects.Job(await training.CancelJobAsync(new JobRequest { JobId = jobId }, cancellationToken: ct))))
-            .RequireAuthorization(Policies.Member);
-        jobs.MapPost("/{jobId}/pause", async (string jobId, TrainingService.TrainingServiceClient training, CancellationToken ct) =>
-            Results.Json(FineTuningObjects.Job(await training.PauseJobAsync(new JobRequest { JobId = jobId }, cancellationToken: ct))))
-            .RequireAuthorization(Policies.Member);
-        jobs.MapPost("/{jobId}/resume", async (string jobId, TrainingService.TrainingServiceClient training, CancellationToken ct) =>
-            Results.Json(FineTuningObjects.Job(await training.ResumeJobAsync(new JobRequest { JobId = jobId }, cancellationToken: ct))))
-            .RequireAuthorization(Policies.Member);
+        jobs.MapGet("/{jobId}", (string jobId, TrainingService.TrainingServiceClient training, CancellationToken ct) =>
+            JobAsync(training.GetJobAsync(new JobRequest { JobId = jobId }, cancellationToken: ct))).RequireAuthorization(Policies.Reader);
+        jobs.MapPost("/{jobId}/cancel", (string jobId, TrainingService.TrainingServiceClient training, CancellationToken ct) =>
+            JobAsync(training.CancelJobAsync(new JobRequest { JobId = jobId }, cancellationToken: ct))).RequireAuthorization(Policies.Member);
+        jobs.MapPost("/{jobId}/pause", (string jobId, TrainingService.TrainingServiceClient training, CancellationToken ct) =>
+            JobAsync(training.PauseJobAsync(new JobRequest { JobId = jobId }, cancellationToken: ct))).RequireAuthorization(Policies.Member);
+        jobs.MapPost("/{jobId}/resume", (string jobId, TrainingService.TrainingServiceClient training, CancellationToken ct) =>
+            JobAsync(training.ResumeJobAsync(new JobRequest { JobId = jobId }, cancellationToken: ct))).RequireAuthorization(Policies.Member);
         jobs.MapGet("/{jobId}/events", ListOrStreamEventsAsync).RequireAuthorization(Policies.Reader);
         jobs.MapGet("/{jobId}/checkpoints", ListCheckpointsAsync).RequireAuthorization(Policies.Reader);
 
@@ -68,8 +64,11 @@ public static class FineTuningApi
             return OpenAIErrors.BadRequest(ex.Message, ex.Param);
         }
 
-        return Results.Json(FineTuningObjects.Job(await training.CreateJobAsync(create, cancellationToken: ct)));
+        return await JobAsync(training.CreateJobAsync(create, cancellationToken: ct));
     }
+
+    /// <summary>A training-service call that answers with a job, as OpenAI's fine_tuning.job.</summary>
+    private static async Task<IResult> JobAsync(AsyncUnaryCall<TrainingJob> call) => Results.Json(FineTuningObjects.Job(await call));
 
     private static async Task<IResult> ListJobsAsync(HttpRequest request, TrainingService.TrainingServiceClient training, CancellationToken ct)
     {
