@@ -30,18 +30,96 @@ foreach (var preset in ModelPresets.All)
     Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
         $"{preset.Name,-12} {preset.ParameterCount / 1e6,5:F2} M params: training {tokens / seconds,8:F0} tokens/s, {gflops,5:F1} GFLOP/s = {100 * gflops / ceilingAll,4:F0}% of the all-core ceiling"));
 
-    var generated = 0;
-    clock.Restart();
-    var one = Generator.Complete(model, [new ChatTurn("user", "where is my parcel")], new SamplingOptions(Temperature: 1, MaxTokens: 32, Seed: 1));
-    generated += one.CompletionTokens;
-    Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-        $"{preset.Name,-12} generation, 1 stream: {generated / clock.Elapsed.TotalSeconds,8:F0} tokens/s"));
-    clock.Restart();
-    var results = await Task.WhenAll(Enumerable.Range(0, 8).Select(i => Task.Run(() =>
-        Generator.Complete(model, [new ChatTurn("user", $"where is my parcel {i}")], new SamplingOptions(Temperature: 1, MaxTokens: 32, Seed: i)))));
-    Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-        $"{preset.Name,-12} generation, 8 streams: {results.Sum(result => result.CompletionTokens) / clock.Elapsed.TotalSeconds,8:F0} tokens/s in total"));
+    DecodeStepFigures(model);
+    await GenerationFigures(model);
 }
+
+// Generation, warm: one stream alone; then 8 clients each sending request after request for a fixed time (a loaded
+// server), first decoded separately (one generation per core at a time, the runtime before batching), then through the
+// GenerationScheduler's continuous batching.
+static async Task GenerationFigures(TransformerModel model)
+{
+    const int clients = 8;
+    var duration = TimeSpan.FromSeconds(3);
+    SamplingOptions Options(int i) => new(Temperature: 1, MaxTokens: 128, Seed: i);
+    IReadOnlyList<ChatTurn> Prompt(int i) => [new ChatTurn("user", $"where is my parcel {i}")];
+    var name = model.Preset.Name;
+    Generator.Complete(model, Prompt(0), Options(0));
+
+    var clock = Stopwatch.StartNew();
+    var one = Generator.Complete(model, Prompt(0), Options(0));
+    Report(name, "1 stream", one.CompletionTokens, clock.Elapsed);
+
+    async Task Loaded(string mode, Func<int, Task<GenerationResult>> generate)
+    {
+        var tokens = 0;
+        var started = Stopwatch.StartNew();
+        await Task.WhenAll(Enumerable.Range(0, clients).Select(client => Task.Run(async () =>
+        {
+            for (var i = client; started.Elapsed < duration; i += clients)
+            {
+                Interlocked.Add(ref tokens, (await generate(i)).CompletionTokens);
+            }
+        })));
+        Report(name, mode, tokens, started.Elapsed);
+    }
+
+    using var cores = new SemaphoreSlim(Environment.ProcessorCount);
+    await Loaded($"{clients} clients, one per core", async i =>
+    {
+        await cores.WaitAsync();
+        try
+        {
+            return Generator.Complete(model, Prompt(i), Options(i));
+        }
+        finally
+        {
+            cores.Release();
+        }
+    });
+
+    var scheduler = new GenerationScheduler(maxBatch: 16);
+    await Loaded($"{clients} clients, batched", i => scheduler.CompleteAsync(model, Prompt(i), Options(i)));
+
+    var separate = Generator.Complete(model, Prompt(3), Options(3));
+    var batched = await scheduler.CompleteAsync(model, Prompt(3), Options(3));
+    if (separate != batched)
+    {
+        throw new InvalidOperationException("Batched generation must produce the same reply as separate generation.");
+    }
+}
+
+// One decoding step (one new token for each of B sequences at position 32): the cost batching spreads over B.
+static void DecodeStepFigures(TransformerModel model)
+{
+    var decoder = new KvCacheDecoder(model);
+    foreach (var batch in new[] { 1, 2, 4, 8, 16 })
+    {
+        var sequences = Enumerable.Range(0, batch).Select(_ => new DecodingSequence(model.Preset)).ToList();
+        decoder.Step(sequences.Select(sequence => (sequence, Enumerable.Range(0, 32).Select(t => 65 + (t % 26)).ToArray())).ToList());
+        var step = sequences.Select(sequence => (sequence, new[] { 66 })).ToList();
+        const int repeats = 300;
+        var clock = new Stopwatch();
+        // The first half warms the JIT's optimised tiers up.
+        for (var r = 0; r < 2 * repeats; r++)
+        {
+            if (r == repeats)
+            {
+                clock.Start();
+            }
+
+            sequences.ForEach(sequence => sequence.Position = 32);
+            decoder.Step(step);
+        }
+
+        var ms = clock.Elapsed.TotalMilliseconds / repeats;
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"{model.Preset.Name,-12} decode step, batch {batch,2}: {ms,6:F2} ms = {batch / ms * 1000,7:F0} tokens/s"));
+    }
+}
+
+static void Report(string model, string mode, int tokens, TimeSpan elapsed) => Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+    $"{model,-12} generation, {mode,-28}: {tokens / elapsed.TotalSeconds,8:F0} tokens/s ({tokens} tokens in {elapsed.TotalMilliseconds:F0} ms)"));
 
 static double MatmulGflops(bool parallel)
 {

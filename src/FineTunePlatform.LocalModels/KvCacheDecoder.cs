@@ -2,102 +2,183 @@ using System.Numerics.Tensors;
 
 namespace FineTunePlatform.LocalModels;
 
-/// <summary>
-/// Incremental decoding for one sequence: each new token runs through the layers once, attending to the keys and
-/// values cached for the tokens before it, instead of recomputing the whole sequence. Uses the same kernels and
-/// operation order as ForwardPass, so its probabilities equal the full pass's.
-/// </summary>
-internal sealed class KvCacheDecoder
+/// <summary>One sequence being generated: the keys and values cached for its tokens so far.</summary>
+internal sealed class DecodingSequence
 {
-    private readonly TransformerModel _model;
-    private readonly float[][] _keys;
-    private readonly float[][] _values;
-    private readonly float[] _x, _norm, _mean = new float[1], _rstd = new float[1], _qkv, _atty, _proj, _fch, _fchGelu, _scores, _logits;
-
-    public KvCacheDecoder(TransformerModel model)
+    public DecodingSequence(ModelPreset preset)
     {
-        _model = model;
-        var preset = model.Preset;
-        var c = preset.Channels;
-        _keys = Enumerable.Range(0, preset.Layers).Select(_ => new float[preset.ContextLength * c]).ToArray();
-        _values = Enumerable.Range(0, preset.Layers).Select(_ => new float[preset.ContextLength * c]).ToArray();
-        _x = new float[c];
-        _norm = new float[c];
-        _qkv = new float[3 * c];
-        _atty = new float[c];
-        _proj = new float[c];
-        _fch = new float[4 * c];
-        _fchGelu = new float[4 * c];
-        _scores = new float[preset.ContextLength];
-        _logits = new float[preset.VocabularySize];
+        Keys = Enumerable.Range(0, preset.Layers).Select(_ => new float[preset.ContextLength * preset.Channels]).ToArray();
+        Values = Enumerable.Range(0, preset.Layers).Select(_ => new float[preset.ContextLength * preset.Channels]).ToArray();
         Probabilities = new float[preset.VocabularySize];
     }
 
+    public float[][] Keys { get; }
+
+    public float[][] Values { get; }
+
     /// <summary>Tokens consumed so far.</summary>
-    public int Position { get; private set; }
+    public int Position { get; internal set; }
 
-    /// <summary>The next-token distribution after the last Append.</summary>
+    /// <summary>The next-token distribution after the last step that included this sequence.</summary>
     public float[] Probabilities { get; }
+}
 
-    public void Append(int token)
+/// <summary>
+/// Incremental decoding with cached keys and values, for several sequences at once: one step runs each sequence's new
+/// tokens (a whole prompt, or the one token just sampled) through the layers together, so every weight matrix is read
+/// once per step for all of them instead of once per sequence — that reuse is what makes batching pay on a CPU, where
+/// a single sequence's matrix-vector products are bound by memory. Each output row is computed with the same kernels
+/// and operation order as ForwardPass, so a sequence's probabilities are those of the full pass, batched or not.
+/// </summary>
+internal sealed class KvCacheDecoder(TransformerModel model)
+{
+    private float[] _x = [], _norm = [], _qkv = [], _atty = [], _proj = [], _fch = [], _fchGelu = [], _rowMean = [], _rowRstd = [];
+    private float[] _lastNorm = [], _logits = [];
+    private (DecodingSequence Sequence, int Position)[] _rows = [];
+    private float[][] _scores = [];
+
+    /// <summary>Convenience for one sequence and one token.</summary>
+    public void Append(DecodingSequence sequence, int token) => Step([(sequence, [token])]);
+
+    /// <summary>
+    /// Appends each sequence's tokens to its cache; afterwards each sequence's Probabilities are the distribution of the
+    /// token after its last one. singleThreaded keeps the work on the calling thread (the results are the same).
+    /// </summary>
+    public void Step(IReadOnlyList<(DecodingSequence Sequence, int[] Tokens)> work, bool singleThreaded = false)
     {
-        var preset = _model.Preset;
-        if (Position >= preset.ContextLength)
+        using var scope = Kernels.SingleThreaded(singleThreaded);
+        var preset = model.Preset;
+        var p = model.Parameters;
+        var layout = model.Layout;
+        var c = preset.Channels;
+        var n = work.Sum(item => item.Tokens.Length);
+        foreach (var (sequence, tokens) in work)
         {
-            throw new InvalidOperationException($"The context of {preset.ContextLength} tokens is full.");
+            if (sequence.Position + tokens.Length > preset.ContextLength)
+            {
+                throw new InvalidOperationException($"{tokens.Length} more tokens do not fit the context of {preset.ContextLength} tokens.");
+            }
         }
 
-        var p = _model.Parameters;
-        var layout = _model.Layout;
-        var c = preset.Channels;
-        var hs = preset.HeadSize;
-        var scale = 1f / MathF.Sqrt(hs);
-        TensorPrimitives.Add(new ReadOnlySpan<float>(p, layout.TokenEmbedding + (token * c), c), new ReadOnlySpan<float>(p, layout.PositionEmbedding + (Position * c), c), _x);
+        EnsureCapacity(n, work.Count);
+        var row = 0;
+        foreach (var (sequence, tokens) in work)
+        {
+            for (var i = 0; i < tokens.Length; i++, row++)
+            {
+                var position = sequence.Position + i;
+                _rows[row] = (sequence, position);
+                TensorPrimitives.Add(new ReadOnlySpan<float>(p, layout.TokenEmbedding + (tokens[i] * c), c),
+                    new ReadOnlySpan<float>(p, layout.PositionEmbedding + (position * c), c), _x.AsSpan(row * c, c));
+            }
+        }
+
         for (var l = 0; l < preset.Layers; l++)
         {
             var o = layout.Layers[l];
-            Kernels.LayerNormForward(_norm, _mean, _rstd, _x, p, o.Norm1Weight, o.Norm1Bias, 1, c);
-            Kernels.MatmulForward(_qkv, 0, _norm, 0, p, o.QkvWeight, o.QkvBias, true, 1, c, 3 * c);
-            _qkv.AsSpan(c, c).CopyTo(_keys[l].AsSpan(Position * c, c));
-            _qkv.AsSpan(2 * c, c).CopyTo(_values[l].AsSpan(Position * c, c));
-            for (var h = 0; h < preset.Heads; h++)
+            Kernels.LayerNormForward(_norm, _rowMean, _rowRstd, _x, p, o.Norm1Weight, o.Norm1Bias, n, c);
+            Kernels.MatmulForward(_qkv, 0, _norm, 0, p, o.QkvWeight, o.QkvBias, true, n, c, 3 * c);
+            for (var r = 0; r < n; r++)
             {
-                var q = new ReadOnlySpan<float>(_qkv, h * hs, hs);
-                var max = float.NegativeInfinity;
-                for (var j = 0; j <= Position; j++)
-                {
-                    _scores[j] = TensorPrimitives.Dot(q, new ReadOnlySpan<float>(_keys[l], (j * c) + (h * hs), hs)) * scale;
-                    max = MathF.Max(max, _scores[j]);
-                }
-
-                var sum = 0f;
-                for (var j = 0; j <= Position; j++)
-                {
-                    _scores[j] = MathF.Exp(_scores[j] - max);
-                    sum += _scores[j];
-                }
-
-                var inverse = 1f / sum;
-                var output = _atty.AsSpan(h * hs, hs);
-                output.Clear();
-                for (var j = 0; j <= Position; j++)
-                {
-                    TensorPrimitives.MultiplyAdd(new ReadOnlySpan<float>(_values[l], (j * c) + (h * hs), hs), _scores[j] * inverse, output, output);
-                }
+                var (sequence, position) = _rows[r];
+                _qkv.AsSpan((r * 3 * c) + c, c).CopyTo(sequence.Keys[l].AsSpan(position * c, c));
+                _qkv.AsSpan((r * 3 * c) + (2 * c), c).CopyTo(sequence.Values[l].AsSpan(position * c, c));
             }
 
-            Kernels.MatmulForward(_proj, 0, _atty, 0, p, o.ProjWeight, o.ProjBias, true, 1, c, c);
-            TensorPrimitives.Add(_x, _proj, _x);
-            Kernels.LayerNormForward(_norm, _mean, _rstd, _x, p, o.Norm2Weight, o.Norm2Bias, 1, c);
-            Kernels.MatmulForward(_fch, 0, _norm, 0, p, o.FcWeight, o.FcBias, true, 1, c, 4 * c);
-            Kernels.GeluForward(_fchGelu, _fch, 4 * c);
-            Kernels.MatmulForward(_proj, 0, _fchGelu, 0, p, o.FcProjWeight, o.FcProjBias, true, 1, 4 * c, c);
-            TensorPrimitives.Add(_x, _proj, _x);
+            Attend(l, n);
+            Kernels.MatmulForward(_proj, 0, _atty, 0, p, o.ProjWeight, o.ProjBias, true, n, c, c);
+            TensorPrimitives.Add(_x.AsSpan(0, n * c), _proj.AsSpan(0, n * c), _x.AsSpan(0, n * c));
+            Kernels.LayerNormForward(_norm, _rowMean, _rowRstd, _x, p, o.Norm2Weight, o.Norm2Bias, n, c);
+            Kernels.MatmulForward(_fch, 0, _norm, 0, p, o.FcWeight, o.FcBias, true, n, c, 4 * c);
+            Kernels.GeluForward(_fchGelu, _fch, n * 4 * c);
+            Kernels.MatmulForward(_proj, 0, _fchGelu, 0, p, o.FcProjWeight, o.FcProjBias, true, n, 4 * c, c);
+            TensorPrimitives.Add(_x.AsSpan(0, n * c), _proj.AsSpan(0, n * c), _x.AsSpan(0, n * c));
         }
 
-        Kernels.LayerNormForward(_norm, _mean, _rstd, _x, p, layout.FinalNormWeight, layout.FinalNormBias, 1, c);
-        Kernels.MatmulForward(_logits, 0, _norm, 0, p, layout.TokenEmbedding, 0, false, 1, c, preset.VocabularySize);
-        TensorPrimitives.SoftMax(_logits, Probabilities);
-        Position++;
+        // Only each sequence's last row needs the output distribution.
+        row = 0;
+        for (var s = 0; s < work.Count; s++)
+        {
+            row += work[s].Tokens.Length;
+            _x.AsSpan((row - 1) * c, c).CopyTo(_lastNorm.AsSpan(s * c, c));
+        }
+
+        Kernels.LayerNormForward(_lastNorm, _rowMean, _rowRstd, _lastNorm, p, layout.FinalNormWeight, layout.FinalNormBias, work.Count, c);
+        var v = preset.VocabularySize;
+        Kernels.MatmulForward(_logits, 0, _lastNorm, 0, p, layout.TokenEmbedding, 0, false, work.Count, c, v);
+        for (var s = 0; s < work.Count; s++)
+        {
+            var (sequence, tokens) = work[s];
+            TensorPrimitives.SoftMax(_logits.AsSpan(s * v, v), sequence.Probabilities);
+            sequence.Position += tokens.Length;
+        }
+    }
+
+    /// <summary>Causal attention of each row over its own sequence's cache, rows and heads spread across cores.</summary>
+    private void Attend(int layer, int n)
+    {
+        var preset = model.Preset;
+        var c = preset.Channels;
+        var heads = preset.Heads;
+        var hs = preset.HeadSize;
+        var scale = 1f / MathF.Sqrt(hs);
+        var attended = _rows.Take(n).Sum(row => (long)row.Position + 1);
+        Kernels.For(n * heads, 2 * attended * c, rh =>
+        {
+            var r = rh / heads;
+            var h = rh % heads;
+            var (sequence, position) = _rows[r];
+            var keys = sequence.Keys[layer];
+            var values = sequence.Values[layer];
+            var scores = _scores[rh];
+            var q = new ReadOnlySpan<float>(_qkv, (r * 3 * c) + (h * hs), hs);
+            var max = float.NegativeInfinity;
+            for (var j = 0; j <= position; j++)
+            {
+                scores[j] = TensorPrimitives.Dot(q, new ReadOnlySpan<float>(keys, (j * c) + (h * hs), hs)) * scale;
+                max = MathF.Max(max, scores[j]);
+            }
+
+            var sum = 0f;
+            for (var j = 0; j <= position; j++)
+            {
+                scores[j] = MathF.Exp(scores[j] - max);
+                sum += scores[j];
+            }
+
+            var inverse = 1f / sum;
+            var output = _atty.AsSpan((r * c) + (h * hs), hs);
+            output.Clear();
+            for (var j = 0; j <= position; j++)
+            {
+                TensorPrimitives.MultiplyAdd(new ReadOnlySpan<float>(values, (j * c) + (h * hs), hs), scores[j] * inverse, output, output);
+            }
+        });
+    }
+
+    /// <summary>Buffers grow to the largest step seen and are reused: steady decoding allocates nothing.</summary>
+    private void EnsureCapacity(int rows, int sequences)
+    {
+        var c = model.Preset.Channels;
+        if (_rows.Length < rows)
+        {
+            _rows = new (DecodingSequence, int)[rows];
+            _x = new float[rows * c];
+            _norm = new float[rows * c];
+            _qkv = new float[rows * 3 * c];
+            _atty = new float[rows * c];
+            _proj = new float[rows * c];
+            _fch = new float[rows * 4 * c];
+            _fchGelu = new float[rows * 4 * c];
+            _rowMean = new float[rows];
+            _rowRstd = new float[rows];
+            _scores = Enumerable.Range(0, rows * model.Preset.Heads).Select(_ => new float[model.Preset.ContextLength]).ToArray();
+        }
+
+        if (_lastNorm.Length < sequences * c)
+        {
+            _lastNorm = new float[sequences * c];
+            _logits = new float[sequences * model.Preset.VocabularySize];
+        }
     }
 }

@@ -33,7 +33,7 @@ internal static class LocalChatCompletions
 
         if (request["stream"]?.GetValueKind() != JsonValueKind.True)
         {
-            var result = await runtime.RunAsync(() => Generator.Complete(weights, messages, options, stop), context.RequestAborted);
+            var result = await runtime.Generation.CompleteAsync(weights, messages, options, stop, context.RequestAborted);
             usage.Record(new UsageRecord(identity.ProjectId, identity.KeyId, model, day, result.PromptTokens, result.CompletionTokens));
             await context.Response.WriteAsJsonAsync(new JsonObject
             {
@@ -71,14 +71,10 @@ internal static class LocalChatCompletions
             ["choices"] = new JsonArray(new JsonObject { ["index"] = 0, ["delta"] = delta, ["logprobs"] = null, ["finish_reason"] = finish }),
         };
 
-        using var lease = await runtime.LeaseAsync(context.RequestAborted);
         await SendAsync(Chunk(new JsonObject { ["role"] = "assistant", ["content"] = "" }, null));
         GenerationResult? final = null;
-        // Each token is computed on the pool, then written: the request thread never runs the model.
-        using var pieces = Generator.Stream(weights, messages, options, stop).GetEnumerator();
-        while (await Task.Run(pieces.MoveNext, context.RequestAborted))
+        await foreach (var (delta, result) in runtime.Generation.StreamAsync(weights, messages, options, stop, context.RequestAborted))
         {
-            var (delta, result) = pieces.Current;
             final = result ?? final;
             if (delta.Length > 0)
             {

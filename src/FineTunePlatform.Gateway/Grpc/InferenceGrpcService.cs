@@ -63,7 +63,7 @@ public sealed class InferenceGrpcService(
         var messages = request.Messages.Select(message => new ChatTurn(message.Role, message.Content)).ToList();
         var options = new SamplingOptions(
             request.HasTemperature ? request.Temperature : 1, request.HasTopP ? request.TopP : 1, maxTokens, request.HasSeed ? (int)request.Seed : null);
-        var generated = await runtime.RunAsync(() => Generator.Complete(model, messages, options, request.Stop.Count > 0 ? request.Stop : null), cancellationToken);
+        var generated = await runtime.Generation.CompleteAsync(model, messages, options, request.Stop.Count > 0 ? request.Stop : null, cancellationToken);
         return new ChatCompletionResult
         {
             Id = FineTunePlatform.ServiceDefaults.RandomIds.WithPrefix("chatcmpl-"),

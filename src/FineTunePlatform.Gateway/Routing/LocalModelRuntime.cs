@@ -12,8 +12,8 @@ namespace FineTunePlatform.Gateway.Routing;
 /// Whether a project may use a fine-tuned model is asked of the training service on every request (so a revoked
 /// grant or a deleted model stops working at once); the weights are cached by their SHA-256, which never changes,
 /// keeping the `Gateway:LocalRuntime:MaxCachedModels` most recently used (default 8).
-/// Generation work is bounded to one request per core so concurrent requests share the machine instead of
-/// oversubscribing it.
+/// Concurrent requests are decoded in batches per model (<see cref="GenerationScheduler"/>, at most
+/// `Gateway:LocalRuntime:MaxBatch` at once, default 16; the rest wait in arrival order).
 /// </summary>
 public sealed class LocalModelRuntime(IServiceProvider services, IConfiguration configuration)
 {
@@ -21,8 +21,9 @@ public sealed class LocalModelRuntime(IServiceProvider services, IConfiguration 
     private readonly LinkedList<(string Sha256, Lazy<Task<TransformerModel>> Load)> _recentlyUsed = new();
     private readonly Dictionary<string, LinkedListNode<(string Sha256, Lazy<Task<TransformerModel>> Load)>> _artifacts = [];
     private readonly int _maxCachedModels = Math.Max(1, configuration.GetValue("Gateway:LocalRuntime:MaxCachedModels", 8));
-    private readonly SemaphoreSlim _slots = new(Environment.ProcessorCount);
     private readonly string _internalToken = configuration.GetInternalToken();
+
+    public GenerationScheduler Generation { get; } = new(Math.Max(1, configuration.GetValue("Gateway:LocalRuntime:MaxBatch", 16)));
 
     public static bool IsBaseModel(string model) => ModelPresets.TryGet(model, out _);
 
@@ -117,37 +118,4 @@ public sealed class LocalModelRuntime(IServiceProvider services, IConfiguration 
             ? TransformerModel.Create(preset, seed: 0)
             : throw new ArgumentException($"'{name}' is not a local model.", nameof(model)));
 
-    /// <summary>Waits for a free core, then runs the generation on the thread pool.</summary>
-    public async Task<T> RunAsync<T>(Func<T> generate, CancellationToken cancellationToken)
-    {
-        await _slots.WaitAsync(cancellationToken);
-        try
-        {
-            return await Task.Run(generate, cancellationToken);
-        }
-        finally
-        {
-            _slots.Release();
-        }
-    }
-
-    /// <summary>Holds a core for a whole stream; disposing the lease frees it.</summary>
-    public async Task<IDisposable> LeaseAsync(CancellationToken cancellationToken)
-    {
-        await _slots.WaitAsync(cancellationToken);
-        return new Lease(_slots);
-    }
-
-    private sealed class Lease(SemaphoreSlim slots) : IDisposable
-    {
-        private int _released;
-
-        public void Dispose()
-        {
-            if (Interlocked.Exchange(ref _released, 1) == 0)
-            {
-                slots.Release();
-            }
-        }
-    }
 }
