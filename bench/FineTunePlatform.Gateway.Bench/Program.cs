@@ -11,6 +11,8 @@ using System.Text.Json;
 // rate limiting and usage on), open-loop at fixed rates, p50/p99 side by side in one run.
 // Needs the private servers: eng/servers.sh start /tmp/bench-servers && . /tmp/bench-servers/servers.env
 //   dotnet run -c Release --project bench/FineTunePlatform.Gateway.Bench [seconds-per-rate] [rates...]
+// Diagnostics: BENCH_SLOW=1 prints the slowest 1% of each phase as start-offset:latency (stalls show as clusters);
+// BENCH_GATEWAY_ENV="NAME=value;..." passes settings to the gateway process (e.g. DOTNET_gcServer=0).
 var seconds = args.Length > 0 ? int.Parse(args[0], CultureInfo.InvariantCulture) : 5;
 int[] rates = args.Length > 1 ? args[1..].Select(rate => int.Parse(rate, CultureInfo.InvariantCulture)).ToArray() : [200, 1000, 2000];
 
@@ -47,6 +49,11 @@ start.Environment["Gateway__Upstreams__echo__BaseUrl"] = $"http://127.0.0.1:{ups
 start.Environment["Gateway__Upstreams__echo__Models__0"] = "echo-1";
 start.Environment["ASPNETCORE_ENVIRONMENT"] = "Production";
 start.Environment["Logging__LogLevel__Default"] = "Warning";
+foreach (var setting in (Environment.GetEnvironmentVariable("BENCH_GATEWAY_ENV") ?? "").Split(';', StringSplitOptions.RemoveEmptyEntries))
+{
+    start.Environment[setting.Split('=')[0]] = setting.Split('=')[1];
+}
+
 using var gateway = Process.Start(start)!;
 _ = gateway.StandardOutput.ReadToEndAsync();
 _ = gateway.StandardError.ReadToEndAsync();
@@ -109,7 +116,11 @@ try
     Console.WriteLine("rate/s | direct p50   p99  | gateway p50   p99  | added p50   p99  | errors");
     foreach (var rate in rates)
     {
+        // A second at the rate first, unmeasured: connections to open and the thread pool to grow are start-up costs,
+        // not what a request adds once the gateway is serving.
+        await RunAsync(rate, 1, () => SendAsync(direct, null));
         var directResult = await RunAsync(rate, seconds, () => SendAsync(direct, null));
+        await RunAsync(rate, 1, () => SendAsync(through, key));
         var gatewayResult = await RunAsync(rate, seconds, () => SendAsync(through, key));
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"{rate,6} | {directResult.P50,8:F2} {directResult.P99,6:F2} | {gatewayResult.P50,8:F2} {gatewayResult.P99,6:F2} | {gatewayResult.P50 - directResult.P50,8:F2} {gatewayResult.P99 - directResult.P99,6:F2} | {directResult.Errors + gatewayResult.Errors} (achieved {gatewayResult.Achieved:F0}/s)"));
@@ -140,6 +151,12 @@ static async Task<(double P50, double P99, int Errors, double Achieved)> RunAsyn
     }
 
     var results = await Task.WhenAll(tasks);
+    if (Environment.GetEnvironmentVariable("BENCH_SLOW") is not null)
+    {
+        var slow = Enumerable.Range(0, total).OrderByDescending(i => results[i].Ms).Take(total / 100).OrderBy(i => i).Select(i => $"{(double)i / rate:F2}s:{results[i].Ms:F1}");
+        Console.WriteLine(string.Join(' ', slow));
+    }
+
     var achieved = total / clock.Elapsed.TotalSeconds;
     var latencies = results.Select(result => result.Ms).Order().ToArray();
     return (latencies[(int)(latencies.Length * 0.5)], latencies[Math.Min(latencies.Length - 1, (int)(latencies.Length * 0.99))], results.Count(result => !result.Ok), achieved);

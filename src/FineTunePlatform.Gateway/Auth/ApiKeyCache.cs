@@ -7,60 +7,63 @@ namespace FineTunePlatform.Gateway.Auth;
 
 /// <summary>
 /// Resolves presented keys to identities with one database read per key per few seconds instead of per request.
-/// Revocation and limit changes drop the entry at once on this gateway (and the TTL bounds staleness elsewhere).
+/// An entry is fresh for 5 s; for 5 s more it is still served while one background read refreshes it, so a busy key
+/// never makes requests wait on the database, and however many requests miss at once, one read per key runs.
+/// Revocation and limit changes drop the entries at once on this gateway (a read already under way when they do is
+/// not stored), and the lifetime bounds staleness elsewhere.
 /// </summary>
-public sealed class ApiKeyCache(IServiceScopeFactory scopes, TimeProvider time, IOptions<RateLimitDefaults> defaults)
+public sealed partial class ApiKeyCache(IServiceScopeFactory scopes, TimeProvider time, IOptions<RateLimitDefaults> defaults, ILogger<ApiKeyCache> logger)
 {
     private static readonly TimeSpan Lifetime = TimeSpan.FromSeconds(5);
-    private readonly ConcurrentDictionary<string, (KeyIdentity? Identity, string? Failure, DateTimeOffset Until)> _entries = new();
+    private readonly ConcurrentDictionary<string, Entry> _entries = new();
+    private readonly ConcurrentDictionary<string, Task<Entry>> _loads = new();
+    private long _generation;
+
+    private sealed record Entry(KeyIdentity? Identity, string? Failure, DateTimeOffset FreshUntil);
 
     /// <summary>The identity for a key hash, or the reason it is refused.</summary>
     public async Task<(KeyIdentity? Identity, string? Failure)> ResolveAsync(string hash, CancellationToken cancellationToken)
     {
-        var now = time.GetUtcNow();
-        if (_entries.TryGetValue(hash, out var entry) && entry.Until > now
-            && (entry.Identity?.ExpiresAt is null || entry.Identity.ExpiresAt > now))
-        {
-            return (entry.Identity, entry.Failure);
-        }
+        var entry = await GetAsync(hash, () => LoadKeyAsync(hash), cancellationToken);
+        return (entry.Identity, entry.Failure);
+    }
 
+    private async Task<(KeyIdentity?, string?)> LoadKeyAsync(string hash)
+    {
+        var now = time.GetUtcNow();
         await using var scope = scopes.CreateAsyncScope();
         var db = scope.ServiceProvider.GetRequiredService<GatewayDbContext>();
         var found = await db.ApiKeys.AsNoTracking()
             .Where(key => key.Hash == hash)
             .Join(db.Projects, key => key.ProjectId, project => project.Id, (key, project) => new { key, project })
-            .SingleOrDefaultAsync(cancellationToken);
-
-        (KeyIdentity?, string?) resolved;
+            .SingleOrDefaultAsync();
         if (found is null)
         {
-            resolved = (null, "Incorrect API key provided");
-        }
-        else if (found.key.RevokedAt is not null)
-        {
-            resolved = (null, "This API key has been revoked");
-        }
-        else if (found.key.ExpiresAt <= now)
-        {
-            resolved = (null, "This API key has expired");
-        }
-        else
-        {
-            var fallback = defaults.Value;
-            resolved = (new KeyIdentity(
-                found.key.Id, found.key.ProjectId, found.key.Role, found.key.Name, found.key.ExpiresAt,
-                new RateLimits(found.project.RequestsPerMinute ?? fallback.RequestsPerMinute, found.project.TokensPerMinute ?? fallback.TokensPerMinute),
-                new RateLimits(found.key.RequestsPerMinute, found.key.TokensPerMinute)), null);
-            if (found.key.LastUsedAt is null || now - found.key.LastUsedAt > TimeSpan.FromMinutes(1))
-            {
-                // Coarse on purpose: last-used is for people auditing keys, not worth a write per request.
-                await db.ApiKeys.Where(key => key.Id == found.key.Id)
-                    .ExecuteUpdateAsync(setters => setters.SetProperty(key => key.LastUsedAt, now), cancellationToken);
-            }
+            return (null, "Incorrect API key provided");
         }
 
-        _entries[hash] = (resolved.Item1, resolved.Item2, now + Lifetime);
-        return resolved;
+        if (found.key.RevokedAt is not null)
+        {
+            return (null, "This API key has been revoked");
+        }
+
+        if (found.key.ExpiresAt <= now)
+        {
+            return (null, "This API key has expired");
+        }
+
+        if (found.key.LastUsedAt is null || now - found.key.LastUsedAt > TimeSpan.FromMinutes(1))
+        {
+            // Coarse on purpose: last-used is for people auditing keys, not worth a write per request.
+            await db.ApiKeys.Where(key => key.Id == found.key.Id)
+                .ExecuteUpdateAsync(setters => setters.SetProperty(key => key.LastUsedAt, now));
+        }
+
+        var fallback = defaults.Value;
+        return (new KeyIdentity(
+            found.key.Id, found.key.ProjectId, found.key.Role, found.key.Name, found.key.ExpiresAt,
+            new RateLimits(found.project.RequestsPerMinute ?? fallback.RequestsPerMinute, found.project.TokensPerMinute ?? fallback.TokensPerMinute),
+            new RateLimits(found.key.RequestsPerMinute, found.key.TokensPerMinute)), null);
     }
 
     /// <summary>
@@ -69,28 +72,100 @@ public sealed class ApiKeyCache(IServiceScopeFactory scopes, TimeProvider time, 
     /// </summary>
     public async Task<KeyIdentity?> ResolveProjectAsync(InternalCaller caller, CancellationToken cancellationToken)
     {
-        var cacheKey = $"internal:{caller.ProjectId}:{caller.KeyId}";
-        var now = time.GetUtcNow();
-        if (_entries.TryGetValue(cacheKey, out var entry) && entry.Until > now)
+        var entry = await GetAsync($"internal:{caller.ProjectId}:{caller.KeyId}", async () =>
         {
-            return entry.Identity;
+            await using var scope = scopes.CreateAsyncScope();
+            var db = scope.ServiceProvider.GetRequiredService<GatewayDbContext>();
+            var project = await db.Projects.AsNoTracking().SingleOrDefaultAsync(candidate => candidate.Id == caller.ProjectId);
+            var fallback = defaults.Value;
+            var identity = project is null ? null : new KeyIdentity(
+                caller.KeyId ?? "internal", project.Id, caller.Role, "internal", null,
+                new RateLimits(project.RequestsPerMinute ?? fallback.RequestsPerMinute, project.TokensPerMinute ?? fallback.TokensPerMinute),
+                new RateLimits(null, null));
+            return (identity, identity is null ? "unknown project" : null);
+        }, cancellationToken);
+        return entry.Identity;
+    }
+
+    private async Task<Entry> GetAsync(string cacheKey, Func<Task<(KeyIdentity?, string?)>> load, CancellationToken cancellationToken)
+    {
+        var now = time.GetUtcNow();
+        if (_entries.TryGetValue(cacheKey, out var entry) && (entry.Identity?.ExpiresAt is null || entry.Identity.ExpiresAt > now))
+        {
+            if (entry.FreshUntil > now)
+            {
+                return entry;
+            }
+
+            if (entry.FreshUntil + Lifetime > now)
+            {
+                _ = RefreshInBackgroundAsync(cacheKey, load);
+                return entry;
+            }
         }
 
-        await using var scope = scopes.CreateAsyncScope();
-        var db = scope.ServiceProvider.GetRequiredService<GatewayDbContext>();
-        var project = await db.Projects.AsNoTracking().SingleOrDefaultAsync(candidate => candidate.Id == caller.ProjectId, cancellationToken);
-        var fallback = defaults.Value;
-        var identity = project is null ? null : new KeyIdentity(
-            caller.KeyId ?? "internal", project.Id, caller.Role, "internal", null,
-            new RateLimits(project.RequestsPerMinute ?? fallback.RequestsPerMinute, project.TokensPerMinute ?? fallback.TokensPerMinute),
-            new RateLimits(null, null));
-        _entries[cacheKey] = (identity, identity is null ? "unknown project" : null, now + Lifetime);
-        return identity;
+        // The read is shared, so one caller giving up must not cancel it for the others.
+        return await Load(cacheKey, load).WaitAsync(cancellationToken);
+    }
+
+    private async Task RefreshInBackgroundAsync(string cacheKey, Func<Task<(KeyIdentity?, string?)>> load)
+    {
+        try
+        {
+            await Load(cacheKey, load);
+        }
+        catch (Exception ex)
+        {
+            // The stale entry keeps serving until it expires; the next request after that reads synchronously.
+            LogRefreshFailed(logger, ex);
+        }
+    }
+
+    /// <summary>One read per cache key at a time, however many callers ask.</summary>
+    private Task<Entry> Load(string cacheKey, Func<Task<(KeyIdentity?, string?)>> load)
+    {
+        if (_loads.TryGetValue(cacheKey, out var running))
+        {
+            return running;
+        }
+
+        var completion = new TaskCompletionSource<Entry>(TaskCreationOptions.RunContinuationsAsynchronously);
+        if (!_loads.TryAdd(cacheKey, completion.Task))
+        {
+            return _loads.TryGetValue(cacheKey, out running) ? running : Load(cacheKey, load);
+        }
+
+        _ = RunAsync();
+        return completion.Task;
+
+        async Task RunAsync()
+        {
+            var generation = Interlocked.Read(ref _generation);
+            try
+            {
+                var (identity, failure) = await load();
+                var entry = new Entry(identity, failure, time.GetUtcNow() + Lifetime);
+                // An invalidation during the read means what was read may be outdated: answer with it, don't keep it.
+                if (Interlocked.Read(ref _generation) == generation)
+                {
+                    _entries[cacheKey] = entry;
+                }
+
+                _loads.TryRemove(cacheKey, out _);
+                completion.SetResult(entry);
+            }
+            catch (Exception ex)
+            {
+                _loads.TryRemove(cacheKey, out _);
+                completion.SetException(ex);
+            }
+        }
     }
 
     /// <summary>Forgets every cached identity of a project (its keys or limits changed).</summary>
     public void InvalidateProject(string projectId)
     {
+        Interlocked.Increment(ref _generation);
         foreach (var (hash, entry) in _entries)
         {
             if (entry.Identity?.ProjectId == projectId)
@@ -102,6 +177,7 @@ public sealed class ApiKeyCache(IServiceScopeFactory scopes, TimeProvider time, 
 
     public void InvalidateKey(string keyId)
     {
+        Interlocked.Increment(ref _generation);
         foreach (var (hash, entry) in _entries)
         {
             if (entry.Identity?.KeyId == keyId)
@@ -110,6 +186,9 @@ public sealed class ApiKeyCache(IServiceScopeFactory scopes, TimeProvider time, 
             }
         }
     }
+
+    [LoggerMessage(LogLevel.Warning, "Refreshing a cached API key identity failed; the cached one serves until it expires")]
+    private static partial void LogRefreshFailed(ILogger logger, Exception exception);
 }
 
 /// <summary>Platform-wide defaults for projects without their own limits (`Gateway:RateLimits`); null = unlimited.</summary>
