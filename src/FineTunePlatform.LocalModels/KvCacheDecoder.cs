@@ -51,9 +51,10 @@ internal sealed class KvCacheDecoder(TransformerModel model)
         var p = model.Parameters;
         var layout = model.Layout;
         var c = preset.Channels;
-        var n = work.Sum(item => item.Tokens.Length);
+        var n = 0;
         foreach (var (sequence, tokens) in work)
         {
+            n += tokens.Length;
             if (sequence.Position + tokens.Length > preset.ContextLength)
             {
                 throw new InvalidOperationException($"{tokens.Length} more tokens do not fit the context of {preset.ContextLength} tokens.");
@@ -62,12 +63,14 @@ internal sealed class KvCacheDecoder(TransformerModel model)
 
         EnsureCapacity(n, work.Count);
         var row = 0;
+        long attended = 0;
         foreach (var (sequence, tokens) in work)
         {
             for (var i = 0; i < tokens.Length; i++, row++)
             {
                 var position = sequence.Position + i;
                 _rows[row] = (sequence, position);
+                attended += position + 1;
                 TensorPrimitives.Add(new ReadOnlySpan<float>(p, layout.TokenEmbedding + (tokens[i] * c), c),
                     new ReadOnlySpan<float>(p, layout.PositionEmbedding + (position * c), c), _x.AsSpan(row * c, c));
             }
@@ -85,7 +88,7 @@ internal sealed class KvCacheDecoder(TransformerModel model)
                 _qkv.AsSpan((r * 3 * c) + (2 * c), c).CopyTo(sequence.Values[l].AsSpan(position * c, c));
             }
 
-            Attend(l, n);
+            Attend(l, n, attended);
             Kernels.MatmulForward(_proj, 0, _atty, 0, p, o.ProjWeight, o.ProjBias, true, n, c, c);
             TensorPrimitives.Add(_x.AsSpan(0, n * c), _proj.AsSpan(0, n * c), _x.AsSpan(0, n * c));
             Kernels.LayerNormForward(_norm, _rowMean, _rowRstd, _x, p, o.Norm2Weight, o.Norm2Bias, n, c);
@@ -114,15 +117,17 @@ internal sealed class KvCacheDecoder(TransformerModel model)
         }
     }
 
-    /// <summary>Causal attention of each row over its own sequence's cache, rows and heads spread across cores.</summary>
-    private void Attend(int layer, int n)
+    /// <summary>
+    /// Causal attention of each row over its own sequence's cache, rows and heads spread across cores when the work
+    /// (attended: cached positions summed over the rows) pays for it.
+    /// </summary>
+    private void Attend(int layer, int n, long attended)
     {
         var preset = model.Preset;
         var c = preset.Channels;
         var heads = preset.Heads;
         var hs = preset.HeadSize;
         var scale = 1f / MathF.Sqrt(hs);
-        var attended = _rows.Take(n).Sum(row => (long)row.Position + 1);
         Kernels.For(n * heads, 2 * attended * c, rh =>
         {
             var r = rh / heads;
