@@ -201,36 +201,45 @@ internal static class Kernels
             var h = bh % heads;
             for (var i = 0; i < t; i++)
             {
-                var q = new ReadOnlySpan<float>(qkv, (((batch * t) + i) * 3 * c) + (h * hs), hs);
                 var row = att.AsSpan(((bh * t) + i) * t, t);
-                var max = float.NegativeInfinity;
-                for (var j = 0; j <= i; j++)
-                {
-                    row[j] = TensorPrimitives.Dot(q, new ReadOnlySpan<float>(qkv, (((batch * t) + j) * 3 * c) + c + (h * hs), hs)) * scale;
-                    max = MathF.Max(max, row[j]);
-                }
-
-                var sum = 0f;
-                for (var j = 0; j <= i; j++)
-                {
-                    row[j] = MathF.Exp(row[j] - max);
-                    sum += row[j];
-                }
-
-                var inverse = 1f / sum;
-                for (var j = 0; j < t; j++)
-                {
-                    row[j] = j <= i ? row[j] * inverse : 0f;
-                }
-
-                var o = output.AsSpan((((batch * t) + i) * c) + (h * hs), hs);
-                o.Clear();
-                for (var j = 0; j <= i; j++)
-                {
-                    TensorPrimitives.MultiplyAdd(new ReadOnlySpan<float>(qkv, (((batch * t) + j) * 3 * c) + (2 * c) + (h * hs), hs), row[j], o, o);
-                }
+                var first = batch * t * 3 * c;
+                AttendOne(new ReadOnlySpan<float>(qkv, (((batch * t) + i) * 3 * c) + (h * hs), hs), qkv, first + c + (h * hs), qkv, first + (2 * c) + (h * hs),
+                    3 * c, i + 1, scale, row, output.AsSpan((((batch * t) + i) * c) + (h * hs), hs));
+                row[(i + 1)..].Clear();
             }
         });
+    }
+
+    /// <summary>
+    /// One query's attention over `count` keys and values (key j at keyOffset + j·stride, value j at valueOffset +
+    /// j·stride): weights[0..count) receive the softmax of the scaled scores, output the weighted sum of the values.
+    /// The training pass and the KV-cached decoder both attend through this, so their results agree.
+    /// </summary>
+    public static void AttendOne(ReadOnlySpan<float> q, float[] keys, int keyOffset, float[] values, int valueOffset, int stride, int count, float scale,
+        Span<float> weights, Span<float> output)
+    {
+        var hs = q.Length;
+        var max = float.NegativeInfinity;
+        for (var j = 0; j < count; j++)
+        {
+            weights[j] = TensorPrimitives.Dot(q, new ReadOnlySpan<float>(keys, keyOffset + (j * stride), hs)) * scale;
+            max = MathF.Max(max, weights[j]);
+        }
+
+        var sum = 0f;
+        for (var j = 0; j < count; j++)
+        {
+            weights[j] = MathF.Exp(weights[j] - max);
+            sum += weights[j];
+        }
+
+        var inverse = 1f / sum;
+        output.Clear();
+        for (var j = 0; j < count; j++)
+        {
+            weights[j] *= inverse;
+            TensorPrimitives.MultiplyAdd(new ReadOnlySpan<float>(values, valueOffset + (j * stride), hs), weights[j], output, output);
+        }
     }
 
     public static void AttentionBackward(float[] dQkv, float[] dOutput, float[] qkv, float[] att, int b, int t, int c, int heads)

@@ -133,31 +133,8 @@ internal sealed class KvCacheDecoder(TransformerModel model)
             var r = rh / heads;
             var h = rh % heads;
             var (sequence, position) = _rows[r];
-            var keys = sequence.Keys[layer];
-            var values = sequence.Values[layer];
-            var scores = _scores[rh];
-            var q = new ReadOnlySpan<float>(_qkv, (r * 3 * c) + (h * hs), hs);
-            var max = float.NegativeInfinity;
-            for (var j = 0; j <= position; j++)
-            {
-                scores[j] = TensorPrimitives.Dot(q, new ReadOnlySpan<float>(keys, (j * c) + (h * hs), hs)) * scale;
-                max = MathF.Max(max, scores[j]);
-            }
-
-            var sum = 0f;
-            for (var j = 0; j <= position; j++)
-            {
-                scores[j] = MathF.Exp(scores[j] - max);
-                sum += scores[j];
-            }
-
-            var inverse = 1f / sum;
-            var output = _atty.AsSpan((r * c) + (h * hs), hs);
-            output.Clear();
-            for (var j = 0; j <= position; j++)
-            {
-                TensorPrimitives.MultiplyAdd(new ReadOnlySpan<float>(values, (j * c) + (h * hs), hs), scores[j] * inverse, output, output);
-            }
+            Kernels.AttendOne(new ReadOnlySpan<float>(_qkv, (r * 3 * c) + (h * hs), hs), sequence.Keys[layer], h * hs, sequence.Values[layer], h * hs,
+                c, position + 1, scale, _scores[rh], _atty.AsSpan((r * c) + (h * hs), hs));
         });
     }
 
