@@ -44,26 +44,7 @@ public static class FineTuningApi
 
     private static async Task<IResult> CreateJobAsync(HttpRequest request, TrainingService.TrainingServiceClient training, CancellationToken ct)
     {
-        JsonElement body;
-        try
-        {
-            body = (await JsonDocument.ParseAsync(request.Body, cancellationToken: ct)).RootElement;
-        }
-        catch (JsonException)
-        {
-            return OpenAIErrors.BadRequest("We could not parse the JSON body of your request.");
-        }
-
-        CreateJobRequest create;
-        try
-        {
-            create = CreateJobRequestReader.Read(body);
-        }
-        catch (InvalidFineTuningRequestException ex)
-        {
-            return OpenAIErrors.BadRequest(ex.Message, ex.Param);
-        }
-
+        var create = CreateJobRequestReader.Read(await RequestBody.ReadObjectAsync(request, ct));
         return await JobAsync(training.CreateJobAsync(create, cancellationToken: ct));
     }
 
@@ -83,7 +64,7 @@ public static class FineTuningApi
         }
 
         var response = await training.ListJobsAsync(list, cancellationToken: ct);
-        return Results.Json(FineTuningObjects.List(response.Jobs.Select(FineTuningObjects.Job), response.HasMore));
+        return Results.Json(OpenAIList.Of(response.Jobs.Select(FineTuningObjects.Job), response.HasMore));
     }
 
     private static async Task ListOrStreamEventsAsync(string jobId, HttpContext context, TrainingService.TrainingServiceClient training)
@@ -93,7 +74,7 @@ public static class FineTuningApi
         if (!string.Equals(request.Query["stream"], "true", StringComparison.OrdinalIgnoreCase))
         {
             var response = await training.ListJobEventsAsync(new ListJobEventsRequest { JobId = jobId, After = request.Query["after"].ToString(), Limit = Limit(request) }, cancellationToken: ct);
-            await Results.Json(FineTuningObjects.List(response.Events.Select(FineTuningObjects.Event), response.HasMore)).ExecuteAsync(context);
+            await Results.Json(OpenAIList.Of(response.Events.Select(FineTuningObjects.Event), response.HasMore)).ExecuteAsync(context);
             return;
         }
 
@@ -118,30 +99,22 @@ public static class FineTuningApi
     private static async Task<IResult> ListCheckpointsAsync(string jobId, HttpRequest request, TrainingService.TrainingServiceClient training, CancellationToken ct)
     {
         var response = await training.ListCheckpointsAsync(new ListCheckpointsRequest { JobId = jobId, After = request.Query["after"].ToString(), Limit = Limit(request) }, cancellationToken: ct);
-        return Results.Json(FineTuningObjects.List(response.Checkpoints.Select(FineTuningObjects.Checkpoint), response.HasMore, withCursorIds: true));
+        return Results.Json(OpenAIList.Of(response.Checkpoints.Select(FineTuningObjects.Checkpoint), response.HasMore, withCursorIds: true));
     }
 
     private static async Task<IResult> CreatePermissionsAsync(string modelId, HttpRequest request, TrainingService.TrainingServiceClient training, CancellationToken ct)
     {
+        var body = await RequestBody.ReadObjectAsync(request, ct);
+        if (!body.TryGetProperty("project_ids", out var projects) || projects.ValueKind != JsonValueKind.Array
+            || projects.EnumerateArray().Any(project => project.ValueKind != JsonValueKind.String))
+        {
+            return OpenAIErrors.BadRequest("'project_ids' must be an array of project ids.", "project_ids");
+        }
+
         var create = new CreateModelPermissionsRequest { ModelId = modelId };
-        try
-        {
-            var body = (await JsonDocument.ParseAsync(request.Body, cancellationToken: ct)).RootElement;
-            if (body.ValueKind != JsonValueKind.Object || !body.TryGetProperty("project_ids", out var projects) || projects.ValueKind != JsonValueKind.Array
-                || projects.EnumerateArray().Any(project => project.ValueKind != JsonValueKind.String))
-            {
-                return OpenAIErrors.BadRequest("'project_ids' must be an array of project ids.", "project_ids");
-            }
-
-            create.ProjectIds.AddRange(projects.EnumerateArray().Select(project => project.GetString()!));
-        }
-        catch (JsonException)
-        {
-            return OpenAIErrors.BadRequest("We could not parse the JSON body of your request.");
-        }
-
+        create.ProjectIds.AddRange(projects.EnumerateArray().Select(project => project.GetString()!));
         var response = await training.CreateModelPermissionsAsync(create, cancellationToken: ct);
-        return Results.Json(FineTuningObjects.List(response.Permissions.Select(FineTuningObjects.Permission), response.HasMore, withCursorIds: true));
+        return Results.Json(OpenAIList.Of(response.Permissions.Select(FineTuningObjects.Permission), response.HasMore, withCursorIds: true));
     }
 
     private static async Task<IResult> ListPermissionsAsync(string modelId, HttpRequest request, TrainingService.TrainingServiceClient training, CancellationToken ct)
@@ -150,7 +123,7 @@ public static class FineTuningApi
         {
             ModelId = modelId, ProjectId = request.Query["project_id"].ToString(), After = request.Query["after"].ToString(), Limit = Limit(request),
         }, cancellationToken: ct);
-        return Results.Json(FineTuningObjects.List(response.Permissions.Select(FineTuningObjects.Permission), response.HasMore, withCursorIds: true));
+        return Results.Json(OpenAIList.Of(response.Permissions.Select(FineTuningObjects.Permission), response.HasMore, withCursorIds: true));
     }
 
     private static int Limit(HttpRequest request) =>

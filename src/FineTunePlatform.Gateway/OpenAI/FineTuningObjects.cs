@@ -102,27 +102,7 @@ public static class FineTuningObjects
         ["project_id"] = permission.ProjectId,
     };
 
-    /// <summary>OpenAI's list envelope; `first_id`/`last_id` where the resource's list has them.</summary>
-    public static JsonObject List(IEnumerable<JsonObject> items, bool hasMore, bool withCursorIds = false)
-    {
-        var data = new JsonArray([.. items]);
-        var list = new JsonObject { ["object"] = "list", ["data"] = data, ["has_more"] = hasMore };
-        if (withCursorIds)
-        {
-            list["first_id"] = data.Count == 0 ? null : data[0]!["id"]!.GetValue<string>();
-            list["last_id"] = data.Count == 0 ? null : data[^1]!["id"]!.GetValue<string>();
-        }
-
-        return list;
-    }
-
     private static string? NullIfEmpty(string value) => value.Length == 0 ? null : value;
-}
-
-/// <summary>A create-job body that could not be read: the message and the `param` it concerns.</summary>
-public sealed class InvalidFineTuningRequestException(string message, string param) : Exception(message)
-{
-    public string Param { get; } = param;
 }
 
 /// <summary>
@@ -135,49 +115,36 @@ public static class CreateJobRequestReader
     {
         if (body.ValueKind != JsonValueKind.Object)
         {
-            throw new InvalidFineTuningRequestException("The request body must be a JSON object.", "body");
+            throw new InvalidRequestException("The request body must be a JSON object.", "body");
         }
 
         var request = new CreateJobRequest
         {
-            Model = String(body, "model") ?? "",
-            TrainingFile = String(body, "training_file") ?? "",
-            ValidationFile = String(body, "validation_file") ?? "",
-            Suffix = String(body, "suffix") ?? "",
+            Model = RequestBody.String(body, "model") ?? "",
+            TrainingFile = RequestBody.String(body, "training_file") ?? "",
+            ValidationFile = RequestBody.String(body, "validation_file") ?? "",
+            Suffix = RequestBody.String(body, "suffix") ?? "",
         };
         if (body.TryGetProperty("seed", out var seed) && seed.ValueKind != JsonValueKind.Null)
         {
             request.Seed = seed.ValueKind == JsonValueKind.Number && seed.TryGetInt32(out var value)
                 ? value
-                : throw new InvalidFineTuningRequestException("'seed' must be an integer.", "seed");
+                : throw new InvalidRequestException("'seed' must be an integer.", "seed");
         }
 
-        if (body.TryGetProperty("metadata", out var metadata) && metadata.ValueKind != JsonValueKind.Null)
-        {
-            if (metadata.ValueKind != JsonValueKind.Object)
-            {
-                throw new InvalidFineTuningRequestException("'metadata' must be an object of string values.", "metadata");
-            }
-
-            foreach (var pair in metadata.EnumerateObject())
-            {
-                request.Metadata[pair.Name] = pair.Value.ValueKind == JsonValueKind.String
-                    ? pair.Value.GetString()!
-                    : throw new InvalidFineTuningRequestException($"'metadata.{pair.Name}' must be a string.", "metadata");
-            }
-        }
+        RequestBody.ReadMetadata(body, request.Metadata);
 
         if (body.TryGetProperty("integrations", out var integrations) && integrations.ValueKind == JsonValueKind.Array && integrations.GetArrayLength() > 0)
         {
-            throw new InvalidFineTuningRequestException("Integrations (Weights and Biases) are not supported by this platform; follow the job's events instead.", "integrations");
+            throw new InvalidRequestException("Integrations (Weights and Biases) are not supported by this platform; follow the job's events instead.", "integrations");
         }
 
         JsonElement? hyperparameters = body.TryGetProperty("hyperparameters", out var legacy) && legacy.ValueKind == JsonValueKind.Object ? legacy : null;
         request.Method = "supervised";
         if (body.TryGetProperty("method", out var method) && method.ValueKind != JsonValueKind.Null)
         {
-            var type = method.ValueKind == JsonValueKind.Object ? String(method, "type", "method.type") : null;
-            request.Method = type ?? throw new InvalidFineTuningRequestException("'method.type' is required: 'supervised' or 'dpo'.", "method.type");
+            var type = method.ValueKind == JsonValueKind.Object ? RequestBody.String(method, "type", "method.type") : null;
+            request.Method = type ?? throw new InvalidRequestException("'method.type' is required: 'supervised' or 'dpo'.", "method.type");
             if (method.TryGetProperty(type, out var settings) && settings.ValueKind == JsonValueKind.Object
                 && settings.TryGetProperty("hyperparameters", out var methodHyperparameters) && methodHyperparameters.ValueKind == JsonValueKind.Object)
             {
@@ -211,16 +178,6 @@ public static class CreateJobRequestReader
         return request;
     }
 
-    private static string? String(JsonElement body, string name, string? param = null)
-    {
-        if (!body.TryGetProperty(name, out var value) || value.ValueKind == JsonValueKind.Null)
-        {
-            return null;
-        }
-
-        return value.ValueKind == JsonValueKind.String ? value.GetString() : throw new InvalidFineTuningRequestException($"'{name}' must be a string.", param ?? name);
-    }
-
     /// <summary>A number, or null for "auto" and absent.</summary>
     private static double? Number(JsonElement hyperparameters, string name)
     {
@@ -232,11 +189,11 @@ public static class CreateJobRequestReader
 
         return value.ValueKind == JsonValueKind.Number
             ? value.GetDouble()
-            : throw new InvalidFineTuningRequestException($"'{name}' must be \"auto\" or a number.", $"hyperparameters.{name}");
+            : throw new InvalidRequestException($"'{name}' must be \"auto\" or a number.", $"hyperparameters.{name}");
     }
 
     private static int Integer(double value, string name) =>
         value == Math.Floor(value) && value is >= int.MinValue and <= int.MaxValue
             ? (int)value
-            : throw new InvalidFineTuningRequestException($"'{name}' must be \"auto\" or an integer.", $"hyperparameters.{name}");
+            : throw new InvalidRequestException($"'{name}' must be \"auto\" or an integer.", $"hyperparameters.{name}");
 }

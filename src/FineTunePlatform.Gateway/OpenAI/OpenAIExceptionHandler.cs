@@ -17,6 +17,7 @@ public sealed partial class OpenAIExceptionHandler(ILogger<OpenAIExceptionHandle
             BadHttpRequestException bad when bad.StatusCode == StatusCodes.Status413PayloadTooLarge =>
                 OpenAIErrors.PayloadTooLarge(bad.Message),
             BadHttpRequestException bad => OpenAIErrors.Result(bad.StatusCode, RequestBodyMessage(bad), OpenAIErrors.InvalidRequestError),
+            InvalidRequestException invalid => OpenAIErrors.BadRequest(invalid.Message, invalid.Param),
             RpcException rpc => FromRpcException(rpc),
             OperationCanceledException when httpContext.RequestAborted.IsCancellationRequested => null,
             _ => null,
