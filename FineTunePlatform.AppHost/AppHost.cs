@@ -49,7 +49,7 @@ var gateway = builder.AddProject<Projects.FineTunePlatform_Gateway>("gateway")
     .WithExternalHttpEndpoints()
     .WithHttpHealthCheck("/health");
 
-builder.AddProject<Projects.FineTunePlatform_Evaluation>("evaluation")
+var evaluation = builder.AddProject<Projects.FineTunePlatform_Evaluation>("evaluation")
     .WithReference(evaluationDb).WaitFor(evaluationDb)
     .WithReference(rabbitmq).WaitFor(rabbitmq)
     .WithReference(gateway)
@@ -57,5 +57,9 @@ builder.AddProject<Projects.FineTunePlatform_Evaluation>("evaluation")
     .WithReference(training)
     .WithEnvironment("Internal__Token", internalToken)
     .WithHttpHealthCheck("/health");
+
+// The gateway serves /v1/evals through the evaluation service, which samples models through the gateway's
+// InferenceService: each references the other (service discovery only; neither waits for the other).
+gateway.WithReference(evaluation);
 
 builder.Build().Run();

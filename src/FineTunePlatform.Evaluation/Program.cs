@@ -10,5 +10,6 @@ var app = builder.Build();
 
 app.MapDefaultEndpoints();
 app.MapGrpcService<PlatformInfoService>();
+app.MapGrpcService<EvaluationGrpcService>();
 
 app.Run();

@@ -22,6 +22,7 @@ app.MapAdminApi();
 app.MapFilesApi();
 app.MapUploadsApi();
 app.MapFineTuningApi();
+app.MapEvalsApi();
 app.MapChatApi();
 app.MapModelsApi();
 app.MapUsageApi();

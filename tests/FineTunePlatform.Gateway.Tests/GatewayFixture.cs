@@ -35,9 +35,7 @@ public sealed class GatewayFixture : IAsyncLifetime
     public static Dictionary<string, string?> SettingsWithUpstream(Dictionary<string, string?> settings, EchoCompletionsServer upstream)
     {
         settings["Gateway:BootstrapAdminKey"] = AdminKey;
-        settings["Gateway:Upstreams:echo:BaseUrl"] = upstream.BaseUrl.ToString();
-        settings["Gateway:Upstreams:echo:ApiKey"] = EchoCompletionsServer.ApiKey;
-        settings["Gateway:Upstreams:echo:Models:0"] = UpstreamModel;
+        upstream.RouteModel(settings, UpstreamModel);
         return settings;
     }
 

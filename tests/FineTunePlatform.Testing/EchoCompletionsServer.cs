@@ -5,7 +5,7 @@ using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Logging;
 
-namespace FineTunePlatform.Gateway.Tests;
+namespace FineTunePlatform.Testing;
 
 /// <summary>
 /// A second, minimal OpenAI-compatible server on a real socket, standing in for an upstream provider (the issue's
@@ -30,7 +30,7 @@ public sealed class EchoCompletionsServer : IAsyncDisposable
 
     public static async Task<EchoCompletionsServer> StartAsync()
     {
-        var port = FineTunePlatform.Testing.LoopbackPorts.Free();
+        var port = LoopbackPorts.Free();
 
         // An empty content root: the test's output folder holds the gateway's appsettings.json, whose Kestrel
         // endpoints this server must not pick up.
@@ -43,6 +43,14 @@ public sealed class EchoCompletionsServer : IAsyncDisposable
         app.MapPost("/v1/chat/completions", server.CompleteAsync);
         await app.StartAsync();
         return server;
+    }
+
+    /// <summary>Gateway settings that route `model` to this server (as an operator configures an upstream provider).</summary>
+    public void RouteModel(IDictionary<string, string?> gatewaySettings, string model)
+    {
+        gatewaySettings["Gateway:Upstreams:echo:BaseUrl"] = BaseUrl.ToString();
+        gatewaySettings["Gateway:Upstreams:echo:ApiKey"] = ApiKey;
+        gatewaySettings["Gateway:Upstreams:echo:Models:0"] = model;
     }
 
     public static string Answer(string prompt) => string.Join(' ', prompt.Split(' ').Reverse());

@@ -32,7 +32,10 @@ public class ServiceHost<TEntryPoint> : WebApplicationFactory<TEntryPoint>, ISer
     {
     }
 
-    /// <summary>`sameAddressesAs`: listen where an earlier (stopped) host listened, as a restarted service does.</summary>
+    /// <summary>
+    /// `sameAddressesAs`: listen where an earlier (stopped) host listened, as a restarted service does, or on
+    /// addresses reserved beforehand so that two services can each be configured with the other's.
+    /// </summary>
     public ServiceHost(IDictionary<string, string?> settings, IServiceEndpoints? sameAddressesAs)
     {
         _baseAddress = sameAddressesAs?.BaseAddress ?? new Uri($"http://127.0.0.1:{LoopbackPorts.Free()}");
@@ -86,4 +89,8 @@ public class ServiceHost<TEntryPoint> : WebApplicationFactory<TEntryPoint>, ISer
 public sealed record ServiceAddresses(Uri BaseAddress, Uri GrpcAddress) : IServiceEndpoints
 {
     public static ServiceAddresses Of(IServiceEndpoints endpoints) => new(endpoints.BaseAddress, endpoints.GrpcAddress);
+
+    /// <summary>Two free loopback addresses for a service not started yet (for services that call each other).</summary>
+    public static ServiceAddresses Reserve() =>
+        new(new Uri($"http://127.0.0.1:{LoopbackPorts.Free()}"), new Uri($"http://127.0.0.1:{LoopbackPorts.Free()}"));
 }

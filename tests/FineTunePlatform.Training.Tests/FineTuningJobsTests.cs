@@ -329,14 +329,26 @@ public sealed class FineTuningJobsTests(FineTuningFixture fixture) : IClassFixtu
         var job = await Platform.WaitForJobAsync(ownerKey, jobId, TrainingPlatform.Finished);
         var model = job.GetProperty("fine_tuned_model").GetString()!;
 
+        // The owner evaluates its model; the other project's evals of it fail until it is granted.
+        var (ownerEval, ownerRun) = await EvaluateAsync(ownerKey, model);
+        Assert.Equal("completed", (await Platform.WaitForEvalRunAsync(ownerKey, ownerEval, ownerRun))["status"]!.GetValue<string>());
+        var (otherEval, deniedRun) = await EvaluateAsync(otherKey, model);
+        var denied = await Platform.WaitForEvalRunAsync(otherKey, otherEval, deniedRun);
+        Assert.Equal(("failed", "model_not_found"), (denied["status"]!.GetValue<string>(), denied["error"]!["code"]!.GetValue<string>()));
+
         using var other = Platform.Http(otherKey);
-        foreach (var path in new[] { $"/v1/fine_tuning/jobs/{jobId}", $"/v1/fine_tuning/jobs/{jobId}/events", $"/v1/fine_tuning/jobs/{jobId}/checkpoints", $"/v1/models/{model}" })
+        foreach (var path in new[]
+        {
+            $"/v1/fine_tuning/jobs/{jobId}", $"/v1/fine_tuning/jobs/{jobId}/events", $"/v1/fine_tuning/jobs/{jobId}/checkpoints", $"/v1/models/{model}",
+            $"/v1/evals/{ownerEval}", $"/v1/evals/{ownerEval}/runs/{ownerRun}", $"/v1/evals/{ownerEval}/runs/{ownerRun}/output_items",
+        })
         {
             Assert.Equal(HttpStatusCode.NotFound, (await other.GetAsync(path)).StatusCode);
         }
 
         Assert.Equal(HttpStatusCode.NotFound, (await other.PostAsync($"/v1/fine_tuning/jobs/{jobId}/cancel", null)).StatusCode);
         Assert.DoesNotContain(jobId, await other.GetStringAsync("/v1/fine_tuning/jobs"), StringComparison.Ordinal);
+        Assert.DoesNotContain(ownerEval, await other.GetStringAsync("/v1/evals"), StringComparison.Ordinal);
         Assert.DoesNotContain(model, await other.GetStringAsync("/v1/models"), StringComparison.Ordinal);
         Assert.DoesNotContain(jobId, await other.GetStringAsync("/v1/usage"), StringComparison.Ordinal);
         Assert.Equal(HttpStatusCode.BadRequest, (await other.PostAsJsonAsync("/v1/fine_tuning/jobs", new { model, training_file = file })).StatusCode);
@@ -352,6 +364,8 @@ public sealed class FineTuningJobsTests(FineTuningFixture fixture) : IClassFixtu
         Assert.Contains(model, await other.GetStringAsync("/v1/models"), StringComparison.Ordinal);
         var chat = await other.PostAsJsonAsync("/v1/chat/completions", new { model, max_tokens = 4, messages = new[] { new { role = "user", content = "hi" } } });
         Assert.Equal(HttpStatusCode.OK, chat.StatusCode);
+        var (_, grantedRun) = await EvaluateAsync(otherKey, model, otherEval);
+        Assert.Equal("completed", (await Platform.WaitForEvalRunAsync(otherKey, otherEval, grantedRun))["status"]!.GetValue<string>());
         // A grantee can build on the shared model with its own data.
         var otherFile = await Platform.UploadTrainingFileAsync(otherKey);
         var derived = await Platform.CreateJobAsync(otherKey, otherFile, epochs: 1, model: model, suffix: "derived");
@@ -367,10 +381,42 @@ public sealed class FineTuningJobsTests(FineTuningFixture fixture) : IClassFixtu
         var revoke = await owner.DeleteAsync($"/v1/fine_tuning/checkpoints/{model}/permissions/{permission.GetProperty("id").GetString()}");
         Assert.Equal(HttpStatusCode.OK, revoke.StatusCode);
         Assert.Equal(HttpStatusCode.NotFound, (await other.PostAsJsonAsync("/v1/chat/completions", new { model, messages = new[] { new { role = "user", content = "hi" } } })).StatusCode);
+        var (_, revokedRun) = await EvaluateAsync(otherKey, model, otherEval);
+        Assert.Equal("failed", (await Platform.WaitForEvalRunAsync(otherKey, otherEval, revokedRun))["status"]!.GetValue<string>());
 
         var deleted = await owner.DeleteAsync($"/v1/models/{model}");
         Assert.Equal(HttpStatusCode.OK, deleted.StatusCode);
         Assert.Equal(HttpStatusCode.NotFound, (await owner.GetAsync($"/v1/models/{model}")).StatusCode);
+    }
+
+    /// <summary>Runs a one-item completions eval of `model` as the key's project (creating the eval unless given).</summary>
+    private async Task<(string EvalId, string RunId)> EvaluateAsync(string key, string model, string? evalId = null)
+    {
+        using var http = Platform.Http(key);
+        if (evalId is null)
+        {
+            var eval = await http.PostAsJsonAsync("/v1/evals", new
+            {
+                data_source_config = new { type = "custom", item_schema = new { type = "object", properties = new { ticket = new { type = "string" } } } },
+                testing_criteria = new[] { new { type = "string_check", name = "routed", input = "{{sample.output_text}}", reference = "billing", operation = "ilike" } },
+            });
+            Assert.Equal(HttpStatusCode.Created, eval.StatusCode);
+            evalId = JsonDocument.Parse(await eval.Content.ReadAsStringAsync()).RootElement.GetProperty("id").GetString()!;
+        }
+
+        var run = await http.PostAsJsonAsync($"/v1/evals/{evalId}/runs", new
+        {
+            data_source = new
+            {
+                type = "completions",
+                model,
+                input_messages = new { type = "template", template = new[] { new { role = "user", content = "{{item.ticket}}" } } },
+                sampling_params = new { max_completion_tokens = 4 },
+                source = new { type = "file_content", content = new[] { new { item = new { ticket = "ticket 1: refund?" } } } },
+            },
+        });
+        Assert.Equal(HttpStatusCode.Created, run.StatusCode);
+        return (evalId, JsonDocument.Parse(await run.Content.ReadAsStringAsync()).RootElement.GetProperty("id").GetString()!);
     }
 
     private async Task WaitForMetricsAsync(string jobId) => await WaitAsync(async () => await MetricsCountAsync(jobId) > 0);

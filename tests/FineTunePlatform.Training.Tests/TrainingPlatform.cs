@@ -6,10 +6,12 @@ using FineTunePlatform.Testing;
 using Npgsql;
 using OpenAI;
 using OpenAI.Chat;
+using OpenAI.Evals;
 using OpenAI.Files;
 using OpenAI.FineTuning;
 using Xunit;
 using DatasetsEntry = FineTunePlatform.Datasets.Grpc.PlatformInfoService;
+using EvaluationEntry = FineTunePlatform.Evaluation.Grpc.PlatformInfoService;
 using GatewayEntry = FineTunePlatform.Gateway.Grpc.PlatformInfoService;
 using TrainingEntry = FineTunePlatform.Training.Grpc.PlatformInfoService;
 using WorkerEntry = FineTunePlatform.Training.Worker.Grpc.PlatformInfoService;
@@ -17,13 +19,17 @@ using WorkerEntry = FineTunePlatform.Training.Worker.Grpc.PlatformInfoService;
 namespace FineTunePlatform.Training.Tests;
 
 /// <summary>
-/// The services a fine-tuning job passes through, each on real sockets with its own database: datasets, training,
-/// the gateway in front of them, and trainer workers (in-process hosts here; the fault tests add real processes).
+/// The whole platform on real sockets, each service with its own database: datasets, training, evaluation, the
+/// gateway in front of them, and trainer workers (in-process hosts here; the fault tests add real processes), with
+/// an OpenAI-compatible upstream provider (<see cref="EchoCompletionsServer"/>) routed as <see cref="UpstreamModel"/>.
 /// Leases are short so that lost workers are noticed in seconds.
 /// </summary>
 public sealed class TrainingPlatform : IAsyncDisposable
 {
     public const string AdminKey = "sk-ft-training-test-admin-key-0123456789abcdef";
+
+    /// <summary>The upstream provider's model: it answers the last user message reversed word by word.</summary>
+    public const string UpstreamModel = "echo-1";
     public static readonly TimeSpan Lease = TimeSpan.FromSeconds(5);
 
     private readonly List<ServiceHost<WorkerEntry>> _workers = [];
@@ -40,6 +46,10 @@ public sealed class TrainingPlatform : IAsyncDisposable
     public ServiceHost<TrainingEntry> Training { get; private set; } = null!;
 
     public ServiceHost<GatewayEntry> Gateway { get; private set; } = null!;
+
+    public ServiceHost<EvaluationEntry> Evaluation { get; private set; } = null!;
+
+    public EchoCompletionsServer Upstream { get; private set; } = null!;
 
     public Dictionary<string, string?> TrainingSettings { get; private set; } = null!;
 
@@ -59,14 +69,30 @@ public sealed class TrainingPlatform : IAsyncDisposable
         platform.TrainingSettings["Training:Scheduler:WorkerTimeout"] = "00:00:05";
         platform.TrainingSettings["Training:Scheduler:DefaultMaxConcurrentJobs"] = "10";
         platform.Training = new ServiceHost<TrainingEntry>(platform.TrainingSettings);
+        // The gateway and the evaluation service call each other: the evaluation service's addresses are
+        // reserved first so the gateway can be configured with them.
+        var evaluationAddresses = ServiceAddresses.Reserve();
+        platform.Upstream = await EchoCompletionsServer.StartAsync();
         var gatewaySettings = environment.SettingsFor("gatewaydb", new Dictionary<string, IServiceEndpoints>
         {
             ["datasets"] = platform.Datasets,
             ["training"] = platform.Training,
+            ["evaluation"] = evaluationAddresses,
         });
         gatewaySettings["Gateway:BootstrapAdminKey"] = AdminKey;
+        platform.Upstream.RouteModel(gatewaySettings, UpstreamModel);
         platform.Gateway = new ServiceHost<GatewayEntry>(gatewaySettings);
         _ = platform.Gateway.BaseAddress;
+        var evaluationSettings = environment.SettingsFor("evaluationdb", new Dictionary<string, IServiceEndpoints>
+        {
+            ["datasets"] = platform.Datasets,
+            ["gateway"] = platform.Gateway,
+        });
+        evaluationSettings["Evaluation:Runs:PollInterval"] = "00:00:00.200";
+        evaluationSettings["Evaluation:Runs:FlushInterval"] = "00:00:00.100";
+        evaluationSettings["Evaluation:Runs:Lease"] = Lease.ToString();
+        platform.Evaluation = new ServiceHost<EvaluationEntry>(evaluationSettings, evaluationAddresses);
+        _ = platform.Evaluation.BaseAddress;
         for (var i = 0; i < workers; i++)
         {
             platform.AddWorker(slotsPerWorker);
@@ -111,6 +137,26 @@ public sealed class TrainingPlatform : IAsyncDisposable
     public OpenAIFileClient Files(string key) => new(new ApiKeyCredential(key), Options());
 
     public ChatClient Chat(string key, string model) => new(model, new ApiKeyCredential(key), Options());
+
+    public EvaluationClient Evals(string key) => new OpenAIClient(new ApiKeyCredential(key), Options()).GetEvaluationClient();
+
+    /// <summary>Polls an eval run through the SDK until it has finished (completed, failed or canceled).</summary>
+    public async Task<System.Text.Json.Nodes.JsonObject> WaitForEvalRunAsync(string key, string evalId, string runId, TimeSpan? timeout = null)
+    {
+        var deadline = DateTime.UtcNow + (timeout ?? TimeSpan.FromSeconds(60));
+        while (true)
+        {
+            var result = await Evals(key).GetEvaluationRunAsync(evalId, runId, new System.ClientModel.Primitives.RequestOptions());
+            var run = System.Text.Json.Nodes.JsonNode.Parse(result.GetRawResponse().Content.ToString())!.AsObject();
+            if (run["status"]!.GetValue<string>() is "completed" or "failed" or "canceled")
+            {
+                return run;
+            }
+
+            Assert.True(DateTime.UtcNow < deadline, $"Eval run {runId} did not finish in time; last: {run.ToJsonString()}");
+            await Task.Delay(100);
+        }
+    }
 
     public HttpClient Http(string key) => Admin.Client(key);
 
@@ -205,7 +251,9 @@ public sealed class TrainingPlatform : IAsyncDisposable
             await worker.DisposeAsync();
         }
 
+        await Evaluation.DisposeAsync();
         await Gateway.DisposeAsync();
+        await Upstream.DisposeAsync();
         await Training.DisposeAsync();
         await Datasets.DisposeAsync();
     }

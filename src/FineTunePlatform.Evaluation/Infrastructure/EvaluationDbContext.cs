@@ -1,9 +1,17 @@
+using FineTunePlatform.Evaluation.Evals;
+using FineTunePlatform.Evaluation.Runs;
 using Microsoft.EntityFrameworkCore;
 
 namespace FineTunePlatform.Evaluation.Infrastructure;
 
 public sealed class EvaluationDbContext(DbContextOptions<EvaluationDbContext> options) : DbContext(options)
 {
+    public DbSet<Eval> Evals => Set<Eval>();
+
+    public DbSet<EvalRun> Runs => Set<EvalRun>();
+
+    public DbSet<EvalOutputItem> OutputItems => Set<EvalOutputItem>();
+
     protected override void OnModelCreating(ModelBuilder modelBuilder)
     {
         modelBuilder.ApplyConfigurationsFromAssembly(typeof(EvaluationDbContext).Assembly);

@@ -1,5 +1,6 @@
 using System.Text.Json;
 using FineTunePlatform.Contracts.Datasets;
+using FineTunePlatform.Contracts.Evaluation;
 using FineTunePlatform.Contracts.Training;
 using FineTunePlatform.Gateway.Apis;
 using FineTunePlatform.Gateway.Auth;
@@ -70,6 +71,8 @@ internal static class Extensions
         builder.Services.AddInternalGrpcClient<DatasetService.DatasetServiceClient>("datasets")
             .AddInterceptor<CallerForwardingInterceptor>();
         builder.Services.AddInternalGrpcClient<TrainingService.TrainingServiceClient>("training")
+            .AddInterceptor<CallerForwardingInterceptor>();
+        builder.Services.AddInternalGrpcClient<EvaluationService.EvaluationServiceClient>("evaluation")
             .AddInterceptor<CallerForwardingInterceptor>();
     }
 }

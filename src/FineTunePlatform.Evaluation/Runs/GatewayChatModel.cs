@@ -1,0 +1,78 @@
+using System.Collections.Concurrent;
+using FineTunePlatform.Contracts.Inference;
+using FineTunePlatform.Evaluation.Graders;
+using Grpc.Core;
+
+namespace FineTunePlatform.Evaluation.Runs;
+
+/// <summary>
+/// Models reached through the gateway's InferenceService on behalf of one run's project (the same routing, access
+/// checks, rate limits and usage accounting as the public API), counting invocations and tokens per model for the
+/// run's per_model_usage. A model the project cannot reach fails the run.
+/// </summary>
+public sealed class GatewayChatModel(InferenceService.InferenceServiceClient inference, Metadata caller) : IChatModel
+{
+    private const int DefaultMaxTokens = 256;
+
+    private readonly ConcurrentDictionary<string, ModelUsageCounter> _usage = new();
+
+    public IEnumerable<(string Model, ModelUsageCounter Usage)> Usage => _usage.Select(pair => (pair.Key, pair.Value));
+
+    /// <summary>Starts the counts from what an earlier attempt of the run recorded.</summary>
+    public void Seed(string model, int invocations, long promptTokens, long completionTokens) =>
+        _usage[model] = new ModelUsageCounter { Invocations = invocations, PromptTokens = promptTokens, CompletionTokens = completionTokens };
+
+    public async Task<ChatReply> CompleteAsync(string model, IReadOnlyList<PromptMessage> messages, SamplingParams sampling, CancellationToken cancellationToken)
+    {
+        var request = new ChatCompletionRequest { Model = model, MaxTokens = sampling.MaxCompletionTokens ?? DefaultMaxTokens };
+        request.Messages.AddRange(messages.Select(message => new ChatMessage { Role = message.Role, Content = message.Content }));
+        if (sampling.Temperature is { } temperature)
+        {
+            request.Temperature = temperature;
+        }
+
+        if (sampling.TopP is { } topP)
+        {
+            request.TopP = topP;
+        }
+
+        if (sampling.Seed is { } seed)
+        {
+            request.Seed = seed;
+        }
+
+        ChatCompletionResult result;
+        try
+        {
+            result = await inference.CompleteChatAsync(request, caller, cancellationToken: cancellationToken);
+        }
+        catch (RpcException ex) when (ex.StatusCode is StatusCode.NotFound or StatusCode.PermissionDenied)
+        {
+            throw new RunFailedException("model_not_found", ex.Status.Detail);
+        }
+
+        var usage = _usage.GetOrAdd(model, _ => new ModelUsageCounter());
+        usage.Add(result.PromptTokens, result.CompletionTokens);
+        return new ChatReply(result.Content, result.FinishReason, result.PromptTokens, result.CompletionTokens);
+    }
+}
+
+public sealed class ModelUsageCounter
+{
+    private int _invocations;
+    private long _promptTokens;
+    private long _completionTokens;
+
+    public int Invocations { get => _invocations; init => _invocations = value; }
+
+    public long PromptTokens { get => _promptTokens; init => _promptTokens = value; }
+
+    public long CompletionTokens { get => _completionTokens; init => _completionTokens = value; }
+
+    public void Add(int promptTokens, int completionTokens)
+    {
+        Interlocked.Increment(ref _invocations);
+        Interlocked.Add(ref _promptTokens, promptTokens);
+        Interlocked.Add(ref _completionTokens, completionTokens);
+    }
+}

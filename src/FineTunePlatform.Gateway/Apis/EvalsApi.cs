@@ -1,0 +1,168 @@
+using System.Globalization;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using FineTunePlatform.Contracts.Evaluation;
+using FineTunePlatform.Gateway.Auth;
+using FineTunePlatform.Gateway.OpenAI;
+
+namespace FineTunePlatform.Gateway.Apis;
+
+/// <summary>
+/// OpenAI's Evals API (/v1/evals, runs, output items) over the evaluation service, plus our base-versus-tuned
+/// comparison: GET /v1/evals/{eval_id}/compare?baseline_run_id=...&amp;candidate_run_id=...&amp;min_improvement=...
+/// Readers list and read; members create, update, cancel and delete.
+/// </summary>
+public static class EvalsApi
+{
+    public static RouteGroupBuilder MapEvalsApi(this IEndpointRouteBuilder app)
+    {
+        var evals = app.MapGroup("/v1/evals");
+        evals.MapPost("", CreateEvalAsync).RequireAuthorization(Policies.Member);
+        evals.MapGet("", ListEvalsAsync).RequireAuthorization(Policies.Reader);
+        evals.MapGet("/{evalId}", async (string evalId, EvaluationService.EvaluationServiceClient evaluation, CancellationToken ct) =>
+            Results.Json(EvalObjects.Eval(await evaluation.GetEvalAsync(new EvalRequest { EvalId = evalId }, cancellationToken: ct)))).RequireAuthorization(Policies.Reader);
+        evals.MapPost("/{evalId}", UpdateEvalAsync).RequireAuthorization(Policies.Member);
+        evals.MapDelete("/{evalId}", async (string evalId, EvaluationService.EvaluationServiceClient evaluation, CancellationToken ct) =>
+        {
+            var deleted = await evaluation.DeleteEvalAsync(new EvalRequest { EvalId = evalId }, cancellationToken: ct);
+            return Results.Json(new JsonObject { ["object"] = "eval.deleted", ["deleted"] = deleted.Deleted, ["eval_id"] = deleted.EvalId });
+        }).RequireAuthorization(Policies.Member);
+        evals.MapGet("/{evalId}/compare", CompareRunsAsync).RequireAuthorization(Policies.Reader);
+
+        var runs = evals.MapGroup("/{evalId}/runs");
+        runs.MapPost("", CreateRunAsync).RequireAuthorization(Policies.Member);
+        runs.MapGet("", ListRunsAsync).RequireAuthorization(Policies.Reader);
+        runs.MapGet("/{runId}", async (string evalId, string runId, HttpRequest request, EvaluationService.EvaluationServiceClient evaluation, CancellationToken ct) =>
+            Results.Json(EvalObjects.Run(await evaluation.GetRunAsync(new RunRequest { EvalId = evalId, RunId = runId }, cancellationToken: ct), BaseUrl(request)))).RequireAuthorization(Policies.Reader);
+        // OpenAI cancels a run with a POST to the run itself.
+        runs.MapPost("/{runId}", async (string evalId, string runId, HttpRequest request, EvaluationService.EvaluationServiceClient evaluation, CancellationToken ct) =>
+            Results.Json(EvalObjects.Run(await evaluation.CancelRunAsync(new RunRequest { EvalId = evalId, RunId = runId }, cancellationToken: ct), BaseUrl(request)))).RequireAuthorization(Policies.Member);
+        runs.MapDelete("/{runId}", async (string evalId, string runId, EvaluationService.EvaluationServiceClient evaluation, CancellationToken ct) =>
+        {
+            var deleted = await evaluation.DeleteRunAsync(new RunRequest { EvalId = evalId, RunId = runId }, cancellationToken: ct);
+            return Results.Json(new JsonObject { ["object"] = "eval.run.deleted", ["deleted"] = deleted.Deleted, ["run_id"] = deleted.RunId });
+        }).RequireAuthorization(Policies.Member);
+        runs.MapGet("/{runId}/output_items", ListOutputItemsAsync).RequireAuthorization(Policies.Reader);
+        runs.MapGet("/{runId}/output_items/{outputItemId}", async (string evalId, string runId, string outputItemId, EvaluationService.EvaluationServiceClient evaluation, CancellationToken ct) =>
+            Results.Json(EvalObjects.OutputItem(await evaluation.GetOutputItemAsync(
+                new OutputItemRequest { EvalId = evalId, RunId = runId, OutputItemId = outputItemId }, cancellationToken: ct)))).RequireAuthorization(Policies.Reader);
+        return evals;
+    }
+
+    private static async Task<IResult> CreateEvalAsync(HttpRequest request, EvaluationService.EvaluationServiceClient evaluation, CancellationToken ct)
+    {
+        var body = await RequestBody.ReadObjectAsync(request, ct);
+        var create = new CreateEvalRequest
+        {
+            Name = RequestBody.String(body, "name") ?? "",
+            DataSourceConfigJson = Required(body, "data_source_config", JsonValueKind.Object),
+            TestingCriteriaJson = Required(body, "testing_criteria", JsonValueKind.Array),
+        };
+        RequestBody.ReadMetadata(body, create.Metadata);
+        // OpenAI answers 201 Created here (and the SDK accepts nothing else).
+        return Results.Json(EvalObjects.Eval(await evaluation.CreateEvalAsync(create, cancellationToken: ct)), statusCode: StatusCodes.Status201Created);
+    }
+
+    private static async Task<IResult> UpdateEvalAsync(string evalId, HttpRequest request, EvaluationService.EvaluationServiceClient evaluation, CancellationToken ct)
+    {
+        var body = await RequestBody.ReadObjectAsync(request, ct);
+        var update = new UpdateEvalRequest { EvalId = evalId, ReplaceMetadata = body.TryGetProperty("metadata", out _) };
+        if (RequestBody.String(body, "name") is { } name)
+        {
+            update.Name = name;
+        }
+
+        RequestBody.ReadMetadata(body, update.Metadata);
+        return Results.Json(EvalObjects.Eval(await evaluation.UpdateEvalAsync(update, cancellationToken: ct)));
+    }
+
+    private static async Task<IResult> ListEvalsAsync(HttpRequest request, EvaluationService.EvaluationServiceClient evaluation, CancellationToken ct)
+    {
+        var response = await evaluation.ListEvalsAsync(new ListEvalsRequest
+        {
+            After = request.Query["after"].ToString(),
+            Limit = Limit(request),
+            Order = request.Query["order"].ToString(),
+            OrderBy = request.Query["order_by"].ToString(),
+        }, cancellationToken: ct);
+        return Results.Json(OpenAIList.Of(response.Evals.Select(EvalObjects.Eval), response.HasMore, withCursorIds: true));
+    }
+
+    private static async Task<IResult> CreateRunAsync(string evalId, HttpRequest request, EvaluationService.EvaluationServiceClient evaluation, CancellationToken ct)
+    {
+        var body = await RequestBody.ReadObjectAsync(request, ct);
+        var create = new CreateRunRequest
+        {
+            EvalId = evalId,
+            Name = RequestBody.String(body, "name") ?? "",
+            DataSourceJson = Required(body, "data_source", JsonValueKind.Object),
+        };
+        RequestBody.ReadMetadata(body, create.Metadata);
+        return Results.Json(EvalObjects.Run(await evaluation.CreateRunAsync(create, cancellationToken: ct), BaseUrl(request)), statusCode: StatusCodes.Status201Created);
+    }
+
+    private static async Task<IResult> ListRunsAsync(string evalId, HttpRequest request, EvaluationService.EvaluationServiceClient evaluation, CancellationToken ct)
+    {
+        var response = await evaluation.ListRunsAsync(new ListRunsRequest
+        {
+            EvalId = evalId,
+            After = request.Query["after"].ToString(),
+            Limit = Limit(request),
+            Order = request.Query["order"].ToString(),
+            Status = request.Query["status"].ToString(),
+        }, cancellationToken: ct);
+        var baseUrl = BaseUrl(request);
+        return Results.Json(OpenAIList.Of(response.Runs.Select(run => EvalObjects.Run(run, baseUrl)), response.HasMore, withCursorIds: true));
+    }
+
+    private static async Task<IResult> ListOutputItemsAsync(string evalId, string runId, HttpRequest request, EvaluationService.EvaluationServiceClient evaluation, CancellationToken ct)
+    {
+        var response = await evaluation.ListOutputItemsAsync(new ListOutputItemsRequest
+        {
+            EvalId = evalId,
+            RunId = runId,
+            After = request.Query["after"].ToString(),
+            Limit = Limit(request),
+            Order = request.Query["order"].ToString(),
+            Status = request.Query["status"].ToString(),
+        }, cancellationToken: ct);
+        return Results.Json(OpenAIList.Of(response.Items.Select(EvalObjects.OutputItem), response.HasMore, withCursorIds: true));
+    }
+
+    private static async Task<IResult> CompareRunsAsync(string evalId, HttpRequest request, EvaluationService.EvaluationServiceClient evaluation, CancellationToken ct)
+    {
+        var compare = new CompareRunsRequest
+        {
+            EvalId = evalId,
+            BaselineRunId = request.Query["baseline_run_id"].ToString(),
+            CandidateRunId = request.Query["candidate_run_id"].ToString(),
+        };
+        if (compare.BaselineRunId.Length == 0 || compare.CandidateRunId.Length == 0)
+        {
+            return OpenAIErrors.BadRequest("'baseline_run_id' and 'candidate_run_id' are required.", compare.BaselineRunId.Length == 0 ? "baseline_run_id" : "candidate_run_id");
+        }
+
+        if (request.Query.TryGetValue("min_improvement", out var minImprovement))
+        {
+            if (!double.TryParse(minImprovement, NumberStyles.Float, CultureInfo.InvariantCulture, out var value))
+            {
+                return OpenAIErrors.BadRequest("'min_improvement' must be a number.", "min_improvement");
+            }
+
+            compare.MinImprovement = value;
+        }
+
+        return Results.Json(EvalObjects.Comparison(await evaluation.CompareRunsAsync(compare, cancellationToken: ct), BaseUrl(request)));
+    }
+
+    /// <summary>A JSON field that must be present with the given kind, as JSON text for the evaluation service.</summary>
+    private static string Required(JsonElement body, string name, JsonValueKind kind) =>
+        body.TryGetProperty(name, out var value) && value.ValueKind == kind
+            ? value.GetRawText()
+            : throw new InvalidRequestException($"'{name}' is required and must be {(kind == JsonValueKind.Array ? "an array" : "an object")}.", name);
+
+    private static string BaseUrl(HttpRequest request) => $"{request.Scheme}://{request.Host}";
+
+    private static int Limit(HttpRequest request) =>
+        int.TryParse(request.Query["limit"], out var limit) ? limit : 0;
+}

@@ -1,0 +1,82 @@
+using System.ClientModel;
+using System.ClientModel.Primitives;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using FineTunePlatform.Training.Tests;
+using OpenAI.Evals;
+
+namespace FineTunePlatform.Evaluation.Tests;
+
+/// <summary>The whole platform (one trainer worker) shared by the eval tests, and the calls they make through the SDK.</summary>
+public sealed class EvalsFixture : IAsyncLifetime
+{
+    public TrainingPlatform Platform { get; private set; } = null!;
+
+    public async Task InitializeAsync() => Platform = await TrainingPlatform.StartAsync("evals", workers: 1);
+
+    public async Task DisposeAsync() => await Platform.DisposeAsync();
+
+    public EvaluationClient Evals(string key) => Platform.Evals(key);
+
+    public async Task<JsonObject> CreateEvalAsync(string key, object body) =>
+        Read(await Evals(key).CreateEvaluationAsync(Content(body)));
+
+    public async Task<JsonObject> CreateRunAsync(string key, string evalId, object body) =>
+        Read(await Evals(key).CreateEvaluationRunAsync(evalId, Content(body)));
+
+    public async Task<JsonObject> GetRunAsync(string key, string evalId, string runId) =>
+        Read(await Evals(key).GetEvaluationRunAsync(evalId, runId, new RequestOptions()));
+
+    public Task<JsonObject> WaitForRunAsync(string key, string evalId, string runId) => Platform.WaitForEvalRunAsync(key, evalId, runId);
+
+    /// <summary>Every output item of a run, in data-source order, paging through the SDK.</summary>
+    public async Task<List<JsonObject>> OutputItemsAsync(string key, string evalId, string runId, string? status = null)
+    {
+        var items = new List<JsonObject>();
+        string? after = null;
+        while (true)
+        {
+            var page = Read(await Evals(key).GetEvaluationRunOutputItemsAsync(evalId, runId, 2, "asc", after, status, new RequestOptions()));
+            items.AddRange(page["data"]!.AsArray().Select(item => item!.AsObject()));
+            if (!page["has_more"]!.GetValue<bool>())
+            {
+                return items;
+            }
+
+            after = page["last_id"]!.GetValue<string>();
+        }
+    }
+
+    public static BinaryContent Content(object body) => BinaryContent.Create(BinaryData.FromObjectAsJson(body));
+
+    public static JsonObject Read(ClientResult result) => JsonNode.Parse(result.GetRawResponse().Content.ToString())!.AsObject();
+
+    /// <summary>An eval over items {question, expected} with one exact-match criterion on the sample.</summary>
+    public static object ExactMatchEval(string name = "exact") => new
+    {
+        name,
+        data_source_config = new
+        {
+            type = "custom",
+            item_schema = new
+            {
+                type = "object",
+                properties = new { question = new { type = "string" }, expected = new { type = "string" } },
+                required = new[] { "question", "expected" },
+            },
+            include_sample_schema = true,
+        },
+        testing_criteria = new object[]
+        {
+            new { type = "string_check", name = "exact", input = "{{sample.output_text}}", reference = "{{item.expected}}", operation = "eq" },
+        },
+    };
+
+    public static JsonElement Json(string text) => JsonDocument.Parse(text).RootElement.Clone();
+}
+
+[CollectionDefinition(Name)]
+public sealed class EvalsCollection : ICollectionFixture<EvalsFixture>
+{
+    public const string Name = "evals";
+}
