@@ -218,6 +218,26 @@ public sealed class EvalsApiTests(EvalsFixture fixture)
         Assert.Equal("negative", sentiment["sample"]!["verdict"]!.GetValue<string>());
     }
 
+    [Fact]
+    public async Task Items_and_samples_with_nul_characters_are_stored_and_graded()
+    {
+        var (_, key) = await Platform.Admin.CreateProjectAsync("member");
+        var evalId = (await fixture.CreateEvalAsync(key, EvalsFixture.ExactMatchEval()))["id"]!.GetValue<string>();
+        var run = await fixture.CreateRunAsync(key, evalId, new
+        {
+            data_source = new
+            {
+                type = "jsonl",
+                source = new { type = "file_content", content = new[] { new { item = new { question = "a\u0000b", expected = "\u0000" }, sample = new { output_text = "\u0000" } } } },
+            },
+        });
+        var finished = await fixture.WaitForRunAsync(key, evalId, run["id"]!.GetValue<string>());
+        Assert.Equal("completed", finished["status"]!.GetValue<string>());
+        Assert.Equal(1, finished["result_counts"]!["passed"]!.GetValue<int>());
+        var item = Assert.Single(await fixture.OutputItemsAsync(key, evalId, finished["id"]!.GetValue<string>()));
+        Assert.Equal("a\u0000b", item["datasource_item"]!["question"]!.GetValue<string>());
+    }
+
     [Theory]
     [InlineData("""{"data_source_config":{"type":"custom","item_schema":{"type":"object"}},"testing_criteria":[{"type":"python","name":"p","source":"def grade(s, i): return 1"}]}""", "testing_criteria[0].type")]
     [InlineData("""{"data_source_config":{"type":"custom","item_schema":{"type":"object"}},"testing_criteria":[{"type":"string_check","name":"s","input":"{{sample.output_text}}","reference":"x"}]}""", "testing_criteria[0].operation")]
@@ -320,6 +340,43 @@ public sealed class EvalsApiTests(EvalsFixture fixture)
 
         var again = await Assert.ThrowsAsync<ClientResultException>(() => fixture.Evals(key).CancelEvaluationRunAsync(evalId, runId, new RequestOptions()));
         Assert.Equal(400, again.Status);
+    }
+
+    [Fact]
+    public async Task A_run_whose_evaluation_service_restarts_continues_and_grades_each_item_once()
+    {
+        var (_, key) = await Platform.Admin.CreateProjectAsync("member");
+        var evalId = (await fixture.CreateEvalAsync(key, EvalsFixture.ExactMatchEval()))["id"]!.GetValue<string>();
+        var content = Enumerable.Range(0, 400).Select(i => new { item = new { question = $"question {i}", expected = "x" } }).ToArray();
+        var run = await fixture.CreateRunAsync(key, evalId, new
+        {
+            data_source = new
+            {
+                type = "completions",
+                model = "local-nano",
+                input_messages = new { type = "template", template = new[] { new { role = "user", content = "{{item.question}}" } } },
+                sampling_params = new { max_completion_tokens = 64, seed = 1 },
+                source = new { type = "file_content", content },
+            },
+        });
+        var runId = run["id"]!.GetValue<string>();
+        var deadline = DateTime.UtcNow.AddSeconds(30);
+        while ((await fixture.GetRunAsync(key, evalId, runId))["result_counts"]!["total"]!.GetValue<int>() == 0)
+        {
+            Assert.True(DateTime.UtcNow < deadline, "The run graded nothing in 30 s.");
+            await Task.Delay(20);
+        }
+
+        await Platform.RestartEvaluationAsync();
+        var graded = (await fixture.GetRunAsync(key, evalId, runId))["result_counts"]!["total"]!.GetValue<int>();
+        Assert.True(graded < content.Length, "The run finished before the restart.");
+
+        var finished = await fixture.WaitForRunAsync(key, evalId, runId);
+        Assert.Equal("completed", finished["status"]!.GetValue<string>());
+        Assert.Equal(content.Length, finished["result_counts"]!["total"]!.GetValue<int>());
+        var items = await fixture.OutputItemsAsync(key, evalId, runId);
+        Assert.Equal(Enumerable.Range(0, content.Length), items.Select(item => item["datasource_item_id"]!.GetValue<int>()));
+        Assert.Equal(content.Length, finished["per_model_usage"]![0]!["invocation_count"]!.GetValue<int>());
     }
 
     [Fact]

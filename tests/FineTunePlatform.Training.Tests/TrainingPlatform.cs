@@ -53,6 +53,8 @@ public sealed class TrainingPlatform : IAsyncDisposable
 
     public Dictionary<string, string?> TrainingSettings { get; private set; } = null!;
 
+    public Dictionary<string, string?> EvaluationSettings { get; private set; } = null!;
+
     public IReadOnlyList<ServiceHost<WorkerEntry>> Workers => _workers;
 
     public GatewayAdmin Admin => new(Gateway, AdminKey);
@@ -91,6 +93,7 @@ public sealed class TrainingPlatform : IAsyncDisposable
         evaluationSettings["Evaluation:Runs:PollInterval"] = "00:00:00.200";
         evaluationSettings["Evaluation:Runs:FlushInterval"] = "00:00:00.100";
         evaluationSettings["Evaluation:Runs:Lease"] = Lease.ToString();
+        platform.EvaluationSettings = evaluationSettings;
         platform.Evaluation = new ServiceHost<EvaluationEntry>(evaluationSettings, evaluationAddresses);
         _ = platform.Evaluation.BaseAddress;
         for (var i = 0; i < workers; i++)
@@ -130,6 +133,15 @@ public sealed class TrainingPlatform : IAsyncDisposable
         await Training.DisposeAsync();
         Training = new ServiceHost<TrainingEntry>(TrainingSettings, addresses);
         _ = Training.BaseAddress;
+    }
+
+    /// <summary>Stops the evaluation service and starts a new one on the same addresses and database.</summary>
+    public async Task RestartEvaluationAsync()
+    {
+        var addresses = ServiceAddresses.Of(Evaluation);
+        await Evaluation.DisposeAsync();
+        Evaluation = new ServiceHost<EvaluationEntry>(EvaluationSettings, addresses);
+        _ = Evaluation.BaseAddress;
     }
 
     public FineTuningClient FineTuning(string key) => new OpenAIClient(new ApiKeyCredential(key), Options()).GetFineTuningClient();

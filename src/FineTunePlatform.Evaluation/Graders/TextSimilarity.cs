@@ -76,7 +76,8 @@ public static class TextSimilarity
     public static double RougeN(IReadOnlyList<string> candidate, IReadOnlyList<string> reference, int n)
     {
         var (matches, candidateTotal, referenceTotal) = Overlap(candidate, reference, n);
-        return F1(matches, candidateTotal, referenceTotal);
+        // Texts too short for any n-gram are alike only when they are the same words.
+        return candidateTotal + referenceTotal == 0 ? (candidate.SequenceEqual(reference) ? 1 : 0) : F1(matches, candidateTotal, referenceTotal);
     }
 
     public static double RougeL(IReadOnlyList<string> candidate, IReadOnlyList<string> reference) =>

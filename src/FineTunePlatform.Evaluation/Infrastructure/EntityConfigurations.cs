@@ -2,8 +2,18 @@ using FineTunePlatform.Evaluation.Evals;
 using FineTunePlatform.Evaluation.Runs;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.EntityFrameworkCore.Metadata.Builders;
+using static FineTunePlatform.Evaluation.Infrastructure.Columns;
 
 namespace FineTunePlatform.Evaluation.Infrastructure;
+
+/// <summary>
+/// JSON documents are stored as text, not jsonb: jsonb refuses the escaped NUL character (\u0000), which model
+/// output and users' items may contain, and nothing queries inside these documents.
+/// </summary>
+internal static class Columns
+{
+    public const string JsonText = "text";
+}
 
 internal sealed class EvalConfiguration : IEntityTypeConfiguration<Eval>
 {
@@ -14,10 +24,10 @@ internal sealed class EvalConfiguration : IEntityTypeConfiguration<Eval>
         builder.Property(eval => eval.Id).HasMaxLength(64);
         builder.Property(eval => eval.ProjectId).HasMaxLength(64).IsRequired();
         builder.Property(eval => eval.Name).HasMaxLength(256).IsRequired();
-        builder.Property(eval => eval.DataSourceConfig).HasColumnType("jsonb").IsRequired();
-        builder.Property(eval => eval.ItemSchema).HasColumnType("jsonb").IsRequired();
-        builder.Property(eval => eval.TestingCriteria).HasColumnType("jsonb").IsRequired();
-        builder.Property(eval => eval.Metadata).HasColumnType("jsonb").IsRequired();
+        builder.Property(eval => eval.DataSourceConfig).HasColumnType(JsonText).IsRequired();
+        builder.Property(eval => eval.ItemSchema).HasColumnType(JsonText).IsRequired();
+        builder.Property(eval => eval.TestingCriteria).HasColumnType(JsonText).IsRequired();
+        builder.Property(eval => eval.Metadata).HasColumnType(JsonText).IsRequired();
         builder.HasIndex(eval => new { eval.ProjectId, eval.CreatedAt });
     }
 }
@@ -35,11 +45,11 @@ internal sealed class EvalRunConfiguration : IEntityTypeConfiguration<EvalRun>
         builder.Property(run => run.Name).HasMaxLength(256).IsRequired();
         builder.Property(run => run.Status).HasMaxLength(16).IsRequired();
         builder.Property(run => run.Model).HasMaxLength(256);
-        builder.Property(run => run.DataSource).HasColumnType("jsonb").IsRequired();
-        builder.Property(run => run.Metadata).HasColumnType("jsonb").IsRequired();
+        builder.Property(run => run.DataSource).HasColumnType(JsonText).IsRequired();
+        builder.Property(run => run.Metadata).HasColumnType(JsonText).IsRequired();
         builder.Property(run => run.ErrorCode).HasMaxLength(64);
-        builder.Property(run => run.PerModelUsage).HasColumnType("jsonb").IsRequired();
-        builder.Property(run => run.PerCriterion).HasColumnType("jsonb").IsRequired();
+        builder.Property(run => run.PerModelUsage).HasColumnType(JsonText).IsRequired();
+        builder.Property(run => run.PerCriterion).HasColumnType(JsonText).IsRequired();
         builder.Property(run => run.LeaseOwner).HasMaxLength(128);
         builder.Ignore(run => run.IsFinished);
         builder.HasIndex(run => new { run.EvalId, run.CreatedAt });
@@ -59,9 +69,9 @@ internal sealed class EvalOutputItemConfiguration : IEntityTypeConfiguration<Eva
         builder.Property(item => item.RunId).HasMaxLength(64).IsRequired();
         builder.Property(item => item.EvalId).HasMaxLength(64).IsRequired();
         builder.Property(item => item.ProjectId).HasMaxLength(64).IsRequired();
-        builder.Property(item => item.Item).HasColumnType("jsonb").IsRequired();
-        builder.Property(item => item.Sample).HasColumnType("jsonb");
-        builder.Property(item => item.Results).HasColumnType("jsonb").IsRequired();
+        builder.Property(item => item.Item).HasColumnType(JsonText).IsRequired();
+        builder.Property(item => item.Sample).HasColumnType(JsonText);
+        builder.Property(item => item.Results).HasColumnType(JsonText).IsRequired();
         builder.Property(item => item.Status).HasMaxLength(8).IsRequired();
         // One output item per data-source item and run: a resumed run cannot grade an item twice.
         builder.HasIndex(item => new { item.RunId, item.DatasourceItemId }).IsUnique();

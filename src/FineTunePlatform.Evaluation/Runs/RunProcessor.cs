@@ -86,6 +86,14 @@ public sealed partial class RunProcessor(
             await flushing;
             return;
         }
+        catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+        {
+            // Shutting down: keep what was graded, so the instance that continues the run does not pay for it again.
+            await runStopped.CancelAsync();
+            await flushing;
+            await FlushAsync(runId, owner, pending, tally, chat, final: null, null, null);
+            throw;
+        }
         finally
         {
             await runStopped.CancelAsync();

@@ -33,15 +33,15 @@ namespace FineTunePlatform.Evaluation.Infrastructure.Migrations
 
                     b.Property<string>("DataSourceConfig")
                         .IsRequired()
-                        .HasColumnType("jsonb");
+                        .HasColumnType("text");
 
                     b.Property<string>("ItemSchema")
                         .IsRequired()
-                        .HasColumnType("jsonb");
+                        .HasColumnType("text");
 
                     b.Property<string>("Metadata")
                         .IsRequired()
-                        .HasColumnType("jsonb");
+                        .HasColumnType("text");
 
                     b.Property<string>("Name")
                         .IsRequired()
@@ -55,7 +55,7 @@ namespace FineTunePlatform.Evaluation.Infrastructure.Migrations
 
                     b.Property<string>("TestingCriteria")
                         .IsRequired()
-                        .HasColumnType("jsonb");
+                        .HasColumnType("text");
 
                     b.Property<DateTimeOffset>("UpdatedAt")
                         .HasColumnType("timestamp with time zone");
@@ -86,7 +86,7 @@ namespace FineTunePlatform.Evaluation.Infrastructure.Migrations
 
                     b.Property<string>("Item")
                         .IsRequired()
-                        .HasColumnType("jsonb");
+                        .HasColumnType("text");
 
                     b.Property<string>("ProjectId")
                         .IsRequired()
@@ -95,7 +95,7 @@ namespace FineTunePlatform.Evaluation.Infrastructure.Migrations
 
                     b.Property<string>("Results")
                         .IsRequired()
-                        .HasColumnType("jsonb");
+                        .HasColumnType("text");
 
                     b.Property<string>("RunId")
                         .IsRequired()
@@ -103,7 +103,7 @@ namespace FineTunePlatform.Evaluation.Infrastructure.Migrations
                         .HasColumnType("character varying(64)");
 
                     b.Property<string>("Sample")
-                        .HasColumnType("jsonb");
+                        .HasColumnType("text");
 
                     b.Property<string>("Status")
                         .IsRequired()
@@ -129,7 +129,7 @@ namespace FineTunePlatform.Evaluation.Infrastructure.Migrations
 
                     b.Property<string>("DataSource")
                         .IsRequired()
-                        .HasColumnType("jsonb");
+                        .HasColumnType("text");
 
                     b.Property<string>("ErrorCode")
                         .HasMaxLength(64)
@@ -165,7 +165,7 @@ namespace FineTunePlatform.Evaluation.Infrastructure.Migrations
 
                     b.Property<string>("Metadata")
                         .IsRequired()
-                        .HasColumnType("jsonb");
+                        .HasColumnType("text");
 
                     b.Property<string>("Model")
                         .HasMaxLength(256)
@@ -181,11 +181,11 @@ namespace FineTunePlatform.Evaluation.Infrastructure.Migrations
 
                     b.Property<string>("PerCriterion")
                         .IsRequired()
-                        .HasColumnType("jsonb");
+                        .HasColumnType("text");
 
                     b.Property<string>("PerModelUsage")
                         .IsRequired()
-                        .HasColumnType("jsonb");
+                        .HasColumnType("text");
 
                     b.Property<string>("ProjectId")
                         .IsRequired()

@@ -12,7 +12,7 @@ using Npgsql.EntityFrameworkCore.PostgreSQL.Metadata;
 namespace FineTunePlatform.Evaluation.Infrastructure.Migrations
 {
     [DbContext(typeof(EvaluationDbContext))]
-    [Migration("20261201112904_AddEvalsRunsAndOutputItems")]
+    [Migration("20261201114644_AddEvalsRunsAndOutputItems")]
     partial class AddEvalsRunsAndOutputItems
     {
         /// <inheritdoc />
@@ -36,15 +36,15 @@ namespace FineTunePlatform.Evaluation.Infrastructure.Migrations
 
                     b.Property<string>("DataSourceConfig")
                         .IsRequired()
-                        .HasColumnType("jsonb");
+                        .HasColumnType("text");
 
                     b.Property<string>("ItemSchema")
                         .IsRequired()
-                        .HasColumnType("jsonb");
+                        .HasColumnType("text");
 
                     b.Property<string>("Metadata")
                         .IsRequired()
-                        .HasColumnType("jsonb");
+                        .HasColumnType("text");
 
                     b.Property<string>("Name")
                         .IsRequired()
@@ -58,7 +58,7 @@ namespace FineTunePlatform.Evaluation.Infrastructure.Migrations
 
                     b.Property<string>("TestingCriteria")
                         .IsRequired()
-                        .HasColumnType("jsonb");
+                        .HasColumnType("text");
 
                     b.Property<DateTimeOffset>("UpdatedAt")
                         .HasColumnType("timestamp with time zone");
@@ -89,7 +89,7 @@ namespace FineTunePlatform.Evaluation.Infrastructure.Migrations
 
                     b.Property<string>("Item")
                         .IsRequired()
-                        .HasColumnType("jsonb");
+                        .HasColumnType("text");
 
                     b.Property<string>("ProjectId")
                         .IsRequired()
@@ -98,7 +98,7 @@ namespace FineTunePlatform.Evaluation.Infrastructure.Migrations
 
                     b.Property<string>("Results")
                         .IsRequired()
-                        .HasColumnType("jsonb");
+                        .HasColumnType("text");
 
                     b.Property<string>("RunId")
                         .IsRequired()
@@ -106,7 +106,7 @@ namespace FineTunePlatform.Evaluation.Infrastructure.Migrations
                         .HasColumnType("character varying(64)");
 
                     b.Property<string>("Sample")
-                        .HasColumnType("jsonb");
+                        .HasColumnType("text");
 
                     b.Property<string>("Status")
                         .IsRequired()
@@ -132,7 +132,7 @@ namespace FineTunePlatform.Evaluation.Infrastructure.Migrations
 
                     b.Property<string>("DataSource")
                         .IsRequired()
-                        .HasColumnType("jsonb");
+                        .HasColumnType("text");
 
                     b.Property<string>("ErrorCode")
                         .HasMaxLength(64)
@@ -168,7 +168,7 @@ namespace FineTunePlatform.Evaluation.Infrastructure.Migrations
 
                     b.Property<string>("Metadata")
                         .IsRequired()
-                        .HasColumnType("jsonb");
+                        .HasColumnType("text");
 
                     b.Property<string>("Model")
                         .HasMaxLength(256)
@@ -184,11 +184,11 @@ namespace FineTunePlatform.Evaluation.Infrastructure.Migrations
 
                     b.Property<string>("PerCriterion")
                         .IsRequired()
-                        .HasColumnType("jsonb");
+                        .HasColumnType("text");
 
                     b.Property<string>("PerModelUsage")
                         .IsRequired()
-                        .HasColumnType("jsonb");
+                        .HasColumnType("text");
 
                     b.Property<string>("ProjectId")
                         .IsRequired()
