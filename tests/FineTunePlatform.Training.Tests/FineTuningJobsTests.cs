@@ -215,6 +215,7 @@ public sealed class FineTuningJobsTests(FineTuningFixture fixture) : IClassFixtu
     [InlineData("""{"model":"local-nano","training_file":"$FILE","hyperparameters":{"n_epochs":0}}""", "hyperparameters.n_epochs")]
     [InlineData("""{"model":"local-nano","training_file":"$FILE","hyperparameters":{"batch_size":"big"}}""", "hyperparameters.batch_size")]
     [InlineData("""{"model":"local-nano","training_file":"$FILE","seed":1.5}""", "seed")]
+    [InlineData("""{"model":"local-nano","training_file":"$FILE","metadata":{"team":"a\u0000b"}}""", "metadata")]
     public async Task Invalid_jobs_are_400s_naming_the_param_and_create_nothing(string body, string param)
     {
         var (_, key) = fixture.TeamA;

@@ -26,13 +26,12 @@ public sealed class EvaluationGrpcService(
     IConfiguration configuration) : EvaluationService.EvaluationServiceBase
 {
     private const int MaxPageSize = 100;
-    private const int MaxMetadataPairs = 16;
     private readonly string _internalToken = configuration.GetInternalToken();
 
     public override async Task<ProtoEval> CreateEval(CreateEvalRequest request, ServerCallContext context)
     {
         var caller = context.RequireCaller(_internalToken);
-        CheckMetadata(request.Metadata);
+        MetadataLimits.Check(request.Metadata);
         var (dataSourceConfig, itemSchema) = Validated(() => EvalDefinition.ReadDataSourceConfig(request.DataSourceConfigJson));
         var (_, criteria) = Validated(() => EvalDefinition.ReadTestingCriteria(request.TestingCriteriaJson));
         var now = time.GetUtcNow();
@@ -66,7 +65,7 @@ public sealed class EvaluationGrpcService(
 
         if (request.ReplaceMetadata)
         {
-            CheckMetadata(request.Metadata);
+            MetadataLimits.Check(request.Metadata);
             eval.Metadata = EvalMapping.WriteMetadata(request.Metadata);
         }
 
@@ -127,7 +126,7 @@ public sealed class EvaluationGrpcService(
     {
         var caller = context.RequireCaller(_internalToken);
         var eval = await FindEvalAsync(context, request.EvalId, tracked: false);
-        CheckMetadata(request.Metadata);
+        MetadataLimits.Check(request.Metadata);
         var dataSource = Validated(() => RunDataSource.Read(request.DataSourceJson));
         if (dataSource.InlineContent is { } content)
         {
@@ -317,14 +316,6 @@ public sealed class EvaluationGrpcService(
 
     private static string Name(string name) =>
         name.Length <= 256 ? name : throw RpcErrors.InvalidArgument("'name' is at most 256 characters.", "name");
-
-    private static void CheckMetadata(IDictionary<string, string> metadata)
-    {
-        if (metadata.Count > MaxMetadataPairs || metadata.Any(pair => pair.Key.Length > 64 || pair.Value.Length > 512))
-        {
-            throw RpcErrors.InvalidArgument("'metadata' holds at most 16 pairs, keys up to 64 and values up to 512 characters.", "metadata");
-        }
-    }
 
     private static bool Ascending(string order, bool defaultAscending) => order switch
     {

@@ -25,7 +25,6 @@ public sealed class JobCreator(
 {
     public const string Supervised = "supervised";
     public const string Dpo = "dpo";
-    public const int MaxMetadataPairs = 16;
     private readonly string _internalToken = configuration.GetInternalToken();
 
     public async Task<TrainingJob> CreateAsync(InternalCaller caller, CreateJobRequest request, CancellationToken cancellationToken)
@@ -205,19 +204,7 @@ public sealed class JobCreator(
 
     private static Dictionary<string, string> CheckMetadata(IDictionary<string, string> metadata)
     {
-        if (metadata.Count > MaxMetadataPairs)
-        {
-            throw RpcErrors.InvalidArgument($"'metadata' may hold at most {MaxMetadataPairs} pairs.", "metadata");
-        }
-
-        foreach (var (key, value) in metadata)
-        {
-            if (key.Length is 0 or > 64 || value.Length > 512)
-            {
-                throw RpcErrors.InvalidArgument("'metadata' keys must be 1 to 64 characters and values at most 512.", "metadata");
-            }
-        }
-
+        MetadataLimits.Check(metadata);
         return new Dictionary<string, string>(metadata);
     }
 }
