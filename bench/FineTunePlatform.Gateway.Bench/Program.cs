@@ -7,12 +7,19 @@ using System.Net.Sockets;
 using System.Text;
 using System.Text.Json;
 
-// Added latency of the gateway: the same chat completion sent straight to an upstream and through the gateway (auth,
-// rate limiting and usage on), open-loop at fixed rates, p50/p99 side by side in one run.
+// Added latency of the gateway: the same chat completion sent straight to an upstream, through a bare pass-through
+// proxy process (the floor of any extra hop on this machine), and through the gateway (auth, rate limiting and usage
+// on), open-loop at fixed rates, p50/p99 side by side in one run.
 // Needs the private servers: eng/servers.sh start /tmp/bench-servers && . /tmp/bench-servers/servers.env
 //   dotnet run -c Release --project bench/FineTunePlatform.Gateway.Bench [seconds-per-rate] [rates...]
 // Diagnostics: BENCH_SLOW=1 prints the slowest 1% of each phase as start-offset:latency (stalls show as clusters);
 // BENCH_GATEWAY_ENV="NAME=value;..." passes settings to the gateway process (e.g. DOTNET_gcServer=0).
+if (args is ["--proxy", var listenPort, var upstreamUrl])
+{
+    await RunBareProxyAsync(int.Parse(listenPort, CultureInfo.InvariantCulture), upstreamUrl);
+    return;
+}
+
 var seconds = args.Length > 0 ? int.Parse(args[0], CultureInfo.InvariantCulture) : 5;
 int[] rates = args.Length > 1 ? args[1..].Select(rate => int.Parse(rate, CultureInfo.InvariantCulture)).ToArray() : [200, 1000, 2000];
 
@@ -57,6 +64,19 @@ foreach (var setting in (Environment.GetEnvironmentVariable("BENCH_GATEWAY_ENV")
 using var gateway = Process.Start(start)!;
 _ = gateway.StandardOutput.ReadToEndAsync();
 _ = gateway.StandardError.ReadToEndAsync();
+
+// The floor any proxy pays here: a bare ASP.NET Core pass-through (no auth, limits or usage) in its own process,
+// forwarding with the same HttpClient pattern. Gateway minus proxy is what the gateway's own work adds.
+var proxyPort = FreePort();
+var proxyStart = new ProcessStartInfo("dotnet", [typeof(Program).Assembly.Location, "--proxy", proxyPort.ToString(CultureInfo.InvariantCulture), $"http://127.0.0.1:{upstreamPort}/v1/chat/completions"])
+{
+    RedirectStandardOutput = true,
+    RedirectStandardError = true,
+};
+proxyStart.Environment["ASPNETCORE_ENVIRONMENT"] = "Production";
+using var proxy = Process.Start(proxyStart)!;
+_ = proxy.StandardOutput.ReadToEndAsync();
+_ = proxy.StandardError.ReadToEndAsync();
 try
 {
     using var probe = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{gatewayPort}") };
@@ -105,29 +125,34 @@ try
     }
 
     var direct = new Uri($"http://127.0.0.1:{upstreamPort}/v1/chat/completions");
+    var bare = new Uri($"http://127.0.0.1:{proxyPort}/v1/chat/completions");
     var through = new Uri($"http://127.0.0.1:{gatewayPort}/v1/chat/completions");
     for (var i = 0; i < 500; i++)
     {
         await SendAsync(direct, null);
+        await SendAsync(bare, null);
         await SendAsync(through, key);
     }
 
-    Console.WriteLine($"gateway added latency, {seconds} s per rate, open loop, {Environment.ProcessorCount} cores (load generator, upstream and gateway share them)");
-    Console.WriteLine("rate/s | direct p50   p99  | gateway p50   p99  | added p50   p99  | errors");
+    Console.WriteLine($"gateway added latency, {seconds} s per rate, open loop, {Environment.ProcessorCount} cores (load generator, upstream, proxy and gateway share them)");
+    Console.WriteLine("rate/s | direct p50   p99  | bare proxy p50 p99 | gateway p50   p99  | added p50   p99  | over proxy p50 p99 | errors");
     foreach (var rate in rates)
     {
         // A second at the rate first, unmeasured: connections to open and the thread pool to grow are start-up costs,
         // not what a request adds once the gateway is serving.
         await RunAsync(rate, 1, () => SendAsync(direct, null));
         var directResult = await RunAsync(rate, seconds, () => SendAsync(direct, null));
+        await RunAsync(rate, 1, () => SendAsync(bare, null));
+        var proxyResult = await RunAsync(rate, seconds, () => SendAsync(bare, null));
         await RunAsync(rate, 1, () => SendAsync(through, key));
         var gatewayResult = await RunAsync(rate, seconds, () => SendAsync(through, key));
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"{rate,6} | {directResult.P50,8:F2} {directResult.P99,6:F2} | {gatewayResult.P50,8:F2} {gatewayResult.P99,6:F2} | {gatewayResult.P50 - directResult.P50,8:F2} {gatewayResult.P99 - directResult.P99,6:F2} | {directResult.Errors + gatewayResult.Errors} (achieved {gatewayResult.Achieved:F0}/s)"));
+            $"{rate,6} | {directResult.P50,8:F2} {directResult.P99,6:F2} | {proxyResult.P50,8:F2} {proxyResult.P99,6:F2} | {gatewayResult.P50,8:F2} {gatewayResult.P99,6:F2} | {gatewayResult.P50 - directResult.P50,8:F2} {gatewayResult.P99 - directResult.P99,6:F2} | {gatewayResult.P50 - proxyResult.P50,8:F2} {gatewayResult.P99 - proxyResult.P99,6:F2} | {directResult.Errors + proxyResult.Errors + gatewayResult.Errors} (achieved {gatewayResult.Achieved:F0}/s)"));
     }
 }
 finally
 {
+    proxy.Kill(entireProcessTree: true);
     gateway.Kill(entireProcessTree: true);
     await upstreamApp.StopAsync();
 }
@@ -160,6 +185,28 @@ static async Task<(double P50, double P99, int Errors, double Achieved)> RunAsyn
     var achieved = total / clock.Elapsed.TotalSeconds;
     var latencies = results.Select(result => result.Ms).Order().ToArray();
     return (latencies[(int)(latencies.Length * 0.5)], latencies[Math.Min(latencies.Length - 1, (int)(latencies.Length * 0.99))], results.Count(result => !result.Ok), achieved);
+}
+
+static async Task RunBareProxyAsync(int port, string upstreamUrl)
+{
+    var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { ContentRootPath = Directory.CreateTempSubdirectory().FullName });
+    builder.Logging.ClearProviders();
+    builder.WebHost.UseUrls($"http://127.0.0.1:{port}");
+    var app = builder.Build();
+    using var upstreamClient = new HttpClient(new SocketsHttpHandler { MaxConnectionsPerServer = 512 });
+    var target = new Uri(upstreamUrl);
+    app.MapPost("/v1/chat/completions", async context =>
+    {
+        using var body = new MemoryStream();
+        await context.Request.Body.CopyToAsync(body);
+        using var request = new HttpRequestMessage(HttpMethod.Post, target) { Content = new ByteArrayContent(body.ToArray()) };
+        request.Content.Headers.ContentType = new MediaTypeHeaderValue("application/json");
+        using var response = await upstreamClient.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, context.RequestAborted);
+        context.Response.StatusCode = (int)response.StatusCode;
+        context.Response.ContentType = "application/json";
+        await context.Response.WriteAsync(await response.Content.ReadAsStringAsync(context.RequestAborted));
+    });
+    await app.RunAsync();
 }
 
 static int FreePort()
