@@ -162,6 +162,44 @@ public sealed class EvalsApiTests(EvalsFixture fixture)
     }
 
     [Fact]
+    public async Task An_item_reference_prompts_with_the_messages_each_item_carries()
+    {
+        var (_, key) = await Platform.Admin.CreateProjectAsync("member");
+        var evalId = (await fixture.CreateEvalAsync(key, new
+        {
+            data_source_config = new { type = "custom", item_schema = new { type = "object", properties = new { expected = new { type = "string" } }, required = new[] { "messages" } } },
+            testing_criteria = new[] { new { type = "string_check", name = "exact", input = "{{sample.output_text}}", reference = "{{item.expected}}", operation = "eq" } },
+        }))["id"]!.GetValue<string>();
+        var run = await fixture.CreateRunAsync(key, evalId, new
+        {
+            data_source = new
+            {
+                type = "completions",
+                model = TrainingPlatform.UpstreamModel,
+                input_messages = new { type = "item_reference", item_reference = "item.messages" },
+                source = new
+                {
+                    type = "file_content",
+                    content = new object[]
+                    {
+                        new { item = new { messages = new[] { new { role = "system", content = "be brief" }, new { role = "user", content = "one two" } }, expected = "two one" } },
+                        new { item = new { messages = new[] { new { role = "user", content = "three four" } }, expected = "three four" } },
+                        new { item = new { messages = "not a list", expected = "x" } },
+                    },
+                },
+            },
+        });
+        var finished = await fixture.WaitForRunAsync(key, evalId, run["id"]!.GetValue<string>());
+        Assert.Equal("completed", finished["status"]!.GetValue<string>());
+        var counts = finished["result_counts"]!;
+        Assert.Equal((1, 1, 1), (counts["passed"]!.GetValue<int>(), counts["failed"]!.GetValue<int>(), counts["errored"]!.GetValue<int>()));
+        var items = await fixture.OutputItemsAsync(key, evalId, finished["id"]!.GetValue<string>());
+        Assert.Equal(2, items[0]["sample"]!["input"]!.AsArray().Count);
+        Assert.Equal("error", items[2]["status"]!.GetValue<string>());
+        Assert.Contains("item.messages", items[2]["sample"]!["error"]!["message"]!.GetValue<string>(), StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task Model_graders_ask_the_judge_model_and_read_its_label_or_score()
     {
         var (_, key) = await Platform.Admin.CreateProjectAsync("member");
