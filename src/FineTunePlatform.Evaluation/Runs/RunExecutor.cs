@@ -29,7 +29,7 @@ public sealed partial class RunExecutor(
             {
                 while (running.Count < options.Value.MaxConcurrentRuns && await ClaimAsync(stoppingToken) is { } runId)
                 {
-                    running.Add(ExecuteAsync(runId, stoppingToken));
+                    running.Add(RunClaimedAsync(runId, stoppingToken));
                 }
             }
             catch (Exception ex) when (ex is not OperationCanceledException)
@@ -74,7 +74,7 @@ public sealed partial class RunExecutor(
         return null;
     }
 
-    private async Task ExecuteAsync(string runId, CancellationToken stoppingToken)
+    private async Task RunClaimedAsync(string runId, CancellationToken stoppingToken)
     {
         await Task.Yield();
         await using var scope = scopes.CreateAsyncScope();
