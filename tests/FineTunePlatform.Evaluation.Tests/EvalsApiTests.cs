@@ -200,6 +200,33 @@ public sealed class EvalsApiTests(EvalsFixture fixture)
     }
 
     [Fact]
+    public async Task A_run_larger_than_its_projects_rate_limit_paces_itself_instead_of_erroring_items()
+    {
+        var (projectId, key) = await Platform.Admin.CreateProjectAsync("member");
+        await Platform.Admin.SetProjectLimitsAsync(projectId, requestsPerMinute: 120, tokensPerMinute: null);
+        var evalId = (await fixture.CreateEvalAsync(key, EvalsFixture.ExactMatchEval()))["id"]!.GetValue<string>();
+        var content = Enumerable.Range(0, 130).Select(i => new { item = new { question = $"word{i}", expected = $"word{i}" } }).ToArray();
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        var run = await fixture.CreateRunAsync(key, evalId, new
+        {
+            data_source = new
+            {
+                type = "completions",
+                model = TrainingPlatform.UpstreamModel,
+                input_messages = new { type = "template", template = new[] { new { role = "user", content = "{{item.question}}" } } },
+                source = new { type = "file_content", content },
+            },
+        });
+        var finished = await fixture.WaitForRunAsync(key, evalId, run["id"]!.GetValue<string>());
+
+        // 120 at once, then 2 a second: the last 10 had to wait for the bucket.
+        Assert.True(clock.Elapsed > TimeSpan.FromSeconds(3), $"The run did not meet the limit ({clock.Elapsed}).");
+        Assert.Equal("completed", finished["status"]!.GetValue<string>());
+        Assert.Equal((130, 0), (finished["result_counts"]!["passed"]!.GetValue<int>(), finished["result_counts"]!["errored"]!.GetValue<int>()));
+        Assert.Equal(130, finished["per_model_usage"]![0]!["invocation_count"]!.GetValue<int>());
+    }
+
+    [Fact]
     public async Task Model_graders_ask_the_judge_model_and_read_its_label_or_score()
     {
         var (_, key) = await Platform.Admin.CreateProjectAsync("member");
@@ -415,7 +442,45 @@ public sealed class EvalsApiTests(EvalsFixture fixture)
         Assert.Equal(content.Length, finished["result_counts"]!["total"]!.GetValue<int>());
         var items = await fixture.OutputItemsAsync(key, evalId, runId);
         Assert.Equal(Enumerable.Range(0, content.Length), items.Select(item => item["datasource_item_id"]!.GetValue<int>()));
-        Assert.Equal(content.Length, finished["per_model_usage"]![0]!["invocation_count"]!.GetValue<int>());
+        // Every answered call counted once across both instances (an item whose call failed is errored, not counted).
+        Assert.Equal(content.Length - finished["result_counts"]!["errored"]!.GetValue<int>(), finished["per_model_usage"]![0]!["invocation_count"]!.GetValue<int>());
+    }
+
+    [Fact]
+    public async Task A_run_whose_executor_died_is_taken_over_after_its_lease_and_failed_after_too_many_attempts()
+    {
+        var (projectId, key) = await Platform.Admin.CreateProjectAsync("member");
+        var evalId = (await fixture.CreateEvalAsync(key, EvalsFixture.ExactMatchEval()))["id"]!.GetValue<string>();
+        var dataSource = """{"type":"jsonl","source":{"type":"file_content","content":[{"item":{"question":"q","expected":"a"},"sample":{"output_text":"a"}}]}}""";
+
+        // Two runs as a dead executor leaves them: in progress, their lease lapsed, one on its first attempt and one
+        // on its last.
+        await using (var connection = new Npgsql.NpgsqlConnection(Platform.EvaluationSettings["ConnectionStrings:evaluationdb"]))
+        {
+            await connection.OpenAsync();
+            foreach (var (id, attempts) in new[] { ("evalrun_crashedonce000000000", 1), ("evalrun_crashedthrice0000000", 3) })
+            {
+                await using var insert = new Npgsql.NpgsqlCommand(
+                    """
+                    INSERT INTO eval_runs ("Id", "EvalId", "ProjectId", "Name", "Status", "DataSource", "Metadata", "CreatedAt", "Total", "Errored", "Failed", "Passed",
+                                           "PerModelUsage", "PerCriterion", "Attempts", "LeaseOwner", "LeaseUntil")
+                    VALUES (@id, @eval, @project, 'crashed', 'in_progress', @source, '{}', now(), 0, 0, 0, 0, '[]', '[]', @attempts, 'dead-executor', now() - interval '1 minute')
+                    """, connection);
+                insert.Parameters.AddWithValue("id", id);
+                insert.Parameters.AddWithValue("eval", evalId);
+                insert.Parameters.AddWithValue("project", projectId);
+                insert.Parameters.AddWithValue("source", dataSource);
+                insert.Parameters.AddWithValue("attempts", attempts);
+                Assert.Equal(1, await insert.ExecuteNonQueryAsync());
+            }
+        }
+
+        var resumed = await fixture.WaitForRunAsync(key, evalId, "evalrun_crashedonce000000000");
+        Assert.Equal("completed", resumed["status"]!.GetValue<string>());
+        Assert.Equal(1, resumed["result_counts"]!["passed"]!.GetValue<int>());
+        var abandoned = await fixture.WaitForRunAsync(key, evalId, "evalrun_crashedthrice0000000");
+        Assert.Equal("failed", abandoned["status"]!.GetValue<string>());
+        Assert.Equal("run_interrupted", abandoned["error"]!["code"]!.GetValue<string>());
     }
 
     [Fact]

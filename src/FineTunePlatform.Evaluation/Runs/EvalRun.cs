@@ -49,6 +49,9 @@ public sealed class EvalRun
     /// <summary>JSON array of {testing_criteria, passed, failed}.</summary>
     public string PerCriterion { get; set; } = "[]";
 
+    /// <summary>How many times an executor has claimed the run (a graceful hand-back does not count).</summary>
+    public int Attempts { get; set; }
+
     public string? LeaseOwner { get; set; }
 
     public DateTimeOffset? LeaseUntil { get; set; }

@@ -8,11 +8,15 @@ namespace FineTunePlatform.Evaluation.Runs;
 /// <summary>
 /// Models reached through the gateway's InferenceService on behalf of one run's project (the same routing, access
 /// checks, rate limits and usage accounting as the public API), counting invocations and tokens per model for the
-/// run's per_model_usage. A model the project cannot reach fails the run.
+/// run's per_model_usage. A model the project cannot reach fails the run; a rate limit or an unavailable gateway is
+/// waited out (backing off up to 8 s, for at most 2 minutes per call) before the call counts as the item's error.
 /// </summary>
 public sealed class GatewayChatModel(InferenceService.InferenceServiceClient inference, Metadata caller) : IChatModel
 {
     private const int DefaultMaxTokens = 256;
+    private static readonly TimeSpan InitialBackoff = TimeSpan.FromMilliseconds(250);
+    private static readonly TimeSpan MaxBackoff = TimeSpan.FromSeconds(8);
+    private static readonly TimeSpan MaxWait = TimeSpan.FromMinutes(2);
 
     private readonly ConcurrentDictionary<string, ModelUsageCounter> _usage = new();
 
@@ -42,13 +46,27 @@ public sealed class GatewayChatModel(InferenceService.InferenceServiceClient inf
         }
 
         ChatCompletionResult result;
-        try
+        var backoff = InitialBackoff;
+        var waited = TimeSpan.Zero;
+        while (true)
         {
-            result = await inference.CompleteChatAsync(request, caller, cancellationToken: cancellationToken);
-        }
-        catch (RpcException ex) when (ex.StatusCode is StatusCode.NotFound or StatusCode.PermissionDenied)
-        {
-            throw new RunFailedException("model_not_found", ex.Status.Detail);
+            try
+            {
+                result = await inference.CompleteChatAsync(request, caller, cancellationToken: cancellationToken);
+                break;
+            }
+            catch (RpcException ex) when (ex.StatusCode is StatusCode.NotFound or StatusCode.PermissionDenied)
+            {
+                throw new RunFailedException("model_not_found", ex.Status.Detail);
+            }
+            catch (RpcException ex) when (ex.StatusCode is StatusCode.ResourceExhausted or StatusCode.Unavailable && waited < MaxWait)
+            {
+                // The project's rate limit (a run is held to it like any caller) or a gateway restarting: wait and
+                // retry, so a large run paces itself instead of erroring its items.
+                await Task.Delay(backoff, cancellationToken);
+                waited += backoff;
+                backoff = TimeSpan.FromTicks(Math.Min(backoff.Ticks * 2, MaxBackoff.Ticks));
+            }
         }
 
         var usage = _usage.GetOrAdd(model, _ => new ModelUsageCounter());

@@ -53,6 +53,16 @@ public sealed partial class RunExecutor(
         await using var scope = scopes.CreateAsyncScope();
         var db = scope.ServiceProvider.GetRequiredService<EvaluationDbContext>();
         var now = time.GetUtcNow();
+        // A run whose executors keep dying with it (its lease lapsing attempt after attempt) ends failed.
+        await db.Runs
+            .Where(run => run.Status == RunStatus.InProgress && run.LeaseUntil < now && run.Attempts >= options.Value.MaxAttempts)
+            .ExecuteUpdateAsync(setters => setters
+                .SetProperty(run => run.Status, RunStatus.Failed)
+                .SetProperty(run => run.FinishedAt, now)
+                .SetProperty(run => run.ErrorCode, "run_interrupted")
+                .SetProperty(run => run.ErrorMessage, $"The run stopped unexpectedly {options.Value.MaxAttempts} times; its graded items are kept.")
+                .SetProperty(run => run.LeaseOwner, (string?)null)
+                .SetProperty(run => run.LeaseUntil, (DateTimeOffset?)null), cancellationToken);
         var candidates = await db.Runs.AsNoTracking()
             .Where(run => run.Status == RunStatus.Queued || (run.Status == RunStatus.InProgress && run.LeaseUntil < now))
             .OrderBy(run => run.CreatedAt).Select(run => run.Id).Take(8).ToListAsync(cancellationToken);
@@ -64,7 +74,8 @@ public sealed partial class RunExecutor(
                 .ExecuteUpdateAsync(setters => setters
                     .SetProperty(run => run.Status, RunStatus.InProgress)
                     .SetProperty(run => run.LeaseOwner, _owner)
-                    .SetProperty(run => run.LeaseUntil, now + options.Value.Lease), cancellationToken);
+                    .SetProperty(run => run.LeaseUntil, now + options.Value.Lease)
+                    .SetProperty(run => run.Attempts, run => run.Attempts + 1), cancellationToken);
             if (claimed == 1)
             {
                 return candidate;
@@ -89,7 +100,10 @@ public sealed partial class RunExecutor(
             await using var releaseScope = scopes.CreateAsyncScope();
             var db = releaseScope.ServiceProvider.GetRequiredService<EvaluationDbContext>();
             await db.Runs.Where(run => run.Id == runId && run.LeaseOwner == _owner && run.Status == RunStatus.InProgress)
-                .ExecuteUpdateAsync(setters => setters.SetProperty(run => run.Status, RunStatus.Queued).SetProperty(run => run.LeaseOwner, (string?)null), CancellationToken.None);
+                .ExecuteUpdateAsync(setters => setters
+                    .SetProperty(run => run.Status, RunStatus.Queued)
+                    .SetProperty(run => run.LeaseOwner, (string?)null)
+                    .SetProperty(run => run.Attempts, run => run.Attempts - 1), CancellationToken.None);
         }
         catch (Exception ex)
         {

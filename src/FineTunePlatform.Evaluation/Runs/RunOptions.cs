@@ -18,4 +18,7 @@ public sealed class RunOptions
     public int ItemConcurrency { get; set; } = 8;
 
     public int MaxItems { get; set; } = 10_000;
+
+    /// <summary>Claims of one run before it is failed: a run that keeps killing its executor must not loop forever.</summary>
+    public int MaxAttempts { get; set; } = 3;
 }

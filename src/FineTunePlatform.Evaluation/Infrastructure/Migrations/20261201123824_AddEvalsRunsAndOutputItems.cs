@@ -53,6 +53,7 @@ namespace FineTunePlatform.Evaluation.Infrastructure.Migrations
                     Passed = table.Column<int>(type: "integer", nullable: false),
                     PerModelUsage = table.Column<string>(type: "text", nullable: false),
                     PerCriterion = table.Column<string>(type: "text", nullable: false),
+                    Attempts = table.Column<int>(type: "integer", nullable: false),
                     LeaseOwner = table.Column<string>(type: "character varying(128)", maxLength: 128, nullable: true),
                     LeaseUntil = table.Column<DateTimeOffset>(type: "timestamp with time zone", nullable: true)
                 },

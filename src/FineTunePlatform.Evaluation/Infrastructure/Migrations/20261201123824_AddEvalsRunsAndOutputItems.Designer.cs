@@ -12,7 +12,7 @@ using Npgsql.EntityFrameworkCore.PostgreSQL.Metadata;
 namespace FineTunePlatform.Evaluation.Infrastructure.Migrations
 {
     [DbContext(typeof(EvaluationDbContext))]
-    [Migration("20261201114644_AddEvalsRunsAndOutputItems")]
+    [Migration("20261201123824_AddEvalsRunsAndOutputItems")]
     partial class AddEvalsRunsAndOutputItems
     {
         /// <inheritdoc />
@@ -126,6 +126,9 @@ namespace FineTunePlatform.Evaluation.Infrastructure.Migrations
                     b.Property<string>("Id")
                         .HasMaxLength(64)
                         .HasColumnType("character varying(64)");
+
+                    b.Property<int>("Attempts")
+                        .HasColumnType("integer");
 
                     b.Property<DateTimeOffset>("CreatedAt")
                         .HasColumnType("timestamp with time zone");
