@@ -15,9 +15,12 @@ internal static class Extensions
         builder.AddMessageBus();
 
         _ = builder.Configuration.GetInternalToken();
-        // Runs call as their project and name it on each call (no ambient caller), so no interceptor.
-        builder.Services.AddInternalGrpcClient<DatasetService.DatasetServiceClient>("datasets");
-        builder.Services.AddInternalGrpcClient<InferenceService.InferenceServiceClient>("gateway");
+        // Runs call as their project and name it on each call (no ambient caller), so no interceptor. A call cut by
+        // shutdown or cancellation surfaces as OperationCanceledException, which the executor hands the run back on.
+        builder.Services.AddInternalGrpcClient<DatasetService.DatasetServiceClient>("datasets")
+            .ConfigureChannel(channel => channel.ThrowOperationCanceledOnCancellation = true);
+        builder.Services.AddInternalGrpcClient<InferenceService.InferenceServiceClient>("gateway")
+            .ConfigureChannel(channel => channel.ThrowOperationCanceledOnCancellation = true);
 
         builder.Services.Configure<RunOptions>(builder.Configuration.GetSection("Evaluation:Runs"));
         builder.Services.AddSingleton(TimeProvider.System);
