@@ -17,7 +17,7 @@ var queuedJobs = args.Length > 1 ? int.Parse(args[1], CultureInfo.InvariantCultu
 // WebApplicationFactory finds a service's content root (its appsettings.json) from attributes that test projects
 // get generated; a console harness names them through WebApplicationFactory's documented environment variables.
 var sources = Path.GetFullPath(Path.Combine(AppContext.BaseDirectory, "..", "..", "..", "..", "..", "src"));
-foreach (var service in new[] { "FineTunePlatform.Datasets", "FineTunePlatform.Training", "FineTunePlatform.Training.Worker", "FineTunePlatform.Gateway" })
+foreach (var service in new[] { "FineTunePlatform.Datasets", "FineTunePlatform.Training", "FineTunePlatform.Training.Worker", "FineTunePlatform.Evaluation", "FineTunePlatform.Gateway" })
 {
     Environment.SetEnvironmentVariable($"ASPNETCORE_TEST_CONTENTROOT_{service.ToUpperInvariant().Replace('.', '_')}", Path.Combine(sources, service));
 }
