@@ -48,7 +48,25 @@ await MeasureAsync($"jsonl, {gradedItems:N0} items with samples (grading only)",
 });
 await MeasureAsync($"completions, {sampledItems:N0} items on an upstream provider's model", sampledItems, Completions(TrainingPlatform.UpstreamModel, sampledItems, 16));
 await MeasureAsync($"completions, {sampledItems / 4:N0} items on local-nano, up to 32 tokens each", sampledItems / 4, Completions("local-nano", sampledItems / 4, 32));
+await MeasureDirectAsync("local-nano", sampledItems / 4, 32);
 Console.WriteLine($"peak working set of the process (all services): {Process.GetCurrentProcess().PeakWorkingSet64 / (1024 * 1024)} MB");
+
+// The same prompts as plain chat completions, as many at once as a run samples: what sampling costs without the run.
+async Task MeasureDirectAsync(string model, int items, int maxTokens)
+{
+    var chat = platform.Chat(key, model);
+    var clock = Stopwatch.StartNew();
+    long tokens = 0;
+    await Parallel.ForEachAsync(Enumerable.Range(0, items), new ParallelOptions { MaxDegreeOfParallelism = 8 }, async (i, ct) =>
+    {
+        OpenAI.Chat.ChatCompletion completion = await chat.CompleteChatAsync([new OpenAI.Chat.UserChatMessage(Sentence(i))],
+            new OpenAI.Chat.ChatCompletionOptions { MaxOutputTokenCount = maxTokens, Seed = 1 }, ct);
+        Interlocked.Add(ref tokens, completion.Usage.OutputTokenCount);
+    });
+    var elapsed = clock.Elapsed.TotalSeconds;
+    Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+        $"the same {items:N0} prompts as chat completions on {model}, 8 at once: {elapsed:F1} s = {items / elapsed:N0} requests/s, {tokens / elapsed:N0} completion tokens/s"));
+}
 
 object Completions(string model, int items, int maxTokens) => new
 {
