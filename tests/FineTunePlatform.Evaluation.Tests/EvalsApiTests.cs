@@ -315,6 +315,7 @@ public sealed class EvalsApiTests(EvalsFixture fixture)
     [InlineData("""{"data_source_config":{"type":"custom","item_schema":{"type":"object"}}}""", "testing_criteria")]
     [InlineData("""{"data_source_config":{"type":"custom","item_schema":{"type":"object"}},"testing_criteria":[{"type":"string_check","name":"s","input":"a","reference":"a","operation":"eq"}],"metadata":{"n":1}}""", "metadata")]
     [InlineData("""{"data_source_config":{"type":"custom","item_schema":{"type":"object"}},"testing_criteria":[{"type":"string_check","name":"s","input":"a","reference":"a","operation":"eq"}],"metadata":{"n":"a\u0000b"}}""", "metadata")]
+    [InlineData("""{"name":"a\u0000b","data_source_config":{"type":"custom","item_schema":{"type":"object"}},"testing_criteria":[{"type":"string_check","name":"s","input":"a","reference":"a","operation":"eq"}]}""", "name")]
     public async Task Invalid_evals_are_400s_naming_the_param_and_create_nothing(string body, string param)
     {
         var (_, key) = await Platform.Admin.CreateProjectAsync("member");

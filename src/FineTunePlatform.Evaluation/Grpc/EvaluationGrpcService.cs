@@ -315,7 +315,9 @@ public sealed class EvaluationGrpcService(
     }
 
     private static string Name(string name) =>
-        name.Length <= 256 ? name : throw RpcErrors.InvalidArgument("'name' is at most 256 characters.", "name");
+        name.Length > 256 || name.Contains('\0', StringComparison.Ordinal)
+            ? throw RpcErrors.InvalidArgument("'name' is at most 256 characters, without NUL characters.", "name")
+            : name;
 
     private static bool Ascending(string order, bool defaultAscending) => order switch
     {
