@@ -55,8 +55,8 @@ public static class EvalsApi
         var create = new CreateEvalRequest
         {
             Name = RequestBody.String(body, "name") ?? "",
-            DataSourceConfigJson = Required(body, "data_source_config", JsonValueKind.Object),
-            TestingCriteriaJson = Required(body, "testing_criteria", JsonValueKind.Array),
+            DataSourceConfigJson = RequestBody.RawJson(body, "data_source_config", JsonValueKind.Object),
+            TestingCriteriaJson = RequestBody.RawJson(body, "testing_criteria", JsonValueKind.Array),
         };
         RequestBody.ReadMetadata(body, create.Metadata);
         // OpenAI answers 201 Created here (and the SDK accepts nothing else).
@@ -81,7 +81,7 @@ public static class EvalsApi
         var response = await evaluation.ListEvalsAsync(new ListEvalsRequest
         {
             After = request.Query["after"].ToString(),
-            Limit = Limit(request),
+            Limit = OpenAIList.Limit(request),
             Order = request.Query["order"].ToString(),
             OrderBy = request.Query["order_by"].ToString(),
         }, cancellationToken: ct);
@@ -95,7 +95,7 @@ public static class EvalsApi
         {
             EvalId = evalId,
             Name = RequestBody.String(body, "name") ?? "",
-            DataSourceJson = Required(body, "data_source", JsonValueKind.Object),
+            DataSourceJson = RequestBody.RawJson(body, "data_source", JsonValueKind.Object),
         };
         RequestBody.ReadMetadata(body, create.Metadata);
         return Results.Json(EvalObjects.Run(await evaluation.CreateRunAsync(create, cancellationToken: ct), BaseUrl(request)), statusCode: StatusCodes.Status201Created);
@@ -107,7 +107,7 @@ public static class EvalsApi
         {
             EvalId = evalId,
             After = request.Query["after"].ToString(),
-            Limit = Limit(request),
+            Limit = OpenAIList.Limit(request),
             Order = request.Query["order"].ToString(),
             Status = request.Query["status"].ToString(),
         }, cancellationToken: ct);
@@ -122,7 +122,7 @@ public static class EvalsApi
             EvalId = evalId,
             RunId = runId,
             After = request.Query["after"].ToString(),
-            Limit = Limit(request),
+            Limit = OpenAIList.Limit(request),
             Order = request.Query["order"].ToString(),
             Status = request.Query["status"].ToString(),
         }, cancellationToken: ct);
@@ -155,14 +155,5 @@ public static class EvalsApi
         return Results.Json(EvalObjects.Comparison(await evaluation.CompareRunsAsync(compare, cancellationToken: ct), BaseUrl(request)));
     }
 
-    /// <summary>A JSON field that must be present with the given kind, as JSON text for the evaluation service.</summary>
-    private static string Required(JsonElement body, string name, JsonValueKind kind) =>
-        body.TryGetProperty(name, out var value) && value.ValueKind == kind
-            ? value.GetRawText()
-            : throw new InvalidRequestException($"'{name}' is required and must be {(kind == JsonValueKind.Array ? "an array" : "an object")}.", name);
-
     private static string BaseUrl(HttpRequest request) => $"{request.Scheme}://{request.Host}";
-
-    private static int Limit(HttpRequest request) =>
-        int.TryParse(request.Query["limit"], out var limit) ? limit : 0;
 }

@@ -53,7 +53,7 @@ public static class FineTuningApi
 
     private static async Task<IResult> ListJobsAsync(HttpRequest request, TrainingService.TrainingServiceClient training, CancellationToken ct)
     {
-        var list = new ListJobsRequest { After = request.Query["after"].ToString(), Limit = Limit(request) };
+        var list = new ListJobsRequest { After = request.Query["after"].ToString(), Limit = OpenAIList.Limit(request) };
         foreach (var (key, value) in request.Query)
         {
             // metadata[key]=value, as OpenAI's list filters are sent.
@@ -73,7 +73,7 @@ public static class FineTuningApi
         var ct = context.RequestAborted;
         if (!string.Equals(request.Query["stream"], "true", StringComparison.OrdinalIgnoreCase))
         {
-            var response = await training.ListJobEventsAsync(new ListJobEventsRequest { JobId = jobId, After = request.Query["after"].ToString(), Limit = Limit(request) }, cancellationToken: ct);
+            var response = await training.ListJobEventsAsync(new ListJobEventsRequest { JobId = jobId, After = request.Query["after"].ToString(), Limit = OpenAIList.Limit(request) }, cancellationToken: ct);
             await Results.Json(OpenAIList.Of(response.Events.Select(FineTuningObjects.Event), response.HasMore)).ExecuteAsync(context);
             return;
         }
@@ -98,7 +98,7 @@ public static class FineTuningApi
 
     private static async Task<IResult> ListCheckpointsAsync(string jobId, HttpRequest request, TrainingService.TrainingServiceClient training, CancellationToken ct)
     {
-        var response = await training.ListCheckpointsAsync(new ListCheckpointsRequest { JobId = jobId, After = request.Query["after"].ToString(), Limit = Limit(request) }, cancellationToken: ct);
+        var response = await training.ListCheckpointsAsync(new ListCheckpointsRequest { JobId = jobId, After = request.Query["after"].ToString(), Limit = OpenAIList.Limit(request) }, cancellationToken: ct);
         return Results.Json(OpenAIList.Of(response.Checkpoints.Select(FineTuningObjects.Checkpoint), response.HasMore, withCursorIds: true));
     }
 
@@ -121,11 +121,8 @@ public static class FineTuningApi
     {
         var response = await training.ListModelPermissionsAsync(new ListModelPermissionsRequest
         {
-            ModelId = modelId, ProjectId = request.Query["project_id"].ToString(), After = request.Query["after"].ToString(), Limit = Limit(request),
+            ModelId = modelId, ProjectId = request.Query["project_id"].ToString(), After = request.Query["after"].ToString(), Limit = OpenAIList.Limit(request),
         }, cancellationToken: ct);
         return Results.Json(OpenAIList.Of(response.Permissions.Select(FineTuningObjects.Permission), response.HasMore, withCursorIds: true));
     }
-
-    private static int Limit(HttpRequest request) =>
-        int.TryParse(request.Query["limit"], out var limit) ? limit : 0;
 }

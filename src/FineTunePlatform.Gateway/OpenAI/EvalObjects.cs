@@ -18,7 +18,7 @@ public static class EvalObjects
         ["data_source_config"] = JsonNode.Parse(eval.DataSourceConfigJson),
         ["testing_criteria"] = JsonNode.Parse(eval.TestingCriteriaJson),
         ["created_at"] = eval.CreatedAt,
-        ["metadata"] = Metadata(eval.Metadata),
+        ["metadata"] = OpenAIList.Metadata(eval.Metadata),
     };
 
     public static JsonObject Run(EvalRun run, string gatewayBaseUrl) => new()
@@ -31,7 +31,7 @@ public static class EvalObjects
         ["model"] = run.Model.Length == 0 ? null : run.Model,
         ["data_source"] = JsonNode.Parse(run.DataSourceJson),
         ["created_at"] = run.CreatedAt,
-        ["metadata"] = Metadata(run.Metadata),
+        ["metadata"] = OpenAIList.Metadata(run.Metadata),
         // OpenAI links its dashboard; ours is the run's output items in this API.
         ["report_url"] = $"{gatewayBaseUrl}/v1/evals/{run.EvalId}/runs/{run.Id}/output_items",
         ["error"] = run.Error is null ? null : new JsonObject { ["code"] = run.Error.Code, ["message"] = run.Error.Message },
@@ -96,15 +96,4 @@ public static class EvalObjects
             ["candidate_mean_score"] = criterion.CandidateMeanScore,
         })]),
     };
-
-    private static JsonObject Metadata(IDictionary<string, string> metadata)
-    {
-        var result = new JsonObject();
-        foreach (var (key, value) in metadata)
-        {
-            result[key] = value;
-        }
-
-        return result;
-    }
 }

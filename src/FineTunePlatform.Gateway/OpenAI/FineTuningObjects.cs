@@ -23,12 +23,6 @@ public static class FineTuningObjects
             hyperparameters["beta"] = job.Beta;
         }
 
-        var metadata = new JsonObject();
-        foreach (var (key, value) in job.Metadata)
-        {
-            metadata[key] = value;
-        }
-
         return new JsonObject
         {
             ["object"] = "fine_tuning.job",
@@ -54,7 +48,7 @@ public static class FineTuningObjects
             ["seed"] = job.Seed,
             ["estimated_finish"] = job.EstimatedFinish == 0 ? null : job.EstimatedFinish,
             ["integrations"] = new JsonArray(),
-            ["metadata"] = job.Metadata.Count == 0 ? null : metadata,
+            ["metadata"] = job.Metadata.Count == 0 ? null : OpenAIList.Metadata(job.Metadata),
             ["method"] = new JsonObject
             {
                 ["type"] = job.Method,

@@ -2,7 +2,7 @@ using System.Text.Json.Nodes;
 
 namespace FineTunePlatform.Gateway.OpenAI;
 
-/// <summary>OpenAI's list envelope, for every resource's list.</summary>
+/// <summary>OpenAI's list envelope and the parts every resource's list and object share.</summary>
 public static class OpenAIList
 {
     /// <summary>`first_id`/`last_id` where the resource's list has them.</summary>
@@ -17,5 +17,21 @@ public static class OpenAIList
         }
 
         return list;
+    }
+
+    /// <summary>The `limit` query parameter of a list call; 0 (absent or not a number) lets the service choose.</summary>
+    public static int Limit(HttpRequest request) =>
+        int.TryParse(request.Query["limit"], out var limit) ? limit : 0;
+
+    /// <summary>OpenAI's `metadata` object of a resource.</summary>
+    public static JsonObject Metadata(IEnumerable<KeyValuePair<string, string>> metadata)
+    {
+        var result = new JsonObject();
+        foreach (var (key, value) in metadata)
+        {
+            result[key] = value;
+        }
+
+        return result;
     }
 }

@@ -62,4 +62,10 @@ public static class RequestBody
 
         return value.ValueKind == JsonValueKind.String ? value.GetString() : throw new InvalidRequestException($"'{name}' must be a string.", param ?? name);
     }
+
+    /// <summary>A field that must be present with the given kind, as its JSON text (for a service that reads it).</summary>
+    public static string RawJson(JsonElement body, string name, JsonValueKind kind) =>
+        body.TryGetProperty(name, out var value) && value.ValueKind == kind
+            ? value.GetRawText()
+            : throw new InvalidRequestException($"'{name}' is required and must be {(kind == JsonValueKind.Array ? "an array" : "an object")}.", name);
 }
