@@ -25,7 +25,6 @@ public sealed class EvaluationGrpcService(
     TimeProvider time,
     IConfiguration configuration) : EvaluationService.EvaluationServiceBase
 {
-    private const int MaxPageSize = 100;
     private readonly string _internalToken = configuration.GetInternalToken();
 
     public override async Task<ProtoEval> CreateEval(CreateEvalRequest request, ServerCallContext context)
@@ -77,7 +76,7 @@ public sealed class EvaluationGrpcService(
     public override async Task<ListEvalsResponse> ListEvals(ListEvalsRequest request, ServerCallContext context)
     {
         var caller = context.RequireCaller(_internalToken);
-        var limit = PageSize(request.Limit);
+        var limit = PageSizes.Of(request.Limit);
         var ascending = Ascending(request.Order, defaultAscending: false);
         var byUpdate = request.OrderBy switch
         {
@@ -169,7 +168,7 @@ public sealed class EvaluationGrpcService(
     public override async Task<ListRunsResponse> ListRuns(ListRunsRequest request, ServerCallContext context)
     {
         var eval = await FindEvalAsync(context, request.EvalId, tracked: false);
-        var limit = PageSize(request.Limit);
+        var limit = PageSizes.Of(request.Limit);
         var ascending = Ascending(request.Order, defaultAscending: true);
         var query = db.Runs.AsNoTracking().Where(run => run.EvalId == eval.Id);
         if (!string.IsNullOrEmpty(request.Status))
@@ -223,7 +222,7 @@ public sealed class EvaluationGrpcService(
     public override async Task<ListOutputItemsResponse> ListOutputItems(ListOutputItemsRequest request, ServerCallContext context)
     {
         var run = await FindRunAsync(context, request.EvalId, request.RunId);
-        var limit = PageSize(request.Limit);
+        var limit = PageSizes.Of(request.Limit);
         var ascending = Ascending(request.Order, defaultAscending: true);
         var query = db.OutputItems.AsNoTracking().Where(item => item.RunId == run.Id);
         query = request.Status switch
@@ -326,6 +325,4 @@ public sealed class EvaluationGrpcService(
         "desc" => false,
         _ => throw RpcErrors.InvalidArgument("'order' must be asc or desc.", "order"),
     };
-
-    private static int PageSize(int requested) => requested <= 0 ? 20 : Math.Min(requested, MaxPageSize);
 }

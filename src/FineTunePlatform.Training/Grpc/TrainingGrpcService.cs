@@ -33,7 +33,6 @@ public sealed class TrainingGrpcService(
     IOptions<SchedulerOptions> schedulerOptions,
     IConfiguration configuration) : TrainingService.TrainingServiceBase
 {
-    private const int MaxPageSize = 100;
     private readonly string _internalToken = configuration.GetInternalToken();
 
     public override async Task<ProtoJob> CreateJob(CreateJobRequest request, ServerCallContext context)
@@ -53,7 +52,7 @@ public sealed class TrainingGrpcService(
     public override async Task<ListJobsResponse> ListJobs(ListJobsRequest request, ServerCallContext context)
     {
         var caller = context.RequireCaller(_internalToken);
-        var limit = PageSize(request.Limit, 20);
+        var limit = PageSizes.Of(request.Limit, 20);
         var query = db.Jobs.AsNoTracking().Where(job => job.ProjectId == caller.ProjectId);
         if (request.Metadata.Count > 0)
         {
@@ -102,7 +101,7 @@ public sealed class TrainingGrpcService(
     {
         var caller = context.RequireCaller(_internalToken);
         var job = await FindJobAsync(caller, request.JobId, tracking: false, context.CancellationToken);
-        var limit = PageSize(request.Limit, 20);
+        var limit = PageSizes.Of(request.Limit, 20);
         var query = db.Events.AsNoTracking().Where(jobEvent => jobEvent.JobId == job.Id);
         if (!string.IsNullOrEmpty(request.After))
         {
@@ -156,7 +155,7 @@ public sealed class TrainingGrpcService(
     {
         var caller = context.RequireCaller(_internalToken);
         var job = await FindJobAsync(caller, request.JobId, tracking: false, context.CancellationToken);
-        var limit = PageSize(request.Limit, 10);
+        var limit = PageSizes.Of(request.Limit, 10);
         var query = db.Checkpoints.AsNoTracking().Where(checkpoint => checkpoint.JobId == job.Id);
         if (!string.IsNullOrEmpty(request.After))
         {
@@ -300,7 +299,7 @@ public sealed class TrainingGrpcService(
     {
         var caller = context.RequireCaller(_internalToken);
         var model = await FindOwnedShareableAsync(caller, request.ModelId, context.CancellationToken);
-        var limit = PageSize(request.Limit, 10);
+        var limit = PageSizes.Of(request.Limit, 10);
         var query = db.Permissions.AsNoTracking().Where(permission => permission.ModelId == model.Id);
         if (!string.IsNullOrEmpty(request.ProjectId))
         {
@@ -402,6 +401,4 @@ public sealed class TrainingGrpcService(
             throw RpcErrors.PermissionDenied("Project quotas are managed by the platform team (an admin key).");
         }
     }
-
-    private static int PageSize(int requested, int fallback) => requested <= 0 ? fallback : Math.Min(requested, MaxPageSize);
 }
