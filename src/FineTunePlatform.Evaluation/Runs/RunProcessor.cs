@@ -68,8 +68,8 @@ public sealed partial class RunProcessor(
             await Parallel.ForEachAsync(items, new ParallelOptions { MaxDegreeOfParallelism = options.Value.ItemConcurrency, CancellationToken = runStopped.Token },
                 async (entry, cancellationToken) =>
                 {
-                    var output = await GradeAsync(run, dataSource, itemSchema, graders, chat, entry.Index, entry.Row, cancellationToken);
-                    tally.Add(output.Status, JsonNode.Parse(output.Results)!.AsArray());
+                    var (output, results) = await GradeAsync(run, dataSource, itemSchema, graders, chat, entry.Index, entry.Row, cancellationToken);
+                    tally.Add(output.Status, results);
                     lock (pending)
                     {
                         pending.Add(output);
@@ -106,7 +106,8 @@ public sealed partial class RunProcessor(
         LogFinished(logger, runId, status, errorCode);
     }
 
-    private async Task<EvalOutputItem> GradeAsync(EvalRun run, RunDataSource dataSource, JsonNode? itemSchema, IReadOnlyList<Grader> graders, GatewayChatModel chat,
+    /// <summary>The item's output row, and its results as built (so the tally need not read back what was just written).</summary>
+    private async Task<(EvalOutputItem Item, JsonArray Results)> GradeAsync(EvalRun run, RunDataSource dataSource, JsonNode? itemSchema, IReadOnlyList<Grader> graders, GatewayChatModel chat,
         int index, JsonObject row, CancellationToken cancellationToken)
     {
         var item = row["item"];
@@ -172,7 +173,7 @@ public sealed partial class RunProcessor(
             }
         }
 
-        return new EvalOutputItem
+        return (new EvalOutputItem
         {
             Id = RandomIds.WithPrefix("outputitem_"),
             RunId = run.Id,
@@ -184,7 +185,7 @@ public sealed partial class RunProcessor(
             Results = results.ToJsonString(),
             Status = status,
             CreatedAt = time.GetUtcNow(),
-        };
+        }, results);
     }
 
     /// <summary>Samples the model: OpenAI's sample object, what graders see as `sample`, or the error that stopped it.</summary>
