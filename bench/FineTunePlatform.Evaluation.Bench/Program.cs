@@ -13,19 +13,13 @@ using FineTunePlatform.Training.Tests;
 var gradedItems = args.Length > 0 ? int.Parse(args[0], CultureInfo.InvariantCulture) : 10_000;
 var sampledItems = args.Length > 1 ? int.Parse(args[1], CultureInfo.InvariantCulture) : 1_000;
 
-// WebApplicationFactory finds a service's content root from attributes test projects get generated; a console
-// harness names them through WebApplicationFactory's documented environment variables.
-var sources = Path.GetFullPath(Path.Combine(AppContext.BaseDirectory, "..", "..", "..", "..", "..", "src"));
-foreach (var service in new[] { "FineTunePlatform.Datasets", "FineTunePlatform.Training", "FineTunePlatform.Training.Worker", "FineTunePlatform.Evaluation", "FineTunePlatform.Gateway" })
-{
-    Environment.SetEnvironmentVariable($"ASPNETCORE_TEST_CONTENTROOT_{service.ToUpperInvariant().Replace('.', '_')}", Path.Combine(sources, service));
-}
+TrainingPlatform.UseSourceContentRoots();
 
 await using var platform = await TrainingPlatform.StartAsync("benchevals", workers: 0);
 var (projectId, key) = await platform.Admin.CreateProjectAsync("member");
 await platform.Admin.SetProjectLimitsAsync(projectId, requestsPerMinute: 100_000_000, tokensPerMinute: 1_000_000_000);
 var evals = platform.Evals(key);
-var eval = Read(await evals.CreateEvaluationAsync(Json(new
+var eval = TrainingPlatform.JsonOf(await evals.CreateEvaluationAsync(TrainingPlatform.JsonBody(new
 {
     name = "bench",
     data_source_config = new { type = "custom", item_schema = new { type = "object", properties = new { question = new { type = "string" }, expected = new { type = "string" } } }, include_sample_schema = true },
@@ -80,7 +74,7 @@ object Completions(string model, int items, int maxTokens) => new
 async Task MeasureAsync(string label, int items, object dataSource)
 {
     var clock = Stopwatch.StartNew();
-    var run = Read(await evals.CreateEvaluationRunAsync(evalId, Json(new { data_source = dataSource })));
+    var run = TrainingPlatform.JsonOf(await evals.CreateEvaluationRunAsync(evalId, TrainingPlatform.JsonBody(new { data_source = dataSource })));
     var finished = await platform.WaitForEvalRunAsync(key, evalId, run["id"]!.GetValue<string>(), TimeSpan.FromMinutes(10));
     var elapsed = clock.Elapsed.TotalSeconds;
     var counts = finished["result_counts"]!;
@@ -89,7 +83,3 @@ async Task MeasureAsync(string label, int items, object dataSource)
     Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
         $"{label}: {finished["status"]} in {elapsed:F1} s = {items / elapsed:N0} items/s{tokens} (total {counts["total"]}, errored {counts["errored"]})"));
 }
-
-static BinaryContent Json(object body) => BinaryContent.Create(BinaryData.FromObjectAsJson(body));
-
-static JsonObject Read(ClientResult result) => JsonNode.Parse(result.GetRawResponse().Content.ToString())!.AsObject();

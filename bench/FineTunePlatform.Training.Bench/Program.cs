@@ -14,13 +14,7 @@ using Grpc.Net.Client;
 var dispatchJobs = args.Length > 0 ? int.Parse(args[0], CultureInfo.InvariantCulture) : 40;
 var queuedJobs = args.Length > 1 ? int.Parse(args[1], CultureInfo.InvariantCulture) : 1000;
 
-// WebApplicationFactory finds a service's content root (its appsettings.json) from attributes that test projects
-// get generated; a console harness names them through WebApplicationFactory's documented environment variables.
-var sources = Path.GetFullPath(Path.Combine(AppContext.BaseDirectory, "..", "..", "..", "..", "..", "src"));
-foreach (var service in new[] { "FineTunePlatform.Datasets", "FineTunePlatform.Training", "FineTunePlatform.Training.Worker", "FineTunePlatform.Evaluation", "FineTunePlatform.Gateway" })
-{
-    Environment.SetEnvironmentVariable($"ASPNETCORE_TEST_CONTENTROOT_{service.ToUpperInvariant().Replace('.', '_')}", Path.Combine(sources, service));
-}
+TrainingPlatform.UseSourceContentRoots();
 
 await DispatchAndEventLatencyAsync(dispatchJobs);
 await SchedulerThroughputAsync(queuedJobs, projects: 10);

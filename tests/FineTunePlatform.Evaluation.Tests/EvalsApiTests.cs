@@ -89,7 +89,7 @@ public sealed class EvalsApiTests(EvalsFixture fixture)
 
         var failed = await fixture.OutputItemsAsync(key, evalId, runId, status: "fail");
         Assert.Equal(3, failed.Count);
-        var one = EvalsFixture.Read(await fixture.Evals(key).GetEvaluationRunOutputItemAsync(evalId, runId, items[0]["id"]!.GetValue<string>(), new RequestOptions()));
+        var one = TrainingPlatform.JsonOf(await fixture.Evals(key).GetEvaluationRunOutputItemAsync(evalId, runId, items[0]["id"]!.GetValue<string>(), new RequestOptions()));
         Assert.Equal("eval.run.output_item", one["object"]!.GetValue<string>());
         Assert.Equal("billing", one["datasource_item"]!["expected"]!.GetValue<string>());
     }
@@ -395,7 +395,7 @@ public sealed class EvalsApiTests(EvalsFixture fixture)
             await Task.Delay(50);
         }
 
-        var cancelled = EvalsFixture.Read(await fixture.Evals(key).CancelEvaluationRunAsync(evalId, runId, new RequestOptions()));
+        var cancelled = TrainingPlatform.JsonOf(await fixture.Evals(key).CancelEvaluationRunAsync(evalId, runId, new RequestOptions()));
         Assert.Equal("canceled", cancelled["status"]!.GetValue<string>());
         await Task.Delay(TimeSpan.FromSeconds(1));
         var graded = (await fixture.OutputItemsAsync(key, evalId, runId)).Count;
@@ -535,20 +535,20 @@ public sealed class EvalsApiTests(EvalsFixture fixture)
         }
 
         var client = fixture.Evals(key);
-        var first = EvalsFixture.Read(await client.GetEvaluationsAsync(2, "created_at", "desc", null, new RequestOptions()));
+        var first = TrainingPlatform.JsonOf(await client.GetEvaluationsAsync(2, "created_at", "desc", null, new RequestOptions()));
         Assert.True(first["has_more"]!.GetValue<bool>());
-        var second = EvalsFixture.Read(await client.GetEvaluationsAsync(2, "created_at", "desc", first["last_id"]!.GetValue<string>(), new RequestOptions()));
+        var second = TrainingPlatform.JsonOf(await client.GetEvaluationsAsync(2, "created_at", "desc", first["last_id"]!.GetValue<string>(), new RequestOptions()));
         Assert.False(second["has_more"]!.GetValue<bool>());
         var listed = first["data"]!.AsArray().Concat(second["data"]!.AsArray()).Select(eval => eval!["id"]!.GetValue<string>()).ToList();
         Assert.Equal(Enumerable.Reverse(ids), listed);
 
-        var updated = EvalsFixture.Read(await client.UpdateEvaluationAsync(ids[0], EvalsFixture.Content(new { name = "renamed", metadata = new { stage = "prod" } })));
+        var updated = TrainingPlatform.JsonOf(await client.UpdateEvaluationAsync(ids[0], TrainingPlatform.JsonBody(new { name = "renamed", metadata = new { stage = "prod" } })));
         Assert.Equal("renamed", updated["name"]!.GetValue<string>());
         Assert.Equal("prod", updated["metadata"]!["stage"]!.GetValue<string>());
 
         var run = await fixture.CreateRunAsync(key, ids[0], new { data_source = new { type = "jsonl", source = new { type = "file_content", content = new[] { new { item = new { question = "q", expected = "a" } } } } } });
         await fixture.WaitForRunAsync(key, ids[0], run["id"]!.GetValue<string>());
-        var deleted = EvalsFixture.Read(await client.DeleteEvaluationAsync(ids[0], new RequestOptions()));
+        var deleted = TrainingPlatform.JsonOf(await client.DeleteEvaluationAsync(ids[0], new RequestOptions()));
         Assert.True(deleted["deleted"]!.GetValue<bool>());
         Assert.Equal("eval.deleted", deleted["object"]!.GetValue<string>());
         using var http = Platform.Http(key);
@@ -601,6 +601,6 @@ public sealed class EvalsApiTests(EvalsFixture fixture)
         Assert.Equal(0, failed["result_counts"]!["total"]!.GetValue<int>());
 
         // The owner's eval still has exactly its one run.
-        Assert.Single(EvalsFixture.Read(await fixture.Evals(ownerKey).GetEvaluationRunsAsync(evalId, null, null, null, null, new RequestOptions()))["data"]!.AsArray());
+        Assert.Single(TrainingPlatform.JsonOf(await fixture.Evals(ownerKey).GetEvaluationRunsAsync(evalId, null, null, null, null, new RequestOptions()))["data"]!.AsArray());
     }
 }

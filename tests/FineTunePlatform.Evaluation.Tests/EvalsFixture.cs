@@ -19,13 +19,13 @@ public sealed class EvalsFixture : IAsyncLifetime
     public EvaluationClient Evals(string key) => Platform.Evals(key);
 
     public async Task<JsonObject> CreateEvalAsync(string key, object body) =>
-        Read(await Evals(key).CreateEvaluationAsync(Content(body)));
+        TrainingPlatform.JsonOf(await Evals(key).CreateEvaluationAsync(TrainingPlatform.JsonBody(body)));
 
     public async Task<JsonObject> CreateRunAsync(string key, string evalId, object body) =>
-        Read(await Evals(key).CreateEvaluationRunAsync(evalId, Content(body)));
+        TrainingPlatform.JsonOf(await Evals(key).CreateEvaluationRunAsync(evalId, TrainingPlatform.JsonBody(body)));
 
     public async Task<JsonObject> GetRunAsync(string key, string evalId, string runId) =>
-        Read(await Evals(key).GetEvaluationRunAsync(evalId, runId, new RequestOptions()));
+        TrainingPlatform.JsonOf(await Evals(key).GetEvaluationRunAsync(evalId, runId, new RequestOptions()));
 
     public Task<JsonObject> WaitForRunAsync(string key, string evalId, string runId) => Platform.WaitForEvalRunAsync(key, evalId, runId);
 
@@ -36,7 +36,7 @@ public sealed class EvalsFixture : IAsyncLifetime
         string? after = null;
         while (true)
         {
-            var page = Read(await Evals(key).GetEvaluationRunOutputItemsAsync(evalId, runId, 2, "asc", after, status, new RequestOptions()));
+            var page = TrainingPlatform.JsonOf(await Evals(key).GetEvaluationRunOutputItemsAsync(evalId, runId, 2, "asc", after, status, new RequestOptions()));
             items.AddRange(page["data"]!.AsArray().Select(item => item!.AsObject()));
             if (!page["has_more"]!.GetValue<bool>())
             {
@@ -46,10 +46,6 @@ public sealed class EvalsFixture : IAsyncLifetime
             after = page["last_id"]!.GetValue<string>();
         }
     }
-
-    public static BinaryContent Content(object body) => BinaryContent.Create(BinaryData.FromObjectAsJson(body));
-
-    public static JsonObject Read(ClientResult result) => JsonNode.Parse(result.GetRawResponse().Content.ToString())!.AsObject();
 
     /// <summary>An eval over items {question, expected} with one exact-match criterion on the sample.</summary>
     public static object ExactMatchEval(string name = "exact") => new

@@ -21,8 +21,7 @@ public sealed class ApiKeyCacheTests(GatewayFixture fixture) : IClassFixture<Gat
         var (_, key) = await fixture.CreateProjectAsync("member");
         var hash = ApiKeyHasher.Hash(key);
         var clock = new FakeTimeProvider(DateTimeOffset.UtcNow);
-        var scopes = fixture.Gateway.Services.GetRequiredService<IServiceScopeFactory>();
-        var cache = new ApiKeyCache(scopes, clock, Options.Create(new RateLimitDefaults()), NullLogger<ApiKeyCache>.Instance);
+        var cache = CacheOn(clock);
 
         Assert.NotNull((await cache.ResolveAsync(hash, default)).Identity);
         await RevokeInDatabaseAsync(hash);
@@ -52,8 +51,7 @@ public sealed class ApiKeyCacheTests(GatewayFixture fixture) : IClassFixture<Gat
         var (_, key) = await fixture.CreateProjectAsync("member");
         var hash = ApiKeyHasher.Hash(key);
         var clock = new FakeTimeProvider(DateTimeOffset.UtcNow);
-        var cache = new ApiKeyCache(fixture.Gateway.Services.GetRequiredService<IServiceScopeFactory>(), clock,
-            Options.Create(new RateLimitDefaults()), NullLogger<ApiKeyCache>.Instance);
+        var cache = CacheOn(clock);
 
         Assert.NotNull((await cache.ResolveAsync(hash, default)).Identity);
         await RevokeInDatabaseAsync(hash);
@@ -61,6 +59,10 @@ public sealed class ApiKeyCacheTests(GatewayFixture fixture) : IClassFixture<Gat
 
         Assert.Equal("This API key has been revoked", (await cache.ResolveAsync(hash, default)).Failure);
     }
+
+    /// <summary>A cache of its own on the gateway's database, reading time from `clock`.</summary>
+    private ApiKeyCache CacheOn(TimeProvider clock) =>
+        new(fixture.Gateway.Services.GetRequiredService<IServiceScopeFactory>(), clock, Options.Create(new RateLimitDefaults()), NullLogger<ApiKeyCache>.Instance);
 
     private async Task RevokeInDatabaseAsync(string hash)
     {

@@ -152,14 +152,33 @@ public sealed class TrainingPlatform : IAsyncDisposable
 
     public EvaluationClient Evals(string key) => new OpenAIClient(new ApiKeyCredential(key), Options()).GetEvaluationClient();
 
+    /// <summary>A JSON body for the SDK's protocol methods (its evaluation client takes and returns JSON).</summary>
+    public static BinaryContent JsonBody(object body) => BinaryContent.Create(BinaryData.FromObjectAsJson(body));
+
+    /// <summary>The JSON object a protocol method answered with.</summary>
+    public static System.Text.Json.Nodes.JsonObject JsonOf(ClientResult result) =>
+        System.Text.Json.Nodes.JsonNode.Parse(result.GetRawResponse().Content.ToString())!.AsObject();
+
+    /// <summary>
+    /// For console harnesses (the benches) hosting these services: WebApplicationFactory finds a service's content
+    /// root from attributes test projects get generated; a harness names them through its documented variables.
+    /// </summary>
+    public static void UseSourceContentRoots()
+    {
+        var sources = Path.GetFullPath(Path.Combine(AppContext.BaseDirectory, "..", "..", "..", "..", "..", "src"));
+        foreach (var service in new[] { "FineTunePlatform.Datasets", "FineTunePlatform.Training", "FineTunePlatform.Training.Worker", "FineTunePlatform.Evaluation", "FineTunePlatform.Gateway" })
+        {
+            System.Environment.SetEnvironmentVariable($"ASPNETCORE_TEST_CONTENTROOT_{service.ToUpperInvariant().Replace('.', '_')}", Path.Combine(sources, service));
+        }
+    }
+
     /// <summary>Polls an eval run through the SDK until it has finished (completed, failed or canceled).</summary>
     public async Task<System.Text.Json.Nodes.JsonObject> WaitForEvalRunAsync(string key, string evalId, string runId, TimeSpan? timeout = null)
     {
         var deadline = DateTime.UtcNow + (timeout ?? TimeSpan.FromSeconds(60));
         while (true)
         {
-            var result = await Evals(key).GetEvaluationRunAsync(evalId, runId, new System.ClientModel.Primitives.RequestOptions());
-            var run = System.Text.Json.Nodes.JsonNode.Parse(result.GetRawResponse().Content.ToString())!.AsObject();
+            var run = JsonOf(await Evals(key).GetEvaluationRunAsync(evalId, runId, new System.ClientModel.Primitives.RequestOptions()));
             if (run["status"]!.GetValue<string>() is "completed" or "failed" or "canceled")
             {
                 return run;
