@@ -277,13 +277,17 @@ public sealed class FineTuningJobsTests(FineTuningFixture fixture) : IClassFixtu
     public async Task Pause_then_resume_continues_from_the_last_checkpoint_to_success()
     {
         var (_, key) = fixture.TeamA;
-        var created = await Platform.CreateJobAsync(key, fixture.TeamAFile, epochs: 8);
+        // Enough epochs that the job is still running when its first checkpoint is seen (a fast machine finished eight
+        // epochs between the two and the pause met a succeeded job).
+        var created = await Platform.CreateJobAsync(key, fixture.TeamAFile, epochs: 40);
         var jobId = created.GetProperty("id").GetString()!;
         using var http = Platform.Http(key);
         await WaitAsync(async () => JsonDocument.Parse(await http.GetStringAsync($"/v1/fine_tuning/jobs/{jobId}/checkpoints")).RootElement.GetProperty("data").GetArrayLength() > 0);
 
         var paused = await http.PostAsync($"/v1/fine_tuning/jobs/{jobId}/pause", null);
-        Assert.Equal("paused", JsonDocument.Parse(await paused.Content.ReadAsStringAsync()).RootElement.GetProperty("status").GetString());
+        var pausedBody = await paused.Content.ReadAsStringAsync();
+        Assert.True(paused.StatusCode == HttpStatusCode.OK, pausedBody);
+        Assert.Equal("paused", JsonDocument.Parse(pausedBody).RootElement.GetProperty("status").GetString());
         var resumed = await http.PostAsync($"/v1/fine_tuning/jobs/{jobId}/resume", null);
         Assert.Equal(HttpStatusCode.OK, resumed.StatusCode);
 
