@@ -1,6 +1,8 @@
 using FineTunePlatform.Contracts.Datasets;
 using FineTunePlatform.Contracts.Inference;
 using FineTunePlatform.Evaluation.Infrastructure;
+using FineTunePlatform.Evaluation.IntegrationEvents;
+using FineTunePlatform.Evaluation.JobEvaluations;
 using FineTunePlatform.Evaluation.Runs;
 
 namespace FineTunePlatform.Evaluation.Extensions;
@@ -12,7 +14,7 @@ internal static class Extensions
         builder.AddNpgsqlDbContext<EvaluationDbContext>("evaluationdb");
         builder.Services.AddMigration<EvaluationDbContext>();
 
-        builder.AddMessageBus();
+        builder.AddMessageBus(bus => bus.AddConsumer<StartJobEvaluationConsumer>());
 
         _ = builder.Configuration.GetInternalToken();
         // Runs call as their project and name it on each call (no ambient caller), so no interceptor. A call cut by
@@ -28,6 +30,7 @@ internal static class Extensions
         builder.Services.AddSingleton<RunItems>();
         builder.Services.AddScoped<RunProcessor>();
         builder.Services.AddHostedService<RunExecutor>();
+        builder.Services.AddHostedService<JobEvaluationMonitor>();
 
         builder.Services.AddGrpc();
     }

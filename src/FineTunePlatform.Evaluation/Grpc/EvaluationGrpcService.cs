@@ -1,8 +1,8 @@
-using System.Text.Json.Nodes;
 using FineTunePlatform.Contracts.Evaluation;
 using FineTunePlatform.Evaluation.Evals;
 using FineTunePlatform.Evaluation.Graders;
 using FineTunePlatform.Evaluation.Infrastructure;
+using FineTunePlatform.Evaluation.JobEvaluations;
 using FineTunePlatform.Evaluation.Runs;
 using FineTunePlatform.ServiceDefaults;
 using Grpc.Core;
@@ -126,24 +126,7 @@ public sealed class EvaluationGrpcService(
         var caller = context.RequireCaller(_internalToken);
         var eval = await FindEvalAsync(context, request.EvalId, tracked: false);
         MetadataLimits.Check(request.Metadata);
-        var dataSource = Validated(() => RunDataSource.Read(request.DataSourceJson));
-        if (dataSource.InlineContent is { } content)
-        {
-            if (content.Count > runOptions.Value.MaxItems)
-            {
-                throw RpcErrors.InvalidArgument($"A run grades at most {runOptions.Value.MaxItems} items.", "data_source.source.content");
-            }
-
-            var schema = JsonNode.Parse(eval.ItemSchema);
-            for (var i = 0; i < content.Count; i++)
-            {
-                if (ItemSchema.Mismatch(content[i]!["item"], schema) is { } mismatch)
-                {
-                    throw RpcErrors.InvalidArgument($"Item {i} does not match the eval's item_schema: {mismatch}.", $"data_source.source.content[{i}].item");
-                }
-            }
-        }
-
+        var dataSource = Validated(() => RunDataSource.ReadFor(eval, request.DataSourceJson, runOptions.Value.MaxItems));
         var run = new Runs.EvalRun
         {
             Id = RandomIds.WithPrefix("evalrun_"),
@@ -272,8 +255,8 @@ public sealed class EvaluationGrpcService(
             throw RpcErrors.InvalidArgument("'min_improvement' is a difference in pass rate, between -1 and 1.", "min_improvement");
         }
 
-        var baselineItems = await ItemOutcomesAsync(baseline.Id, context.CancellationToken);
-        var candidateItems = await ItemOutcomesAsync(candidate.Id, context.CancellationToken);
+        var baselineItems = await RunComparer.OutcomesAsync(db, baseline.Id, context.CancellationToken);
+        var candidateItems = await RunComparer.OutcomesAsync(db, candidate.Id, context.CancellationToken);
         var comparison = RunComparer.Compare(baselineItems, candidateItems, request.MinImprovement);
         comparison.EvalId = baseline.EvalId;
         comparison.Baseline = baseline.ToContract();
@@ -281,10 +264,22 @@ public sealed class EvaluationGrpcService(
         return comparison;
     }
 
-    private async Task<Dictionary<int, ItemOutcome>> ItemOutcomesAsync(string runId, CancellationToken cancellationToken) =>
-        (await db.OutputItems.AsNoTracking().Where(item => item.RunId == runId)
-            .Select(item => new { item.DatasourceItemId, item.Status, item.Results }).ToListAsync(cancellationToken))
-        .ToDictionary(item => item.DatasourceItemId, item => new ItemOutcome(item.Status == OutputItemStatus.Pass, JsonNode.Parse(item.Results)!.AsArray()));
+    public override async Task<ValidateJobEvaluationResponse> ValidateJobEvaluation(ValidateJobEvaluationRequest request, ServerCallContext context)
+    {
+        var caller = context.RequireCaller(_internalToken);
+        var eval = await db.Evals.AsNoTracking().FirstOrDefaultAsync(eval => eval.Id == request.EvalId && eval.ProjectId == caller.ProjectId, context.CancellationToken)
+            ?? throw RpcErrors.InvalidArgument($"No eval found with id '{request.EvalId}'.", "evaluation.eval_id");
+        try
+        {
+            JobEvaluation.DataSourceFor(eval, request.DataSourceJson, "validation", runOptions.Value.MaxItems);
+        }
+        catch (InvalidEvalException ex)
+        {
+            throw RpcErrors.InvalidArgument(ex.Message, $"evaluation.{ex.Param}");
+        }
+
+        return new ValidateJobEvaluationResponse();
+    }
 
     private async Task<Evals.Eval> FindEvalAsync(ServerCallContext context, string evalId, bool tracked)
     {

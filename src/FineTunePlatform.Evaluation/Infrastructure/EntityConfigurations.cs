@@ -78,3 +78,22 @@ internal sealed class EvalOutputItemConfiguration : IEntityTypeConfiguration<Eva
         builder.HasOne<EvalRun>().WithMany().HasForeignKey(item => item.RunId).OnDelete(DeleteBehavior.Cascade);
     }
 }
+
+internal sealed class JobEvaluationConfiguration : IEntityTypeConfiguration<JobEvaluations.JobEvaluation>
+{
+    public void Configure(EntityTypeBuilder<JobEvaluations.JobEvaluation> builder)
+    {
+        builder.ToTable("job_evaluations");
+        builder.HasKey(evaluation => evaluation.JobId);
+        builder.Property(evaluation => evaluation.JobId).HasMaxLength(64);
+        builder.Property(evaluation => evaluation.ProjectId).HasMaxLength(64).IsRequired();
+        builder.Property(evaluation => evaluation.EvalId).HasMaxLength(64).IsRequired();
+        builder.Property(evaluation => evaluation.BaseModel).HasMaxLength(300).IsRequired();
+        builder.Property(evaluation => evaluation.TunedModel).HasMaxLength(300).IsRequired();
+        builder.Property(evaluation => evaluation.BaseRunId).HasMaxLength(64);
+        builder.Property(evaluation => evaluation.TunedRunId).HasMaxLength(64);
+        builder.Property(evaluation => evaluation.Verdict).HasMaxLength(16);
+        // The monitor's poll reads only the evaluations not yet settled and published.
+        builder.HasIndex(evaluation => evaluation.PublishedAt).HasFilter("\"PublishedAt\" IS NULL");
+    }
+}

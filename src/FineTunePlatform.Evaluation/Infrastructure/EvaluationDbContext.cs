@@ -12,6 +12,8 @@ public sealed class EvaluationDbContext(DbContextOptions<EvaluationDbContext> op
 
     public DbSet<EvalOutputItem> OutputItems => Set<EvalOutputItem>();
 
+    public DbSet<JobEvaluations.JobEvaluation> JobEvaluations => Set<JobEvaluations.JobEvaluation>();
+
     protected override void OnModelCreating(ModelBuilder modelBuilder)
     {
         modelBuilder.ApplyConfigurationsFromAssembly(typeof(EvaluationDbContext).Assembly);

@@ -1,5 +1,7 @@
 using System.Text.Json.Nodes;
 using FineTunePlatform.Contracts.Evaluation;
+using FineTunePlatform.Evaluation.Infrastructure;
+using Microsoft.EntityFrameworkCore;
 
 namespace FineTunePlatform.Evaluation.Runs;
 
@@ -13,6 +15,12 @@ public sealed record ItemOutcome(bool Passed, JsonArray Results);
 /// </summary>
 public static class RunComparer
 {
+    /// <summary>Each graded item of a run by its position in the data source.</summary>
+    public static async Task<Dictionary<int, ItemOutcome>> OutcomesAsync(EvaluationDbContext db, string runId, CancellationToken cancellationToken) =>
+        (await db.OutputItems.AsNoTracking().Where(item => item.RunId == runId)
+            .Select(item => new { item.DatasourceItemId, item.Status, item.Results }).ToListAsync(cancellationToken))
+        .ToDictionary(item => item.DatasourceItemId, item => new ItemOutcome(item.Status == OutputItemStatus.Pass, JsonNode.Parse(item.Results)!.AsArray()));
+
     public static RunComparison Compare(IReadOnlyDictionary<int, ItemOutcome> baseline, IReadOnlyDictionary<int, ItemOutcome> candidate, double minImprovement)
     {
         var shared = baseline.Keys.Where(candidate.ContainsKey).ToList();

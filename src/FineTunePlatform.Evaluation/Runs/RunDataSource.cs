@@ -99,6 +99,33 @@ public sealed class RunDataSource
         };
     }
 
+    /// <summary>
+    /// Reads a run's data source and checks its inline items against the eval's item schema (items from a file are
+    /// checked as they are read); InvalidEvalException names the offending param.
+    /// </summary>
+    public static RunDataSource ReadFor(Evals.Eval eval, string json, int maxItems)
+    {
+        var dataSource = Read(json);
+        if (dataSource.InlineContent is { } content)
+        {
+            if (content.Count > maxItems)
+            {
+                throw new InvalidEvalException($"A run grades at most {maxItems} items.", "data_source.source.content");
+            }
+
+            var schema = JsonNode.Parse(eval.ItemSchema);
+            for (var i = 0; i < content.Count; i++)
+            {
+                if (ItemSchema.Mismatch(content[i]!["item"], schema) is { } mismatch)
+                {
+                    throw new InvalidEvalException($"Item {i} does not match the eval's item_schema: {mismatch}.", $"data_source.source.content[{i}].item");
+                }
+            }
+        }
+
+        return dataSource;
+    }
+
     /// <summary>The prompt for one item: the template rendered with it, or the messages it carries.</summary>
     public List<PromptMessage> Prompt(JsonNode? item)
     {

@@ -153,20 +153,23 @@ public static class AdminApi
     public sealed record TrainingQuotaRequest(
         [property: JsonPropertyName("priority")] int? Priority,
         [property: JsonPropertyName("max_concurrent_jobs")] int? MaxConcurrentJobs,
-        [property: JsonPropertyName("training_tokens_per_day")] long? TrainingTokensPerDay);
+        [property: JsonPropertyName("training_tokens_per_day")] long? TrainingTokensPerDay,
+        [property: JsonPropertyName("require_evaluation")] bool? RequireEvaluation = null);
 
     public sealed record TrainingQuotaResponse(
         [property: JsonPropertyName("project_id")] string ProjectId,
         [property: JsonPropertyName("priority")] int Priority,
         [property: JsonPropertyName("max_concurrent_jobs")] int MaxConcurrentJobs,
-        [property: JsonPropertyName("training_tokens_per_day")] long TrainingTokensPerDay)
+        [property: JsonPropertyName("training_tokens_per_day")] long TrainingTokensPerDay,
+        [property: JsonPropertyName("require_evaluation")] bool RequireEvaluation)
     {
-        public static TrainingQuotaResponse From(ProjectQuota quota) => new(quota.ProjectId, quota.Priority, quota.MaxConcurrentJobs, quota.TrainingTokensPerDay);
+        public static TrainingQuotaResponse From(ProjectQuota quota) => new(quota.ProjectId, quota.Priority, quota.MaxConcurrentJobs, quota.TrainingTokensPerDay, quota.RequireEvaluation);
     }
 
     /// <summary>
     /// Sets how the training scheduler treats a project: its priority (higher first), how many of its jobs may train
-    /// at once, and how many training tokens it may start per day. Omitted fields keep their current value.
+    /// at once, and how many training tokens it may start per day; and the promotion gate (`require_evaluation`: every
+    /// job names an evaluation, and its model is published only when it passes). Omitted fields keep their current value.
     /// </summary>
     private static async Task<IResult> SetTrainingQuotaAsync(string projectId, TrainingQuotaRequest request, GatewayDbContext db, TrainingService.TrainingServiceClient training, CancellationToken ct)
     {
@@ -187,6 +190,7 @@ public static class AdminApi
             Priority = request.Priority ?? current.Priority,
             MaxConcurrentJobs = request.MaxConcurrentJobs ?? current.MaxConcurrentJobs,
             TrainingTokensPerDay = request.TrainingTokensPerDay ?? current.TrainingTokensPerDay,
+            RequireEvaluation = request.RequireEvaluation ?? current.RequireEvaluation,
         }, cancellationToken: ct);
         return TypedResults.Ok(TrainingQuotaResponse.From(updated));
     }

@@ -29,7 +29,7 @@ public static class ChatApi
 
         var model = request!["model"]!.GetValue<string>();
         var route = router.Find(model);
-        var weights = route is null ? await runtime.ResolveAsync(model, context.GetCaller(), context.RequestAborted) : null;
+        var weights = route is null ? await runtime.ResolveAsync(model, context.GetCaller(), forEvaluation: false, context.RequestAborted) : null;
         if (route is null && weights is null)
         {
             await ModelNotFound(model).ExecuteAsync(context);

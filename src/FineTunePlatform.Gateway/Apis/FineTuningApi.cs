@@ -1,5 +1,6 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using FineTunePlatform.Contracts.Evaluation;
 using FineTunePlatform.Contracts.Training;
 using FineTunePlatform.Gateway.Auth;
 using FineTunePlatform.Gateway.OpenAI;
@@ -42,9 +43,14 @@ public static class FineTuningApi
         return fineTuning;
     }
 
-    private static async Task<IResult> CreateJobAsync(HttpRequest request, TrainingService.TrainingServiceClient training, CancellationToken ct)
+    private static async Task<IResult> CreateJobAsync(HttpRequest request, TrainingService.TrainingServiceClient training, EvaluationService.EvaluationServiceClient evaluation, CancellationToken ct)
     {
         var create = CreateJobRequestReader.Read(await RequestBody.ReadObjectAsync(request, ct));
+        if (create.Evaluation is { } automatic)
+        {
+            await evaluation.ValidateJobEvaluationAsync(new ValidateJobEvaluationRequest { EvalId = automatic.EvalId, DataSourceJson = automatic.DataSourceJson }, cancellationToken: ct);
+        }
+
         return await JobAsync(training.CreateJobAsync(create, cancellationToken: ct));
     }
 

@@ -37,7 +37,7 @@ public sealed class InferenceGrpcService(
         }
 
         var route = router.Find(request.Model);
-        var weights = route is null ? await runtime.ResolveAsync(request.Model, caller, context.CancellationToken) : null;
+        var weights = route is null ? await runtime.ResolveAsync(request.Model, caller, forEvaluation: true, context.CancellationToken) : null;
         if (route is null && weights is null)
         {
             throw RpcErrors.NotFound($"The model `{request.Model}` does not exist or you do not have access to it.", null, "model_not_found");

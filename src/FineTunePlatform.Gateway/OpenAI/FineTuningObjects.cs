@@ -133,6 +133,11 @@ public static class CreateJobRequestReader
             throw new InvalidRequestException("Integrations (Weights and Biases) are not supported by this platform; follow the job's events instead.", "integrations");
         }
 
+        if (body.TryGetProperty("evaluation", out var evaluation) && evaluation.ValueKind != JsonValueKind.Null)
+        {
+            request.Evaluation = Evaluation(evaluation);
+        }
+
         JsonElement? hyperparameters = body.TryGetProperty("hyperparameters", out var legacy) && legacy.ValueKind == JsonValueKind.Object ? legacy : null;
         request.Method = "supervised";
         if (body.TryGetProperty("method", out var method) && method.ValueKind != JsonValueKind.Null)
@@ -167,6 +172,32 @@ public static class CreateJobRequestReader
             {
                 request.Beta = beta;
             }
+        }
+
+        return request;
+    }
+
+    /// <summary>
+    /// Our addition to the create request: {"eval_id", "data_source" (a completions data source without a model),
+    /// "min_improvement" (default 0)} — the evaluation service checks the eval and data source before the job is made.
+    /// </summary>
+    private static JobEvaluation Evaluation(JsonElement evaluation)
+    {
+        if (evaluation.ValueKind != JsonValueKind.Object)
+        {
+            throw new InvalidRequestException("'evaluation' must be an object: {\"eval_id\": ..., \"data_source\": {...}, \"min_improvement\": 0}.", "evaluation");
+        }
+
+        var request = new JobEvaluation
+        {
+            EvalId = RequestBody.String(evaluation, "eval_id", "evaluation.eval_id") ?? throw new InvalidRequestException("'evaluation.eval_id' is required.", "evaluation.eval_id"),
+            DataSourceJson = RequestBody.RawJson(evaluation, "data_source", JsonValueKind.Object, "evaluation.data_source"),
+        };
+        if (evaluation.TryGetProperty("min_improvement", out var minImprovement) && minImprovement.ValueKind != JsonValueKind.Null)
+        {
+            request.MinImprovement = minImprovement.ValueKind == JsonValueKind.Number
+                ? minImprovement.GetDouble()
+                : throw new InvalidRequestException("'min_improvement' must be a number between -1 and 1.", "evaluation.min_improvement");
         }
 
         return request;

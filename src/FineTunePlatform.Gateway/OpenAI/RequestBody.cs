@@ -64,8 +64,8 @@ public static class RequestBody
     }
 
     /// <summary>A field that must be present with the given kind, as its JSON text (for a service that reads it).</summary>
-    public static string RawJson(JsonElement body, string name, JsonValueKind kind) =>
+    public static string RawJson(JsonElement body, string name, JsonValueKind kind, string? param = null) =>
         body.TryGetProperty(name, out var value) && value.ValueKind == kind
             ? value.GetRawText()
-            : throw new InvalidRequestException($"'{name}' is required and must be {(kind == JsonValueKind.Array ? "an array" : "an object")}.", name);
+            : throw new InvalidRequestException($"'{name}' is required and must be {(kind == JsonValueKind.Array ? "an array" : "an object")}.", param ?? name);
 }

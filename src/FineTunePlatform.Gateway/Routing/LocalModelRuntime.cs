@@ -30,8 +30,12 @@ public sealed class LocalModelRuntime(IServiceProvider services, IConfiguration 
     /// <summary>Models this runtime may serve: a preset, or anything fine-tuned from one.</summary>
     public static bool IsLocalModel(string model) => IsBaseModel(model) || model.StartsWith("ft:local-", StringComparison.Ordinal);
 
-    /// <summary>The weights of `model` as `caller` may use them, or null when it does not exist or is not visible to the caller.</summary>
-    public async Task<TransformerModel?> ResolveAsync(string model, InternalCaller caller, CancellationToken cancellationToken)
+    /// <summary>
+    /// The weights of `model` as `caller` may use them, or null when it does not exist or is not visible to the caller.
+    /// A model its evaluation has not published (see the training service's promotion gate) is refused unless
+    /// `forEvaluation`: its own project's evals may sample it, nothing else may.
+    /// </summary>
+    public async Task<TransformerModel?> ResolveAsync(string model, InternalCaller caller, bool forEvaluation, CancellationToken cancellationToken)
     {
         if (IsBaseModel(model))
         {
@@ -53,6 +57,13 @@ public sealed class LocalModelRuntime(IServiceProvider services, IConfiguration 
         catch (RpcException ex) when (ex.StatusCode == StatusCode.NotFound)
         {
             return null;
+        }
+
+        if (found.Status is not ("" or "published") && !forEvaluation)
+        {
+            throw RpcErrors.PermissionDenied(
+                $"The model `{model}` is {found.Status.Replace('_', ' ')}: its project publishes a fine-tuned model only when its evaluation shows it does at least as well as its base.",
+                "model_not_published");
         }
 
         var load = CachedWeights(found.ArtifactSha256, () => DownloadAsync(training, model, headers));

@@ -1,6 +1,7 @@
 using FineTunePlatform.Contracts.Datasets;
 using FineTunePlatform.ServiceDefaults.Storage;
 using FineTunePlatform.Training.Infrastructure;
+using FineTunePlatform.Training.IntegrationEvents;
 using FineTunePlatform.Training.Jobs;
 using FineTunePlatform.Training.Models;
 using FineTunePlatform.Training.Scheduling;
@@ -14,7 +15,7 @@ internal static class Extensions
         builder.AddNpgsqlDbContext<TrainingDbContext>("trainingdb");
         builder.Services.AddMigration<TrainingDbContext>();
 
-        builder.AddMessageBus();
+        builder.AddMessageBus(bus => bus.AddConsumer<FineTunedModelEvaluatedConsumer>());
 
         builder.Services.AddInternalGrpcClient<DatasetService.DatasetServiceClient>("datasets");
 

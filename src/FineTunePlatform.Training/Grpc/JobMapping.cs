@@ -42,6 +42,18 @@ internal static class JobMapping
             contract.ResultFiles.Add(job.ResultFile);
         }
 
+        if (job.EvalId is not null)
+        {
+            contract.Evaluation = new JobEvaluation
+            {
+                EvalId = job.EvalId,
+                DataSourceJson = job.EvaluationDataSource ?? "",
+                MinImprovement = job.EvaluationMinImprovement,
+                Gated = job.EvaluationGated,
+                Verdict = job.EvaluationVerdict ?? "",
+            };
+        }
+
         if (job.ErrorCode is not null)
         {
             contract.Error = new JobError { Code = job.ErrorCode, Message = job.ErrorMessage ?? "", Param = job.ErrorParam ?? "" };
@@ -97,5 +109,6 @@ internal static class JobMapping
         BaseModel = model.BaseModel,
         Access = model.Access,
         JobId = model.JobId ?? "",
+        Status = model.Status,
     };
 }

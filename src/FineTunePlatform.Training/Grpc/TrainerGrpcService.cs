@@ -272,8 +272,19 @@ public sealed class TrainerGrpcService(
         var now = time.GetUtcNow();
         var modelId = job.OutputModelId;
         job.Succeed(now, modelId, request.TrainedTokens, resultFile);
-        db.Models.Add(new FineTunedModel { Id = modelId, ProjectId = job.ProjectId, BaseModel = job.Model, JobId = job.Id, CheckpointId = final.Id, CreatedAt = now });
+        db.Models.Add(new FineTunedModel
+        {
+            Id = modelId, ProjectId = job.ProjectId, BaseModel = job.Model, JobId = job.Id, CheckpointId = final.Id, CreatedAt = now,
+            Status = job.EvaluationGated ? ModelStatus.PendingEvaluation : ModelStatus.Published,
+        });
         events.Add(db, job.Id, $"New fine-tuned model created: {modelId}");
+        if (job.EvalId is not null)
+        {
+            events.Add(db, job.Id, job.EvaluationGated
+                ? $"Evaluating the model with eval {job.EvalId}; it is published when the evaluation passes"
+                : $"Evaluating the model with eval {job.EvalId}");
+        }
+
         events.Add(db, job.Id, "The job has successfully completed");
         await SaveFinishAsync(job, cancellationToken);
         return job.ToContract(now);
@@ -303,7 +314,13 @@ public sealed class TrainerGrpcService(
         }
 
         scheduler.Wake();
-        await publisher.Publish(new TrainingJobFinished(job.Id, job.ProjectId, job.Status, job.FineTunedModel, job.Model) { TrainedTokens = job.TrainedTokens ?? 0 }, cancellationToken);
+        await publisher.Publish(new TrainingJobFinished(job.Id, job.ProjectId, job.Status, job.FineTunedModel, job.Model)
+        {
+            TrainedTokens = job.TrainedTokens ?? 0,
+            Evaluation = job is { Status: JobStatus.Succeeded, EvalId: not null }
+                ? new JobEvaluationRequest(job.EvalId, job.EvaluationDataSource!, job.EvaluationMinImprovement)
+                : null,
+        }, cancellationToken);
     }
 
     private async Task<TrainingJob> RequireLeaseAsync(string jobId, int attempt, string workerId, CancellationToken cancellationToken)

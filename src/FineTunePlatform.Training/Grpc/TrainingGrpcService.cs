@@ -189,6 +189,7 @@ public sealed class TrainingGrpcService(
         quota.Priority = request.Priority;
         quota.MaxConcurrentJobs = request.MaxConcurrentJobs;
         quota.TrainingTokensPerDay = request.TrainingTokensPerDay;
+        quota.RequireEvaluation = request.RequireEvaluation;
         await db.SaveChangesAsync(context.CancellationToken);
         scheduler.Wake();
         return request;
@@ -205,6 +206,7 @@ public sealed class TrainingGrpcService(
             Priority = quota?.Priority ?? 0,
             MaxConcurrentJobs = quota?.MaxConcurrentJobs ?? defaults.DefaultMaxConcurrentJobs,
             TrainingTokensPerDay = quota?.TrainingTokensPerDay ?? defaults.DefaultTrainingTokensPerDay,
+            RequireEvaluation = quota?.RequireEvaluation ?? false,
         };
     }
 
@@ -266,6 +268,7 @@ public sealed class TrainingGrpcService(
     {
         var caller = context.RequireCaller(_internalToken);
         var model = await FindOwnedShareableAsync(caller, request.ModelId, context.CancellationToken);
+        ModelCatalog.RequirePublished(model, "model");
         var projects = request.ProjectIds.Select(id => id.Trim()).Where(id => id.Length > 0).Distinct().ToList();
         if (projects.Count == 0)
         {

@@ -27,6 +27,8 @@ internal sealed class TrainingJobConfiguration : IEntityTypeConfiguration<Traini
         builder.Property(job => job.ErrorCode).HasMaxLength(64);
         builder.Property(job => job.ErrorParam).HasMaxLength(64);
         builder.Property(job => job.LeaseOwner).HasMaxLength(128);
+        builder.Property(job => job.EvalId).HasMaxLength(64);
+        builder.Property(job => job.EvaluationVerdict).HasMaxLength(16);
         builder.Property(job => job.Version).IsRowVersion();
         builder.Ignore(job => job.OutputModelId);
         // Listing is per project, newest first; the scheduler reads by status.
@@ -83,6 +85,7 @@ internal sealed class FineTunedModelConfiguration : IEntityTypeConfiguration<Fin
         builder.Property(model => model.BaseModel).HasMaxLength(300).IsRequired();
         builder.Property(model => model.JobId).HasMaxLength(64).IsRequired();
         builder.Property(model => model.CheckpointId).HasMaxLength(64).IsRequired();
+        builder.Property(model => model.Status).HasMaxLength(24).IsRequired().HasDefaultValue(ModelStatus.Published);
         builder.HasIndex(model => model.ProjectId);
     }
 }

@@ -6,6 +6,7 @@ using FineTunePlatform.Training.Infrastructure;
 using FineTunePlatform.Training.Models;
 using FineTunePlatform.Training.Scheduling;
 using Grpc.Core;
+using Microsoft.EntityFrameworkCore;
 
 namespace FineTunePlatform.Training.Jobs;
 
@@ -69,6 +70,9 @@ public sealed class JobCreator(
         var baseModel = await catalog.FindAsync(caller.ProjectId, request.Model, cancellationToken)
             ?? throw RpcErrors.InvalidArgument(
                 $"Model '{request.Model}' does not exist or is not available for fine-tuning to this project.", "model", "model_not_available");
+        ModelCatalog.RequirePublished(baseModel, "model");
+        var gated = await db.Quotas.AsNoTracking().Where(quota => quota.ProjectId == caller.ProjectId).Select(quota => quota.RequireEvaluation).FirstOrDefaultAsync(cancellationToken);
+        var evaluation = CheckEvaluation(request.Evaluation, gated);
 
         if (string.IsNullOrWhiteSpace(request.TrainingFile))
         {
@@ -106,6 +110,10 @@ public sealed class JobCreator(
             LearningRateMultiplier = request.HasLearningRateMultiplier ? request.LearningRateMultiplier : AutoLearningRateMultiplier,
             Beta = method == Dpo ? (request.HasBeta ? request.Beta : AutoBeta) : null,
             EstimatedTokens = report.BillableTokensPerEpoch * epochs,
+            EvalId = evaluation?.EvalId,
+            EvaluationDataSource = evaluation?.DataSourceJson,
+            EvaluationMinImprovement = evaluation?.MinImprovement ?? 0,
+            EvaluationGated = gated,
             Status = JobStatus.Queued,
             CreatedAt = time.GetUtcNow(),
         };
@@ -113,11 +121,47 @@ public sealed class JobCreator(
         events.Add(db, job.Id, $"Validating training file: {job.TrainingFile}" + (job.ValidationFile is null ? "" : $" and validation file: {job.ValidationFile}"));
         events.Add(db, job.Id, $"Files validated: {trainingFile.ExampleCount} examples, {report.BillableTokensPerEpoch} billable tokens per epoch; "
             + $"{job.Epochs} epochs, batch size {job.BatchSize}, learning rate multiplier {job.LearningRateMultiplier}");
-        events.Add(db, job.Id, "Job enqueued");
+        if (evaluation is not null)
+        {
+            events.Add(db, job.Id, $"When the job succeeds, eval {evaluation.EvalId} runs on {job.Model} and on the fine-tuned model"
+                + (gated
+                    ? $"; the model is published only if its pass rate is at least the base's{Margin(evaluation.MinImprovement)} (the project requires evaluation)"
+                    : ""));
+        }
+
+                events.Add(db, job.Id, "Job enqueued");
         await db.SaveChangesAsync(cancellationToken);
         scheduler.Wake();
         return job;
     }
+
+    private static JobEvaluation? CheckEvaluation(JobEvaluation? evaluation, bool required)
+    {
+        if (evaluation is null || string.IsNullOrEmpty(evaluation.EvalId))
+        {
+            return required
+                ? throw RpcErrors.InvalidArgument(
+                    "This project requires every fine-tuning job to name an evaluation ({\"evaluation\": {\"eval_id\": ..., \"data_source\": ...}}): its model is published only when it does at least as well as its base.",
+                    "evaluation", "evaluation_required")
+                : null;
+        }
+
+        if (evaluation.MinImprovement is < -1 or > 1 || double.IsNaN(evaluation.MinImprovement))
+        {
+            throw RpcErrors.InvalidArgument("'min_improvement' is a difference in pass rate, between -1 and 1.", "evaluation.min_improvement");
+        }
+
+        return string.IsNullOrEmpty(evaluation.DataSourceJson)
+            ? throw RpcErrors.InvalidArgument("'evaluation.data_source' is required: the completions data source to sample both models with.", "evaluation.data_source")
+            : evaluation;
+    }
+
+    private static string Margin(double minImprovement) => minImprovement switch
+    {
+        0 => "",
+        > 0 => $" plus {minImprovement.ToString("0.###", System.Globalization.CultureInfo.InvariantCulture)}",
+        _ => $" minus {(-minImprovement).ToString("0.###", System.Globalization.CultureInfo.InvariantCulture)}",
+    };
 
     /// <summary>OpenAI's rule of thumb for "auto": about 0.2% of the examples per batch, between 1 and 256.</summary>
     public static int AutoBatchSize(long exampleCount) => (int)Math.Clamp(Math.Ceiling(exampleCount * 0.002), 1, 256);

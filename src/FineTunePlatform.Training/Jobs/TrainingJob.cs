@@ -88,6 +88,20 @@ public sealed class TrainingJob
 
     public int TotalSteps { get; set; }
 
+    /// <summary>Our automatic evaluation: the eval the evaluation service runs on the base and the tuned model once the job succeeds (null: none).</summary>
+    public string? EvalId { get; init; }
+
+    /// <summary>The evaluation's run data source as JSON, without a model (the base and the tuned one are filled in).</summary>
+    public string? EvaluationDataSource { get; init; }
+
+    public double EvaluationMinImprovement { get; init; }
+
+    /// <summary>The project required evaluation when the job was created: the model stays unpublished until it passes.</summary>
+    public bool EvaluationGated { get; init; }
+
+    /// <summary>The evaluation's verdict (promote, reject, failed), recorded once.</summary>
+    public string? EvaluationVerdict { get; set; }
+
     /// <summary>Why a queued job is not dispatched yet (the last reason told to the user, so it is said once).</summary>
     public string? WaitReason { get; set; }
 

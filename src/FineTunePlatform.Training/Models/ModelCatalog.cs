@@ -22,7 +22,8 @@ public sealed record VisibleModel(
     string Access,
     string? JobId,
     string? CheckpointId,
-    DateTimeOffset CreatedAt);
+    DateTimeOffset CreatedAt,
+    string Status);
 
 /// <summary>
 /// The one place that answers "which models may this project use": the built-in presets, the fine-tuned models
@@ -58,9 +59,28 @@ public sealed class ModelCatalog(TrainingDbContext db)
         var job = await db.Jobs.AsNoTracking().FirstAsync(job => job.Id == checkpoint.JobId, cancellationToken);
         var checkpointAccess = await AccessAsync(projectId, checkpoint.ProjectId, checkpoint.ModelId, cancellationToken)
             ?? await AccessAsync(projectId, checkpoint.ProjectId, job.OutputModelId, cancellationToken);
-        return checkpointAccess is null
-            ? null
-            : new VisibleModel(checkpoint.ModelId, "checkpoint", checkpoint.ProjectId, job.Model, job.RootModel, checkpointAccess, job.Id, checkpoint.Id, checkpoint.CreatedAt);
+        if (checkpointAccess is null)
+        {
+            return null;
+        }
+
+        // A gated job's checkpoints are held with its model: they must not serve what the gate has not passed.
+        var status = job.EvaluationGated
+            ? await db.Models.AsNoTracking().Where(model => model.Id == job.OutputModelId).Select(model => model.Status).FirstOrDefaultAsync(cancellationToken)
+                ?? ModelStatus.PendingEvaluation
+            : ModelStatus.Published;
+        return new VisibleModel(checkpoint.ModelId, "checkpoint", checkpoint.ProjectId, job.Model, job.RootModel, checkpointAccess, job.Id, checkpoint.Id, checkpoint.CreatedAt, status);
+    }
+
+    /// <summary>Refuses a model held by its evaluation (pending or rejected) for uses that publish it: sharing, training on it.</summary>
+    public static void RequirePublished(VisibleModel model, string param)
+    {
+        if (model.Status != ModelStatus.Published)
+        {
+            throw RpcErrors.FailedPrecondition(
+                $"Model '{model.Id}' is {model.Status.Replace('_', ' ')}: its project publishes a fine-tuned model only when its evaluation shows it does at least as well as its base.",
+                param, "model_not_published");
+        }
     }
 
     public async Task<IReadOnlyList<VisibleModel>> ListAsync(string projectId, CancellationToken cancellationToken)
@@ -96,8 +116,8 @@ public sealed class ModelCatalog(TrainingDbContext db)
     }
 
     private static VisibleModel FineTuned(FineTunedModel model, string rootModel, string access) =>
-        new(model.Id, "fine_tuned", model.ProjectId, model.BaseModel, rootModel, access, model.JobId, model.CheckpointId, model.CreatedAt);
+        new(model.Id, "fine_tuned", model.ProjectId, model.BaseModel, rootModel, access, model.JobId, model.CheckpointId, model.CreatedAt, model.Status);
 
     private static VisibleModel Preset(ModelPreset preset) =>
-        new(preset.Name, ModelAccess.Base, SystemOwner, "", preset.Name, ModelAccess.Base, null, null, PresetsCreatedAt);
+        new(preset.Name, ModelAccess.Base, SystemOwner, "", preset.Name, ModelAccess.Base, null, null, PresetsCreatedAt, ModelStatus.Published);
 }

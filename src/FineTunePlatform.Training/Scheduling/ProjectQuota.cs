@@ -1,6 +1,6 @@
 namespace FineTunePlatform.Training.Scheduling;
 
-/// <summary>A project's scheduling settings; projects without a row get the configured defaults.</summary>
+/// <summary>A project's training settings (scheduling, and the promotion gate); projects without a row get the configured defaults.</summary>
 public sealed class ProjectQuota
 {
     public required string ProjectId { get; init; }
@@ -10,6 +10,9 @@ public sealed class ProjectQuota
     public int MaxConcurrentJobs { get; set; }
 
     public long TrainingTokensPerDay { get; set; }
+
+    /// <summary>Jobs must name an automatic evaluation, and their models are published only when it passes.</summary>
+    public bool RequireEvaluation { get; set; }
 }
 
 /// <summary>A trainer worker's last announcement: the scheduler dispatches only to the slots of live workers.</summary>

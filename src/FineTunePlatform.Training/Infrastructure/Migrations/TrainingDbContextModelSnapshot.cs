@@ -186,6 +186,23 @@ namespace FineTunePlatform.Training.Infrastructure.Migrations
                     b.Property<long>("EstimatedTokens")
                         .HasColumnType("bigint");
 
+                    b.Property<string>("EvalId")
+                        .HasMaxLength(64)
+                        .HasColumnType("character varying(64)");
+
+                    b.Property<string>("EvaluationDataSource")
+                        .HasColumnType("text");
+
+                    b.Property<bool>("EvaluationGated")
+                        .HasColumnType("boolean");
+
+                    b.Property<double>("EvaluationMinImprovement")
+                        .HasColumnType("double precision");
+
+                    b.Property<string>("EvaluationVerdict")
+                        .HasMaxLength(16)
+                        .HasColumnType("character varying(16)");
+
                     b.Property<string>("FineTunedModel")
                         .HasMaxLength(256)
                         .HasColumnType("character varying(256)");
@@ -311,6 +328,13 @@ namespace FineTunePlatform.Training.Infrastructure.Migrations
                         .HasMaxLength(64)
                         .HasColumnType("character varying(64)");
 
+                    b.Property<string>("Status")
+                        .IsRequired()
+                        .ValueGeneratedOnAdd()
+                        .HasMaxLength(24)
+                        .HasColumnType("character varying(24)")
+                        .HasDefaultValue("published");
+
                     b.HasKey("Id");
 
                     b.HasIndex("ProjectId");
@@ -363,6 +387,9 @@ namespace FineTunePlatform.Training.Infrastructure.Migrations
 
                     b.Property<int>("Priority")
                         .HasColumnType("integer");
+
+                    b.Property<bool>("RequireEvaluation")
+                        .HasColumnType("boolean");
 
                     b.Property<long>("TrainingTokensPerDay")
                         .HasColumnType("bigint");

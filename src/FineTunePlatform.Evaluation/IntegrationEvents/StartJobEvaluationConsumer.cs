@@ -1,0 +1,105 @@
+using FineTunePlatform.Contracts.IntegrationEvents;
+using FineTunePlatform.Evaluation.Graders;
+using FineTunePlatform.Evaluation.Grpc;
+using FineTunePlatform.Evaluation.Infrastructure;
+using FineTunePlatform.Evaluation.JobEvaluations;
+using FineTunePlatform.Evaluation.Runs;
+using FineTunePlatform.ServiceDefaults;
+using MassTransit;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.Options;
+
+namespace FineTunePlatform.Evaluation.IntegrationEvents;
+
+/// <summary>
+/// Starts a succeeded job's automatic evaluation on TrainingJobFinished: one run of its eval on the base model and
+/// one on the tuned model, queued with the job's evaluation row in one transaction (the job id is the key, so a
+/// redelivery adds nothing). The runs are the project's own, visible in its evals API; they call models as the
+/// project, not as a key. Named apart from the gateway's consumer of the same event: the kebab-case formatter makes
+/// a queue of the consumer's name, and two services sharing one would take turns at each other's messages.
+/// </summary>
+public sealed class StartJobEvaluationConsumer(
+    EvaluationDbContext db,
+    RunSignal signal,
+    IOptions<RunOptions> runOptions,
+    TimeProvider time) : IConsumer<TrainingJobFinished>
+{
+    public async Task Consume(ConsumeContext<TrainingJobFinished> context)
+    {
+        var finished = context.Message;
+        if (finished is not { Status: "succeeded", FineTunedModel: { } tunedModel, Evaluation: { } evaluation }
+            || await db.JobEvaluations.AnyAsync(existing => existing.JobId == finished.JobId, context.CancellationToken))
+        {
+            return;
+        }
+
+        var now = time.GetUtcNow();
+        var eval = await db.Evals.AsNoTracking().FirstOrDefaultAsync(eval => eval.Id == evaluation.EvalId && eval.ProjectId == finished.ProjectId, context.CancellationToken);
+        string? failure = null;
+        (string Base, string Tuned)? dataSources = null;
+        if (eval is null)
+        {
+            failure = $"eval {evaluation.EvalId} no longer exists";
+        }
+        else
+        {
+            try
+            {
+                var max = runOptions.Value.MaxItems;
+                dataSources = (JobEvaluation.DataSourceFor(eval, evaluation.DataSourceJson, finished.BaseModel, max),
+                    JobEvaluation.DataSourceFor(eval, evaluation.DataSourceJson, tunedModel, max));
+            }
+            catch (InvalidEvalException ex)
+            {
+                // Checked when the job was created; the eval may have been updated since.
+                failure = $"the data source no longer fits eval {eval.Id}: {ex.Message}";
+            }
+        }
+
+        var baseRun = dataSources is { } sources ? Run(finished, eval!, "base", finished.BaseModel, sources.Base, now) : null;
+        var tunedRun = dataSources is { } tunedSources ? Run(finished, eval!, "tuned", tunedModel, tunedSources.Tuned, now) : null;
+        db.JobEvaluations.Add(new JobEvaluation
+        {
+            JobId = finished.JobId,
+            ProjectId = finished.ProjectId,
+            EvalId = evaluation.EvalId,
+            BaseModel = finished.BaseModel,
+            TunedModel = tunedModel,
+            BaseRunId = baseRun?.Id,
+            TunedRunId = tunedRun?.Id,
+            MinImprovement = evaluation.MinImprovement,
+            CreatedAt = now,
+            Verdict = failure is null ? null : EvaluationVerdict.Failed,
+            Summary = failure,
+            SettledAt = failure is null ? null : now,
+        });
+        if (baseRun is not null && tunedRun is not null)
+        {
+            db.Runs.AddRange(baseRun, tunedRun);
+        }
+
+        try
+        {
+            await db.SaveChangesAsync(context.CancellationToken);
+        }
+        catch (DbUpdateException ex) when (ex.InnerException is Npgsql.PostgresException { SqlState: Npgsql.PostgresErrorCodes.UniqueViolation })
+        {
+            // A concurrent delivery of the same event created it first.
+            return;
+        }
+
+        signal.Notify();
+    }
+
+    private static EvalRun Run(TrainingJobFinished finished, Evals.Eval eval, string role, string model, string dataSource, DateTimeOffset now) => new()
+    {
+        Id = RandomIds.WithPrefix("evalrun_"),
+        EvalId = eval.Id,
+        ProjectId = finished.ProjectId,
+        Name = $"{finished.JobId} {role}: {model}",
+        Model = model,
+        DataSource = dataSource,
+        Metadata = EvalMapping.WriteMetadata(new Dictionary<string, string> { ["fine_tuning_job"] = finished.JobId, ["model_role"] = role }),
+        CreatedAt = now,
+    };
+}
