@@ -77,6 +77,36 @@ public sealed class PromotionGateTests(FineTuningFixture fixture) : IClassFixtur
         await Platform.Chat(key, model).CompleteChatAsync([new UserChatMessage("ticket 2: refund?")], new ChatCompletionOptions { MaxOutputTokenCount = 4 });
     }
 
+    [Fact]
+    public async Task An_evaluation_whose_runs_are_deleted_fails_and_the_gated_model_stays_unpublished()
+    {
+        var (projectId, key) = await Platform.Admin.CreateProjectAsync("owner");
+        using var admin = Platform.Http(TrainingPlatform.AdminKey);
+        (await admin.PostAsJsonAsync($"/admin/v1/projects/{projectId}/training-quota", new { require_evaluation = true })).EnsureSuccessStatusCode();
+        var file = await Platform.UploadTrainingFileAsync(key);
+        using var http = Platform.Http(key);
+        var evalId = await CreateEvalAsync(http);
+
+        // A bar any result meets (-1), so only a failed evaluation can hold the model; enough items that the runs are
+        // still going when the eval (and with it both runs) is deleted.
+        var items = Enumerable.Range(0, 200).Select(i => new { item = new { ticket = $"ticket {i}: where is my parcel?" } }).ToArray();
+        var dataSource = new
+        {
+            type = "completions",
+            input_messages = new { type = "template", template = new[] { new { role = "user", content = "{{item.ticket}}" } } },
+            sampling_params = new { max_completion_tokens = 64, temperature = 1 },
+            source = new { type = "file_content", content = items },
+        };
+        var jobId = await CreateJobAsync(http, JobWith(file, new { eval_id = evalId, data_source = dataSource, min_improvement = -1 }));
+        var model = (await Platform.WaitForJobAsync(key, jobId, TrainingPlatform.Finished)).GetProperty("fine_tuned_model").GetString()!;
+        Assert.Equal(HttpStatusCode.OK, (await http.DeleteAsync($"/v1/evals/{evalId}")).StatusCode);
+
+        var verdict = await WaitForVerdictAsync(key, jobId);
+        Assert.StartsWith("Evaluation could not be completed: ", verdict, StringComparison.Ordinal);
+        Assert.EndsWith($"{model} is rejected and stays unpublished", verdict, StringComparison.Ordinal);
+        await AssertNotServedAsync(key, model);
+    }
+
     private static async Task<string> CreateEvalAsync(HttpClient http)
     {
         var eval = await http.PostAsJsonAsync("/v1/evals", new

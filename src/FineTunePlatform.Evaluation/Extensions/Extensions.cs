@@ -4,6 +4,7 @@ using FineTunePlatform.Evaluation.Infrastructure;
 using FineTunePlatform.Evaluation.IntegrationEvents;
 using FineTunePlatform.Evaluation.JobEvaluations;
 using FineTunePlatform.Evaluation.Runs;
+using MassTransit;
 
 namespace FineTunePlatform.Evaluation.Extensions;
 
@@ -14,7 +15,10 @@ internal static class Extensions
         builder.AddNpgsqlDbContext<EvaluationDbContext>("evaluationdb");
         builder.Services.AddMigration<EvaluationDbContext>();
 
-        builder.AddMessageBus(bus => bus.AddConsumer<StartJobEvaluationConsumer>());
+        // Retried: a save can lose a race with the eval being deleted (its runs' foreign key); the retry sees the eval
+        // gone and records the evaluation as failed instead of the event going to the error queue.
+        builder.AddMessageBus(bus => bus.AddConsumer<StartJobEvaluationConsumer>((_, consumer) =>
+            consumer.UseMessageRetry(retry => retry.Intervals(100, 500, 2_000, 5_000))));
 
         _ = builder.Configuration.GetInternalToken();
         // Runs call as their project and name it on each call (no ambient caller), so no interceptor. A call cut by

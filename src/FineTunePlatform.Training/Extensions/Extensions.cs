@@ -5,6 +5,7 @@ using FineTunePlatform.Training.IntegrationEvents;
 using FineTunePlatform.Training.Jobs;
 using FineTunePlatform.Training.Models;
 using FineTunePlatform.Training.Scheduling;
+using MassTransit;
 
 namespace FineTunePlatform.Training.Extensions;
 
@@ -15,7 +16,9 @@ internal static class Extensions
         builder.AddNpgsqlDbContext<TrainingDbContext>("trainingdb");
         builder.Services.AddMigration<TrainingDbContext>();
 
-        builder.AddMessageBus(bus => bus.AddConsumer<FineTunedModelEvaluatedConsumer>());
+        // Retried: the verdict is recorded once, so a transient failure (a connection lost) is simply tried again.
+        builder.AddMessageBus(bus => bus.AddConsumer<FineTunedModelEvaluatedConsumer>((_, consumer) =>
+            consumer.UseMessageRetry(retry => retry.Intervals(100, 500, 2_000, 5_000))));
 
         builder.Services.AddInternalGrpcClient<DatasetService.DatasetServiceClient>("datasets");
 
