@@ -107,6 +107,34 @@ public sealed class PromotionGateTests(FineTuningFixture fixture) : IClassFixtur
         await AssertNotServedAsync(key, model);
     }
 
+    [Fact]
+    public async Task A_verdict_lost_on_its_way_to_training_is_asked_for_again()
+    {
+        var (projectId, key) = await Platform.Admin.CreateProjectAsync("owner");
+        using var admin = Platform.Http(TrainingPlatform.AdminKey);
+        (await admin.PostAsJsonAsync($"/admin/v1/projects/{projectId}/training-quota", new { require_evaluation = true })).EnsureSuccessStatusCode();
+        var file = await Platform.UploadTrainingFileAsync(key);
+        using var http = Platform.Http(key);
+        var jobId = await CreateJobAsync(http, JobWith(file, Evaluation(await CreateEvalAsync(http), minImprovement: -1)));
+        var model = (await Platform.WaitForJobAsync(key, jobId, TrainingPlatform.Finished)).GetProperty("fine_tuned_model").GetString()!;
+        await WaitForVerdictAsync(key, jobId);
+
+        // As if FineTunedModelEvaluated had never arrived: no verdict, the model held, and the last ask long ago.
+        await Platform.QueryTrainingAsync($"""
+            UPDATE jobs SET "EvaluationVerdict" = NULL, "EvaluationRequestedAt" = now() - interval '1 hour' WHERE "Id" = '{jobId}' RETURNING "Id"
+            """, reader => reader.GetString(0));
+        await Platform.QueryTrainingAsync($"""
+            UPDATE models SET "Status" = 'pending_evaluation' WHERE "Id" = '{model}' RETURNING "Id"
+            """, reader => reader.GetString(0));
+        await Platform.QueryTrainingAsync($"""DELETE FROM job_events WHERE "JobId" = '{jobId}' AND "Message" LIKE 'Evaluation %' RETURNING "Id" """, reader => reader.GetString(0));
+        await AssertNotServedAsync(key, model);
+
+        // The scheduler's pass asks again; the evaluation service re-sends the verdict it reached; the model is published.
+        Assert.EndsWith($"{model} is published", await WaitForVerdictAsync(key, jobId), StringComparison.Ordinal);
+        var completion = await Platform.Chat(key, model).CompleteChatAsync([new UserChatMessage("ticket 1: refund?")], new ChatCompletionOptions { MaxOutputTokenCount = 4 });
+        Assert.Equal(model, completion.Value.Model);
+    }
+
     private static async Task<string> CreateEvalAsync(HttpClient http)
     {
         var eval = await http.PostAsJsonAsync("/v1/evals", new

@@ -27,9 +27,21 @@ public sealed class StartJobEvaluationConsumer(
     public async Task Consume(ConsumeContext<TrainingJobFinished> context)
     {
         var finished = context.Message;
-        if (finished is not { Status: "succeeded", FineTunedModel: { } tunedModel, Evaluation: { } evaluation }
-            || await db.JobEvaluations.AnyAsync(existing => existing.JobId == finished.JobId, context.CancellationToken))
+        if (finished is not { Status: "succeeded", FineTunedModel: { } tunedModel, Evaluation: { } evaluation })
         {
+            return;
+        }
+
+        var existing = await db.JobEvaluations.FirstOrDefaultAsync(existing => existing.JobId == finished.JobId, context.CancellationToken);
+        if (existing is not null)
+        {
+            // Training asks again while it has no verdict: if one was reached and sent, it was lost on the way.
+            if (existing.PublishedAt is not null)
+            {
+                existing.PublishedAt = null;
+                await db.SaveChangesAsync(context.CancellationToken);
+            }
+
             return;
         }
 

@@ -10,7 +10,7 @@ namespace FineTunePlatform.Evaluation.JobEvaluations;
 /// A succeeded fine-tuning job's automatic evaluation: one run of the job's eval on the base model and one on the
 /// tuned model, with the same data source. Keyed by the job, so a redelivered TrainingJobFinished creates nothing
 /// twice. The <see cref="JobEvaluationMonitor"/> settles it when both runs have finished (the verdict) and publishes
-/// the verdict to training until it has been sent once.
+/// the verdict to training; training asks again while it has no verdict, which sends it once more.
 /// </summary>
 public sealed class JobEvaluation
 {

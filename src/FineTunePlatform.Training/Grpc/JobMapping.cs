@@ -1,4 +1,5 @@
 using System.Text.Json;
+using FineTunePlatform.Contracts.IntegrationEvents;
 using FineTunePlatform.Contracts.Training;
 using FineTunePlatform.Training.Jobs;
 using FineTunePlatform.Training.Models;
@@ -61,6 +62,15 @@ internal static class JobMapping
 
         return contract;
     }
+
+    /// <summary>The bus's news of a finished job (with the evaluation a succeeded job asked for).</summary>
+    public static TrainingJobFinished ToFinishedEvent(this TrainingJob job) => new(job.Id, job.ProjectId, job.Status, job.FineTunedModel, job.Model)
+    {
+        TrainedTokens = job.TrainedTokens ?? 0,
+        Evaluation = job is { Status: JobStatus.Succeeded, EvalId: not null }
+            ? new JobEvaluationRequest(job.EvalId, job.EvaluationDataSource!, job.EvaluationMinImprovement)
+            : null,
+    };
 
     /// <summary>
     /// Only while running, and never in the past: the OpenAI SDK's WaitForCompletion sleeps until this instant, so a

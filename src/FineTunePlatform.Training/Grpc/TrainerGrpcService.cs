@@ -272,6 +272,7 @@ public sealed class TrainerGrpcService(
         var now = time.GetUtcNow();
         var modelId = job.OutputModelId;
         job.Succeed(now, modelId, request.TrainedTokens, resultFile);
+        job.EvaluationRequestedAt = job.EvalId is null ? null : now;
         db.Models.Add(new FineTunedModel
         {
             Id = modelId, ProjectId = job.ProjectId, BaseModel = job.Model, JobId = job.Id, CheckpointId = final.Id, CreatedAt = now,
@@ -314,13 +315,7 @@ public sealed class TrainerGrpcService(
         }
 
         scheduler.Wake();
-        await publisher.Publish(new TrainingJobFinished(job.Id, job.ProjectId, job.Status, job.FineTunedModel, job.Model)
-        {
-            TrainedTokens = job.TrainedTokens ?? 0,
-            Evaluation = job is { Status: JobStatus.Succeeded, EvalId: not null }
-                ? new JobEvaluationRequest(job.EvalId, job.EvaluationDataSource!, job.EvaluationMinImprovement)
-                : null,
-        }, cancellationToken);
+        await publisher.Publish(job.ToFinishedEvent(), cancellationToken);
     }
 
     private async Task<TrainingJob> RequireLeaseAsync(string jobId, int attempt, string workerId, CancellationToken cancellationToken)

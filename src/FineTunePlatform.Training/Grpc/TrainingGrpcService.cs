@@ -361,7 +361,7 @@ public sealed class TrainingGrpcService(
         scheduler.Wake();
         if (JobStatus.IsTerminal(job.Status))
         {
-            await publisher.Publish(new TrainingJobFinished(job.Id, job.ProjectId, job.Status, null, job.Model), context.CancellationToken);
+            await publisher.Publish(job.ToFinishedEvent(), context.CancellationToken);
         }
 
         return job.ToContract(now);

@@ -34,6 +34,8 @@ internal sealed class TrainingJobConfiguration : IEntityTypeConfiguration<Traini
         // Listing is per project, newest first; the scheduler reads by status.
         builder.HasIndex(job => new { job.ProjectId, job.CreatedAt });
         builder.HasIndex(job => job.Status);
+        // The scheduler's pass looks for succeeded jobs still waiting for their evaluation's verdict.
+        builder.HasIndex(job => job.EvaluationRequestedAt).HasFilter("\"EvaluationVerdict\" IS NULL AND \"EvalId\" IS NOT NULL");
     }
 }
 

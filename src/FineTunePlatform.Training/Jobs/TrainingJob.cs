@@ -102,6 +102,9 @@ public sealed class TrainingJob
     /// <summary>The evaluation's verdict (promote, reject, failed), recorded once.</summary>
     public string? EvaluationVerdict { get; set; }
 
+    /// <summary>When TrainingJobFinished last asked for the evaluation; re-sent while no verdict has come back.</summary>
+    public DateTimeOffset? EvaluationRequestedAt { get; set; }
+
     /// <summary>Why a queued job is not dispatched yet (the last reason told to the user, so it is said once).</summary>
     public string? WaitReason { get; set; }
 

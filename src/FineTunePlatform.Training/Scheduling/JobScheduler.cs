@@ -1,4 +1,5 @@
 using FineTunePlatform.Contracts.IntegrationEvents;
+using FineTunePlatform.Training.Grpc;
 using FineTunePlatform.Training.Infrastructure;
 using FineTunePlatform.Training.Jobs;
 using MassTransit;
@@ -50,6 +51,7 @@ public sealed partial class JobScheduler(
         await using var scope = scopes.CreateAsyncScope();
         var db = scope.ServiceProvider.GetRequiredService<TrainingDbContext>();
         List<TrainJob> dispatched;
+        List<TrainingJobFinished> unanswered;
         await using (var transaction = await db.Database.BeginTransactionAsync(cancellationToken))
         {
             var locked = await db.Database.SqlQuery<bool>($"SELECT pg_try_advisory_xact_lock({AdvisoryLockKey}) AS \"Value\"").SingleAsync(cancellationToken);
@@ -61,6 +63,7 @@ public sealed partial class JobScheduler(
             var now = time.GetUtcNow();
             await ReconcileLeasesAsync(db, now, cancellationToken);
             dispatched = await DispatchAsync(db, now, cancellationToken);
+            unanswered = await AskAgainForEvaluationsAsync(db, now, cancellationToken);
             await db.SaveChangesAsync(cancellationToken);
             await transaction.CommitAsync(cancellationToken);
         }
@@ -72,7 +75,32 @@ public sealed partial class JobScheduler(
             await Task.WhenAll(dispatched.Select(command => endpoint.Send(command, cancellationToken)));
         }
 
+        if (unanswered.Count > 0)
+        {
+            var publisher = scope.ServiceProvider.GetRequiredService<IPublishEndpoint>();
+            await Task.WhenAll(unanswered.Select(finished => publisher.Publish(finished, cancellationToken)));
+        }
+
         return dispatched;
+    }
+
+    /// <summary>
+    /// Succeeded jobs still waiting for their evaluation's verdict are announced again every EvaluationResend: the
+    /// announcement after the job's commit, or the verdict on its way back, may have been lost (the evaluation
+    /// service ignores a job it already evaluates and re-sends a verdict it already reached). Bounded per pass.
+    /// </summary>
+    private async Task<List<TrainingJobFinished>> AskAgainForEvaluationsAsync(TrainingDbContext db, DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        var before = now - options.Value.EvaluationResend;
+        var waiting = await db.Jobs
+            .Where(job => job.Status == JobStatus.Succeeded && job.EvalId != null && job.EvaluationVerdict == null && job.EvaluationRequestedAt < before)
+            .OrderBy(job => job.EvaluationRequestedAt).Take(20).ToListAsync(cancellationToken);
+        foreach (var job in waiting)
+        {
+            job.EvaluationRequestedAt = now;
+        }
+
+        return waiting.Select(job => job.ToFinishedEvent()).ToList();
     }
 
     private async Task ReconcileLeasesAsync(TrainingDbContext db, DateTimeOffset now, CancellationToken cancellationToken)

@@ -42,6 +42,9 @@ public sealed class SchedulerOptions
     /// <summary>After this many lost attempts a job fails instead of being re-queued again.</summary>
     public int MaxAttempts { get; set; } = 5;
 
+    /// <summary>How long a succeeded job waits for its evaluation's verdict before it asks again.</summary>
+    public TimeSpan EvaluationResend { get; set; } = TimeSpan.FromMinutes(2);
+
     public int DefaultMaxConcurrentJobs { get; set; } = 2;
 
     public long DefaultTrainingTokensPerDay { get; set; } = 50_000_000;

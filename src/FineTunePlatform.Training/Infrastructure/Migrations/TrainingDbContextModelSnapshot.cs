@@ -199,6 +199,9 @@ namespace FineTunePlatform.Training.Infrastructure.Migrations
                     b.Property<double>("EvaluationMinImprovement")
                         .HasColumnType("double precision");
 
+                    b.Property<DateTimeOffset?>("EvaluationRequestedAt")
+                        .HasColumnType("timestamp with time zone");
+
                     b.Property<string>("EvaluationVerdict")
                         .HasMaxLength(16)
                         .HasColumnType("character varying(16)");
@@ -291,6 +294,9 @@ namespace FineTunePlatform.Training.Infrastructure.Migrations
                         .HasColumnType("text");
 
                     b.HasKey("Id");
+
+                    b.HasIndex("EvaluationRequestedAt")
+                        .HasFilter("\"EvaluationVerdict\" IS NULL AND \"EvalId\" IS NOT NULL");
 
                     b.HasIndex("Status");
 

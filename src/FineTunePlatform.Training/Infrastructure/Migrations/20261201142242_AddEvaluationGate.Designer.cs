@@ -12,7 +12,7 @@ using Npgsql.EntityFrameworkCore.PostgreSQL.Metadata;
 namespace FineTunePlatform.Training.Infrastructure.Migrations
 {
     [DbContext(typeof(TrainingDbContext))]
-    [Migration("20261201140440_AddEvaluationGate")]
+    [Migration("20261201142242_AddEvaluationGate")]
     partial class AddEvaluationGate
     {
         /// <inheritdoc />
@@ -202,6 +202,9 @@ namespace FineTunePlatform.Training.Infrastructure.Migrations
                     b.Property<double>("EvaluationMinImprovement")
                         .HasColumnType("double precision");
 
+                    b.Property<DateTimeOffset?>("EvaluationRequestedAt")
+                        .HasColumnType("timestamp with time zone");
+
                     b.Property<string>("EvaluationVerdict")
                         .HasMaxLength(16)
                         .HasColumnType("character varying(16)");
@@ -294,6 +297,9 @@ namespace FineTunePlatform.Training.Infrastructure.Migrations
                         .HasColumnType("text");
 
                     b.HasKey("Id");
+
+                    b.HasIndex("EvaluationRequestedAt")
+                        .HasFilter("\"EvaluationVerdict\" IS NULL AND \"EvalId\" IS NOT NULL");
 
                     b.HasIndex("Status");
 

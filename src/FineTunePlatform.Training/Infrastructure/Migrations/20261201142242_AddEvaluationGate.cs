@@ -1,4 +1,5 @@
-﻿using Microsoft.EntityFrameworkCore.Migrations;
+﻿using System;
+using Microsoft.EntityFrameworkCore.Migrations;
 
 #nullable disable
 
@@ -52,17 +53,33 @@ namespace FineTunePlatform.Training.Infrastructure.Migrations
                 nullable: false,
                 defaultValue: 0.0);
 
+            migrationBuilder.AddColumn<DateTimeOffset>(
+                name: "EvaluationRequestedAt",
+                table: "jobs",
+                type: "timestamp with time zone",
+                nullable: true);
+
             migrationBuilder.AddColumn<string>(
                 name: "EvaluationVerdict",
                 table: "jobs",
                 type: "character varying(16)",
                 maxLength: 16,
                 nullable: true);
+
+            migrationBuilder.CreateIndex(
+                name: "IX_jobs_EvaluationRequestedAt",
+                table: "jobs",
+                column: "EvaluationRequestedAt",
+                filter: "\"EvaluationVerdict\" IS NULL AND \"EvalId\" IS NOT NULL");
         }
 
         /// <inheritdoc />
         protected override void Down(MigrationBuilder migrationBuilder)
         {
+            migrationBuilder.DropIndex(
+                name: "IX_jobs_EvaluationRequestedAt",
+                table: "jobs");
+
             migrationBuilder.DropColumn(
                 name: "RequireEvaluation",
                 table: "project_quotas");
@@ -85,6 +102,10 @@ namespace FineTunePlatform.Training.Infrastructure.Migrations
 
             migrationBuilder.DropColumn(
                 name: "EvaluationMinImprovement",
+                table: "jobs");
+
+            migrationBuilder.DropColumn(
+                name: "EvaluationRequestedAt",
                 table: "jobs");
 
             migrationBuilder.DropColumn(
