@@ -1,0 +1,153 @@
+using System.CommandLine;
+using System.Globalization;
+using System.Net.Http.Json;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+
+namespace FineTunePlatform.Cli.Commands;
+
+/// <summary>`ftune jobs create|get|list|cancel|watch`: fine-tuning jobs, followed live through the event stream.</summary>
+public static class JobCommands
+{
+    public static Command Create(ConnectionOptions connection, TextWriter output)
+    {
+        var model = new Option<string>("--model") { Description = "The base model: a preset (local-nano, local-small) or a fine-tuned model you may use.", Required = true };
+        var trainingFile = new Option<string>("--training-file") { Description = "A processed fine-tune file id (see `ftune files upload`).", Required = true };
+        var validationFile = new Option<string?>("--validation-file");
+        var suffix = new Option<string?>("--suffix") { Description = "Part of the model id: ft:{base}:{project}:{suffix}:{job}." };
+        var method = new Option<string>("--method") { DefaultValueFactory = _ => "supervised" };
+        method.AcceptOnlyFromAmong("supervised", "dpo");
+        var epochs = new Option<int?>("--epochs") { Description = "n_epochs (default: auto, from the file's size)." };
+        var batchSize = new Option<int?>("--batch-size");
+        var learningRate = new Option<double?>("--learning-rate-multiplier");
+        var seed = new Option<int?>("--seed");
+        var evalId = new Option<string?>("--eval") { Description = "Evaluate the tuned model against its base with this eval when the job succeeds." };
+        var evalDataSource = new Option<FileInfo?>("--eval-data-source") { Description = "JSON file: the completions data source to sample both models with (no model in it)." };
+        var minImprovement = new Option<double?>("--min-improvement") { Description = "Pass-rate margin over the base the tuned model needs (-1..1, default 0)." };
+        var watch = new Option<bool>("--watch") { Description = "Follow the job's events until it ends." };
+        var create = new Command("create", "Start a fine-tuning job.")
+        {
+            model, trainingFile, validationFile, suffix, method, epochs, batchSize, learningRate, seed, evalId, evalDataSource, minImprovement, watch,
+        };
+        create.SetAction(async (parse, cancellationToken) =>
+        {
+            var hyperparameters = new JsonObject();
+            Add(hyperparameters, "n_epochs", parse.GetValue(epochs));
+            Add(hyperparameters, "batch_size", parse.GetValue(batchSize));
+            Add(hyperparameters, "learning_rate_multiplier", parse.GetValue(learningRate));
+            var body = new JsonObject
+            {
+                ["model"] = parse.GetValue(model),
+                ["training_file"] = parse.GetValue(trainingFile),
+                ["method"] = new JsonObject { ["type"] = parse.GetValue(method), [parse.GetValue(method)!] = new JsonObject { ["hyperparameters"] = hyperparameters } },
+            };
+            Add(body, "validation_file", parse.GetValue(validationFile));
+            Add(body, "suffix", parse.GetValue(suffix));
+            Add(body, "seed", parse.GetValue(seed));
+            if (parse.GetValue(evalId) is { } eval)
+            {
+                var source = parse.GetValue(evalDataSource) ?? throw new CliException("--eval needs --eval-data-source: the data source to sample both models with.", 2);
+                JsonNode? dataSource;
+                try
+                {
+                    dataSource = JsonNode.Parse(await File.ReadAllTextAsync(source.FullName, cancellationToken));
+                }
+                catch (Exception ex) when (ex is JsonException or IOException)
+                {
+                    throw new CliException($"--eval-data-source: {ex.Message}", 2);
+                }
+
+                var evaluation = new JsonObject { ["eval_id"] = eval, ["data_source"] = dataSource };
+                Add(evaluation, "min_improvement", parse.GetValue(minImprovement));
+                body["evaluation"] = evaluation;
+            }
+
+            var platform = connection.Open(parse);
+            var job = await platform.SendAsync(new HttpRequestMessage(HttpMethod.Post, "fine_tuning/jobs") { Content = JsonContent.Create(body) }, cancellationToken);
+            await WriteJobAsync(output, job);
+            return parse.GetValue(watch) ? await WatchAsync(platform, output, job.GetProperty("id").GetString()!, cancellationToken) : 0;
+        });
+
+        var jobId = new Argument<string>("job-id");
+        var get = new Command("get", "Show a job.") { jobId };
+        get.SetAction(async (parse, cancellationToken) =>
+        {
+            await WriteJobAsync(output, await connection.Open(parse).SendAsync(new HttpRequestMessage(HttpMethod.Get, JobPath(parse.GetValue(jobId)!)), cancellationToken));
+            return 0;
+        });
+
+        var limit = new Option<int>("--limit") { DefaultValueFactory = _ => 20 };
+        var list = new Command("list", "List the project's jobs, newest first.") { limit };
+        list.SetAction(async (parse, cancellationToken) =>
+        {
+            var page = await connection.Open(parse).SendAsync(new HttpRequestMessage(HttpMethod.Get, $"fine_tuning/jobs?limit={parse.GetValue(limit)}"), cancellationToken);
+            foreach (var job in page.GetProperty("data").EnumerateArray())
+            {
+                await WriteJobAsync(output, job);
+            }
+
+            return 0;
+        });
+
+        var cancel = new Command("cancel", "Cancel a job that has not finished.") { jobId };
+        cancel.SetAction(async (parse, cancellationToken) =>
+        {
+            await WriteJobAsync(output, await connection.Open(parse).SendAsync(new HttpRequestMessage(HttpMethod.Post, JobPath(parse.GetValue(jobId)!) + "/cancel"), cancellationToken));
+            return 0;
+        });
+
+        var follow = new Command("watch", "Follow a job's events (from its first) until it ends; exit 0 only if it succeeded.") { jobId };
+        follow.SetAction((parse, cancellationToken) => WatchAsync(connection.Open(parse), output, parse.GetValue(jobId)!, cancellationToken));
+
+        return new Command("jobs", "Fine-tuning jobs.") { create, get, list, cancel, follow };
+    }
+
+    /// <summary>Our SSE stream of the job's events (each OpenAI's fine_tuning.job.event), then the job's outcome.</summary>
+    private static async Task<int> WatchAsync(PlatformConnection platform, TextWriter output, string jobId, CancellationToken cancellationToken)
+    {
+        using (var response = await platform.Http.GetAsync(JobPath(jobId) + "/events?stream=true", HttpCompletionOption.ResponseHeadersRead, cancellationToken))
+        {
+            if (!response.IsSuccessStatusCode)
+            {
+                throw PlatformConnection.ErrorOf((int)response.StatusCode, await response.Content.ReadAsStringAsync(cancellationToken));
+            }
+
+            using var reader = new StreamReader(await response.Content.ReadAsStreamAsync(cancellationToken));
+            while (await reader.ReadLineAsync(cancellationToken) is { } line)
+            {
+                if (!line.StartsWith("data: ", StringComparison.Ordinal) || line == "data: [DONE]")
+                {
+                    continue;
+                }
+
+                var jobEvent = JsonDocument.Parse(line["data: ".Length..]).RootElement;
+                var at = DateTimeOffset.FromUnixTimeSeconds(jobEvent.GetProperty("created_at").GetInt64()).ToLocalTime().ToString("HH:mm:ss", CultureInfo.InvariantCulture);
+                await output.WriteLineAsync($"{at}  {jobEvent.GetProperty("level").GetString(),-5}  {jobEvent.GetProperty("message").GetString()}");
+            }
+        }
+
+        var job = await platform.SendAsync(new HttpRequestMessage(HttpMethod.Get, JobPath(jobId)), cancellationToken);
+        await WriteJobAsync(output, job);
+        return job.GetProperty("status").GetString() == "succeeded" ? 0 : 1;
+    }
+
+    private static string JobPath(string jobId) => $"fine_tuning/jobs/{Uri.EscapeDataString(jobId)}";
+
+    private static async Task WriteJobAsync(TextWriter output, JsonElement job)
+    {
+        var tuned = job.TryGetProperty("fine_tuned_model", out var value) && value.ValueKind == JsonValueKind.String ? $" -> {value.GetString()}" : "";
+        await output.WriteLineAsync($"{job.GetProperty("id").GetString()}  {job.GetProperty("status").GetString()}  {job.GetProperty("model").GetString()}{tuned}");
+        if (job.TryGetProperty("error", out var error) && error.ValueKind == JsonValueKind.Object && error.TryGetProperty("message", out var message) && message.ValueKind == JsonValueKind.String)
+        {
+            await output.WriteLineAsync($"  error: {message.GetString()} ({error.GetProperty("code").GetString()})");
+        }
+    }
+
+    private static void Add<T>(JsonObject into, string name, T? value)
+    {
+        if (value is not null)
+        {
+            into[name] = JsonValue.Create(value);
+        }
+    }
+}

@@ -1,0 +1,61 @@
+using System.CommandLine;
+using OpenAI.Chat;
+
+namespace FineTunePlatform.Cli.Commands;
+
+/// <summary>`ftune models list|delete` and `ftune chat`: the models a project may call, and calling one.</summary>
+public static class ModelCommands
+{
+    public static Command Create(ConnectionOptions connection, TextWriter output)
+    {
+        var list = new Command("list", "List the models this project may call: presets, its fine-tuned models and those shared with it.");
+        list.SetAction(async (parse, cancellationToken) =>
+        {
+            foreach (var model in (await connection.Open(parse).OpenAI.GetOpenAIModelClient().GetModelsAsync(cancellationToken)).Value)
+            {
+                await output.WriteLineAsync($"{model.Id}  {model.OwnedBy}");
+            }
+
+            return 0;
+        });
+
+        var modelId = new Argument<string>("model");
+        var delete = new Command("delete", "Delete a fine-tuned model the project owns.") { modelId };
+        delete.SetAction(async (parse, cancellationToken) =>
+        {
+            var deleted = (await connection.Open(parse).OpenAI.GetOpenAIModelClient().DeleteModelAsync(parse.GetValue(modelId)!, cancellationToken)).Value;
+            await output.WriteLineAsync($"{deleted.ModelId}  deleted");
+            return 0;
+        });
+
+        return new Command("models", "Models.") { list, delete };
+    }
+
+    public static Command Chat(ConnectionOptions connection, TextWriter output)
+    {
+        var model = new Argument<string>("model");
+        var message = new Argument<string[]>("message") { Description = "The user message (the words are joined).", Arity = ArgumentArity.OneOrMore };
+        var system = new Option<string?>("--system") { Description = "A system message before it." };
+        var maxTokens = new Option<int?>("--max-tokens");
+        var temperature = new Option<float?>("--temperature");
+        var chat = new Command("chat", "Send one message to a model and stream its reply.") { model, message, system, maxTokens, temperature };
+        chat.SetAction(async (parse, cancellationToken) =>
+        {
+            var client = connection.Open(parse).OpenAI.GetChatClient(parse.GetValue(model));
+            List<ChatMessage> messages = parse.GetValue(system) is { } instructions ? [new SystemChatMessage(instructions)] : [];
+            messages.Add(new UserChatMessage(string.Join(' ', parse.GetValue(message)!)));
+            var options = new ChatCompletionOptions { MaxOutputTokenCount = parse.GetValue(maxTokens), Temperature = parse.GetValue(temperature) };
+            await foreach (var update in client.CompleteChatStreamingAsync(messages, options, cancellationToken))
+            {
+                foreach (var part in update.ContentUpdate)
+                {
+                    await output.WriteAsync(part.Text);
+                }
+            }
+
+            await output.WriteLineAsync();
+            return 0;
+        });
+        return chat;
+    }
+}

@@ -1,0 +1,3 @@
+using FineTunePlatform.Cli;
+
+return await Ftune.InvokeAsync(args, Console.Out, Console.Error);
