@@ -37,6 +37,31 @@ public sealed class FilesApiTests(FilesFixture fixture) : IClassFixture<FilesFix
     }
 
     [Fact]
+    public async Task A_nul_character_in_the_data_or_the_name_is_a_clear_answer_not_a_server_error()
+    {
+        // PostgreSQL's jsonb refuses \u0000; a report quoting the user's data must still be stored and shown.
+        var files = fixture.FileClient(fixture.TeamA.Key);
+        var content = "{\"messages\":[{\"role\":\"us\\u0000er\",\"content\":\"hi\\u0000\"},{\"role\":\"assistant\",\"content\":\"hello\"}]}\n"u8.ToArray();
+
+        OpenAIFile uploaded = await files.UploadFileAsync(new MemoryStream(content), "nul.jsonl", FileUploadPurpose.FineTune);
+
+        using var http = fixture.HttpClient(fixture.TeamA.Key);
+        var report = JsonDocument.Parse(await http.GetStringAsync(new Uri($"/v1/files/{uploaded.Id}/report", UriKind.Relative))).RootElement;
+        Assert.Equal("error", report.GetProperty("status").GetString());
+        Assert.Contains(report.GetProperty("errors").EnumerateArray(), error => error.GetProperty("line").GetInt64() == 1
+            && error.GetProperty("message").GetString()!.Contains("'us\\u0000er'", StringComparison.Ordinal));
+
+        // Names are stored as given: one PostgreSQL cannot store, or one longer than the column, is a 400.
+        foreach (var filename in new[] { "tickets\u0000.jsonl", new string('a', 1025) + ".jsonl" })
+        {
+            var upload = await http.PostAsync(new Uri("/v1/uploads", UriKind.Relative), new StringContent(
+                JsonSerializer.Serialize(new { filename, purpose = "fine-tune", bytes = 10, mime_type = "text/jsonl" }), System.Text.Encoding.UTF8, "application/json"));
+            Assert.Equal(HttpStatusCode.BadRequest, upload.StatusCode);
+            Assert.Equal("filename", JsonDocument.Parse(await upload.Content.ReadAsStringAsync()).RootElement.GetProperty("error").GetProperty("param").GetString());
+        }
+    }
+
+    [Fact]
     public async Task A_file_of_several_chunks_downloads_byte_identical()
     {
         var files = fixture.FileClient(fixture.TeamA.Key);

@@ -22,6 +22,29 @@ public sealed class AdminApiTests(GatewayFixture fixture) : IClassFixture<Gatewa
         Assert.EndsWith(apiKey[^4..], listed.GetProperty("redacted_value").GetString(), StringComparison.Ordinal);
     }
 
+    [Theory]
+    [InlineData("team\u0000a")]
+    [InlineData("a-name-longer-than-the-column-allows")]
+    public async Task Names_that_cannot_be_stored_are_a_400_for_projects_and_keys(string name)
+    {
+        name = name.StartsWith("a-name", StringComparison.Ordinal) ? new string('n', 257) : name;
+        var (projectId, ownerKey) = await fixture.CreateProjectAsync("owner");
+        using var admin = fixture.CreateClient(GatewayFixture.AdminKey);
+        using var owner = fixture.CreateClient(ownerKey);
+
+        foreach (var response in new[]
+        {
+            await admin.PostAsJsonAsync("/admin/v1/projects", new { name }),
+            await admin.PostAsJsonAsync($"/admin/v1/projects/{projectId}/keys", new { name, role = "member" }),
+            await owner.PostAsJsonAsync("/v1/project/api_keys", new { name, role = "member" }),
+        })
+        {
+            var body = await response.Content.ReadAsStringAsync();
+            Assert.True(response.StatusCode == HttpStatusCode.BadRequest, body);
+            Assert.Equal("name", JsonDocument.Parse(body).RootElement.GetProperty("error").GetProperty("param").GetString());
+        }
+    }
+
     [Fact]
     public async Task Project_keys_cannot_use_the_admin_api()
     {

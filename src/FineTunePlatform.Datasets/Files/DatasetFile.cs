@@ -62,3 +62,23 @@ public static class FilePurposes
     /// <summary>Purposes whose content is JSONL training data, validated line by line.</summary>
     public static bool IsValidated(string purpose) => purpose == FineTune;
 }
+
+/// <summary>What a file may be called: stored as given (trimmed), so it must fit the column and be storable text.</summary>
+public static class FileNames
+{
+    public const int MaxLength = 1024;
+
+    /// <summary>The trimmed name, or InvalidArgument naming `param` (PostgreSQL cannot store a NUL character).</summary>
+    public static string Check(string? filename, string param)
+    {
+        var trimmed = filename?.Trim();
+        if (string.IsNullOrEmpty(trimmed))
+        {
+            throw RpcErrors.InvalidArgument("The file needs a name.", param);
+        }
+
+        return trimmed.Length > MaxLength || trimmed.Any(char.IsControl)
+            ? throw RpcErrors.InvalidArgument($"A file name is at most {MaxLength} characters, without control characters.", param)
+            : trimmed;
+    }
+}

@@ -19,10 +19,7 @@ public sealed class UploadSessions(DatasetsDbContext db, ChunkStore chunks, File
 {
     public async Task<SessionContract> CreateAsync(string projectId, CreateUploadSessionRequest request, CancellationToken cancellationToken)
     {
-        if (string.IsNullOrWhiteSpace(request.Filename))
-        {
-            throw RpcErrors.InvalidArgument("'filename' is required.", "filename");
-        }
+        var filename = FileNames.Check(request.Filename, "filename");
 
         if (!FilePurposes.Uploadable.Contains(request.Purpose))
         {
@@ -44,7 +41,7 @@ public sealed class UploadSessions(DatasetsDbContext db, ChunkStore chunks, File
         {
             Id = UploadSession.NewId(),
             ProjectId = projectId,
-            Filename = request.Filename.Trim(),
+            Filename = filename,
             Purpose = request.Purpose,
             Bytes = request.Bytes,
             MimeType = string.IsNullOrWhiteSpace(request.MimeType) ? null : request.MimeType,

@@ -34,10 +34,7 @@ public sealed class DatasetGrpcService(
         }
 
         var metadata = requestStream.Current.Metadata;
-        if (string.IsNullOrWhiteSpace(metadata.Filename))
-        {
-            throw RpcErrors.InvalidArgument("The file needs a name.", "file");
-        }
+        var filename = FileNames.Check(metadata.Filename, "file");
 
         var purpose = NullIfEmpty(metadata.Purpose);
         if (purpose is not null && !FilePurposes.IsKnown(purpose))
@@ -70,7 +67,7 @@ public sealed class DatasetGrpcService(
         }
 
         var file = await IngestMappingErrorsAsync(() => ingestor.IngestAsync(
-            caller.ProjectId, metadata.Filename.Trim(), purpose, NullIfEmpty(metadata.BaseModel), limits.Value.MaxFileBytes,
+            caller.ProjectId, filename, purpose, NullIfEmpty(metadata.BaseModel), limits.Value.MaxFileBytes,
             Content(context.CancellationToken), () => latePurpose, context.CancellationToken));
         return ToContract(file);
     }

@@ -12,13 +12,14 @@ internal sealed class DatasetFileConfiguration : IEntityTypeConfiguration<Datase
         builder.HasKey(file => file.Id);
         builder.Property(file => file.Id).HasMaxLength(64);
         builder.Property(file => file.ProjectId).HasMaxLength(64).IsRequired();
-        builder.Property(file => file.Filename).HasMaxLength(1024).IsRequired();
+        builder.Property(file => file.Filename).HasMaxLength(FileNames.MaxLength).IsRequired();
         builder.Property(file => file.Purpose).HasMaxLength(32).IsRequired();
         builder.Property(file => file.Status).HasMaxLength(16).IsRequired();
         builder.Property(file => file.Sha256).HasMaxLength(64);
         builder.Property(file => file.Format).HasMaxLength(16);
         builder.Property(file => file.BaseModel).HasMaxLength(256);
-        builder.Property(file => file.Report).HasColumnType("jsonb");
+        // Text, not jsonb: the report quotes the user's data, and jsonb refuses the escaped NUL character (\u0000).
+        builder.Property(file => file.Report).HasColumnType("text");
         // Listing is by project, newest first, paged by id.
         builder.HasIndex(file => new { file.ProjectId, file.CreatedAt, file.Id });
     }
@@ -32,7 +33,7 @@ internal sealed class UploadSessionConfiguration : IEntityTypeConfiguration<Uplo
         builder.HasKey(upload => upload.Id);
         builder.Property(upload => upload.Id).HasMaxLength(64);
         builder.Property(upload => upload.ProjectId).HasMaxLength(64).IsRequired();
-        builder.Property(upload => upload.Filename).HasMaxLength(1024).IsRequired();
+        builder.Property(upload => upload.Filename).HasMaxLength(FileNames.MaxLength).IsRequired();
         builder.Property(upload => upload.Purpose).HasMaxLength(32).IsRequired();
         builder.Property(upload => upload.Status).HasMaxLength(16).IsRequired();
         builder.Property(upload => upload.MimeType).HasMaxLength(128);

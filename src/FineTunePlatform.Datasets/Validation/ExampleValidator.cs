@@ -4,7 +4,21 @@ using System.Text.Unicode;
 namespace FineTunePlatform.Datasets.Validation;
 
 /// <summary>One problem on one line, with the JSON path of the field at fault.</summary>
-public sealed record LineError(string Category, long Line, string Path, string Message);
+/// <summary>
+/// One mistake on one line. Path and message may quote the user's data; control characters in them are written as
+/// \uXXXX escapes, so the error reads the same everywhere and is storable (PostgreSQL text cannot hold a NUL).
+/// </summary>
+public sealed record LineError(string Category, long Line, string Path, string Message)
+{
+    public string Path { get; } = Visible(Path);
+
+    public string Message { get; } = Visible(Message);
+
+    private static string Visible(string text) =>
+        !text.Any(char.IsControl)
+            ? text
+            : string.Concat(text.Select(c => char.IsControl(c) ? $"\\u{(int)c:x4}" : c.ToString()));
+}
 
 /// <summary>What checking one line found: its format (when it is a valid example), its errors and its token counts.</summary>
 public sealed class ExampleResult

@@ -309,7 +309,7 @@ public sealed class EvaluationGrpcService(
     }
 
     private static string Name(string name) =>
-        name.Length > 256 || name.Contains('\0', StringComparison.Ordinal)
+        !StoredText.Fits(name, 256)
             ? throw RpcErrors.InvalidArgument("'name' is at most 256 characters, without NUL characters.", "name")
             : name;
 

@@ -67,9 +67,9 @@ public static class AdminApi
     private static async Task<IResult> CreateProject(CreateProjectRequest request, GatewayDbContext db, TimeProvider time, CancellationToken ct)
     {
         var name = request.Name?.Trim();
-        if (string.IsNullOrEmpty(name) || name.Length > 256)
+        if (string.IsNullOrEmpty(name) || !StoredText.Fits(name, 256))
         {
-            return OpenAIErrors.BadRequest("'name' is required and must be at most 256 characters.", "name");
+            return OpenAIErrors.BadRequest("'name' is required and must be at most 256 characters, without NUL characters.", "name");
         }
 
         var project = new Project { Id = Project.NewId(), Name = name, CreatedAt = time.GetUtcNow() };
@@ -113,7 +113,13 @@ public static class AdminApi
             return OpenAIErrors.BadRequest("'expires_at' must be in the future.", "expires_at");
         }
 
-        var (key, plaintext) = ApiKey.Create(projectId, request.Name?.Trim() is { Length: > 0 } name ? name : "unnamed", role, now, expiresAt);
+        var name = request.Name?.Trim() is { Length: > 0 } given ? given : "unnamed";
+        if (!StoredText.Fits(name, 256))
+        {
+            return OpenAIErrors.BadRequest("'name' must be at most 256 characters, without NUL characters.", "name");
+        }
+
+        var (key, plaintext) = ApiKey.Create(projectId, name, role, now, expiresAt);
         db.ApiKeys.Add(key);
         await db.SaveChangesAsync(ct);
         return TypedResults.Created($"/admin/v1/projects/{projectId}/keys/{key.Id}", KeyResponse.From(key, plaintext));

@@ -67,7 +67,7 @@ namespace FineTunePlatform.Datasets.Infrastructure.Migrations
                         .HasColumnType("character varying(32)");
 
                     b.Property<string>("Report")
-                        .HasColumnType("jsonb");
+                        .HasColumnType("text");
 
                     b.Property<string>("Sha256")
                         .IsRequired()
@@ -169,7 +169,7 @@ namespace FineTunePlatform.Datasets.Infrastructure.Migrations
                     b.ToTable("upload_sessions", (string)null);
                 });
 
-            modelBuilder.Entity("FineTunePlatform.Datasets.Storage.ContentChunk", b =>
+            modelBuilder.Entity("FineTunePlatform.ServiceDefaults.Storage.ContentChunk", b =>
                 {
                     b.Property<string>("OwnerId")
                         .HasMaxLength(64)
