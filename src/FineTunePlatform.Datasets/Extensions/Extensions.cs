@@ -24,6 +24,7 @@ internal static class Extensions
 
         builder.Services.AddGrpc(options =>
         {
+            options.Interceptors.Add<NulTextInterceptor>();
             // Content travels in chunks; a message is at most one stored chunk plus framing.
             options.MaxReceiveMessageSize = 4 * 1024 * 1024;
         });

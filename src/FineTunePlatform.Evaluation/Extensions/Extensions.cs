@@ -36,6 +36,6 @@ internal static class Extensions
         builder.Services.AddHostedService<RunExecutor>();
         builder.Services.AddHostedService<JobEvaluationMonitor>();
 
-        builder.Services.AddGrpc();
+        builder.Services.AddGrpc(options => options.Interceptors.Add<NulTextInterceptor>());
     }
 }

@@ -48,7 +48,7 @@ internal static class Extensions
             options.SerializerOptions.RespectNullableAnnotations = true;
         });
 
-        builder.Services.AddGrpc();
+        builder.Services.AddGrpc(options => options.Interceptors.Add<NulTextInterceptor>());
 
         builder.Services.Configure<RateLimitDefaults>(builder.Configuration.GetSection("Gateway:RateLimits"));
         builder.Services.AddSingleton<ApiKeyCache>();

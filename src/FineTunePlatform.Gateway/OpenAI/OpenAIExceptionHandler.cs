@@ -19,6 +19,7 @@ public sealed partial class OpenAIExceptionHandler(ILogger<OpenAIExceptionHandle
             BadHttpRequestException bad => OpenAIErrors.Result(bad.StatusCode, RequestBodyMessage(bad), OpenAIErrors.InvalidRequestError),
             InvalidRequestException invalid => OpenAIErrors.BadRequest(invalid.Message, invalid.Param),
             RpcException rpc => FromRpcException(rpc),
+            _ when NulTextInterceptor.IsNulText(exception) => OpenAIErrors.BadRequest(NulTextInterceptor.Message, null, "invalid_text"),
             OperationCanceledException when httpContext.RequestAborted.IsCancellationRequested => null,
             _ => null,
         };

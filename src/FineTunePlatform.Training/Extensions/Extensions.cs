@@ -37,6 +37,7 @@ internal static class Extensions
 
         builder.Services.AddGrpc(options =>
         {
+            options.Interceptors.Add<NulTextInterceptor>();
             // Checkpoints travel in chunks of about 1 MiB.
             options.MaxReceiveMessageSize = 4 * 1024 * 1024;
         });
