@@ -45,6 +45,19 @@ public sealed class AdminApiTests(GatewayFixture fixture) : IClassFixture<Gatewa
         }
     }
 
+    [Theory]
+    [InlineData(1L)]
+    [InlineData(99_999_999_999_999L)]
+    public async Task A_key_expiry_in_the_past_or_beyond_the_calendar_is_a_400(long expiresAt)
+    {
+        var (projectId, _) = await fixture.CreateProjectAsync("owner");
+        using var admin = fixture.CreateClient(GatewayFixture.AdminKey);
+        var response = await admin.PostAsJsonAsync($"/admin/v1/projects/{projectId}/keys", new { name = "k", role = "member", expires_at = expiresAt });
+        var body = await response.Content.ReadAsStringAsync();
+        Assert.True(response.StatusCode == HttpStatusCode.BadRequest, body);
+        Assert.Equal("expires_at", JsonDocument.Parse(body).RootElement.GetProperty("error").GetProperty("param").GetString());
+    }
+
     [Fact]
     public async Task Project_keys_cannot_use_the_admin_api()
     {

@@ -75,6 +75,13 @@ public sealed class ChatCompletionsTests(GatewayFixture fixture) : IClassFixture
     [InlineData("{\"model\":\"echo-1\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],\"n\":2}", "n")]
     [InlineData("{\"model\":\"echo-1\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],\"temperature\":3}", "temperature")]
     [InlineData("{\"model\":\"echo-1\",\"messages\":[{\"content\":\"hi\"}]}", "messages[0].role")]
+    [InlineData("{\"model\":\"echo-1\",\"messages\":[{\"role\":\"bogus\",\"content\":\"hi\"}]}", "messages[0].role")]
+    [InlineData("{\"model\":\"local-nano\",\"messages\":[{\"role\":\"user\",\"content\":null}]}", "messages[0].content")]
+    [InlineData("{\"model\":\"local-nano\",\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":\"text\",\"text\":5}]}]}", "messages[0].content")]
+    [InlineData("{\"model\":\"local-nano\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],\"seed\":1.5}", "seed")]
+    [InlineData("{\"model\":\"local-nano\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],\"max_tokens\":-1}", "max_tokens")]
+    [InlineData("{\"model\":\"local-nano\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],\"max_completion_tokens\":2.5}", "max_completion_tokens")]
+    [InlineData("{\"model\":\"local-nano\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],\"stop\":[1]}", "stop")]
     public async Task Bad_requests_are_400s_naming_the_parameter(string body, string param)
     {
         var (_, key) = await fixture.CreateProjectAsync("member");

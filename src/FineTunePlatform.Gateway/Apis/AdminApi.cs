@@ -107,11 +107,12 @@ public static class AdminApi
         }
 
         var now = time.GetUtcNow();
-        DateTimeOffset? expiresAt = request.ExpiresAt is { } seconds ? DateTimeOffset.FromUnixTimeSeconds(seconds) : null;
-        if (expiresAt <= now)
+        if (request.ExpiresAt is { } seconds && (seconds <= now.ToUnixTimeSeconds() || seconds > DateTimeOffset.MaxValue.ToUnixTimeSeconds()))
         {
-            return OpenAIErrors.BadRequest("'expires_at' must be in the future.", "expires_at");
+            return OpenAIErrors.BadRequest("'expires_at' must be a time in the future, in Unix seconds.", "expires_at");
         }
+
+        DateTimeOffset? expiresAt = request.ExpiresAt is { } expiry ? DateTimeOffset.FromUnixTimeSeconds(expiry) : null;
 
         var name = request.Name?.Trim() is { Length: > 0 } given ? given : "unnamed";
         if (!StoredText.Fits(name, 256))

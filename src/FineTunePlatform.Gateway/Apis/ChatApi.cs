@@ -169,6 +169,41 @@ public static class ChatApi
             {
                 return (null, OpenAIErrors.BadRequest($"Invalid message at messages[{i}]: each message needs a 'role'.", $"messages[{i}].role"));
             }
+
+            var role = message["role"]!.GetValue<string>();
+            if (!MessageRoles.Contains(role))
+            {
+                return (null, OpenAIErrors.BadRequest($"Invalid value '{role}' for messages[{i}].role: expected one of {string.Join(", ", MessageRoles)}.", $"messages[{i}].role"));
+            }
+
+            // Text, or a list of content parts; only an assistant message (one that called tools) may have none.
+            var content = message["content"];
+            var wellFormedParts = content is not JsonArray parts || parts.All(part => part is JsonObject { } candidate
+                && candidate["type"]?.GetValueKind() == JsonValueKind.String
+                && (candidate["type"]!.GetValue<string>() != "text" || candidate["text"]?.GetValueKind() == JsonValueKind.String));
+            if (!(content?.GetValueKind() is JsonValueKind.String or JsonValueKind.Array || (content is null && role == "assistant")) || !wellFormedParts)
+            {
+                return (null, OpenAIErrors.BadRequest($"Invalid value for messages[{i}].content: expected a string or an array of content parts.", $"messages[{i}].content"));
+            }
+        }
+
+        foreach (var name in (ReadOnlySpan<string>)["max_tokens", "max_completion_tokens"])
+        {
+            if (request[name] is JsonValue budget && !(budget.GetValueKind() == JsonValueKind.Number && budget.TryGetValue<int>(out var tokens) && tokens >= 1))
+            {
+                return (null, OpenAIErrors.BadRequest($"'{name}' must be a positive integer.", name));
+            }
+        }
+
+        if (request["seed"] is JsonValue seed && !(seed.GetValueKind() == JsonValueKind.Number && seed.TryGetValue<long>(out _)))
+        {
+            return (null, OpenAIErrors.BadRequest("'seed' must be an integer.", "seed"));
+        }
+
+        if (request["stop"] is { } stop && !(stop.GetValueKind() == JsonValueKind.String
+            || (stop is JsonArray stops && stops.Count <= 4 && stops.All(item => item?.GetValueKind() == JsonValueKind.String))))
+        {
+            return (null, OpenAIErrors.BadRequest("'stop' must be a string or an array of up to 4 strings.", "stop"));
         }
 
         if (request["n"] is JsonValue n && (n.GetValueKind() != JsonValueKind.Number || n.GetValue<double>() != 1))
@@ -186,6 +221,8 @@ public static class ChatApi
 
         return (request, null);
     }
+
+    private static readonly string[] MessageRoles = ["system", "developer", "user", "assistant", "tool", "function"];
 
     /// <summary>What a request may cost against tokens-per-minute: its prompt (about 4 characters a token) plus its completion budget.</summary>
     private static long EstimateTokens(JsonObject request)
