@@ -62,6 +62,28 @@ public sealed class FilesApiTests(FilesFixture fixture) : IClassFixture<FilesFix
     }
 
     [Fact]
+    public async Task A_multipart_body_cut_before_its_closing_boundary_is_a_400_and_stores_nothing()
+    {
+        var (projectId, key) = await fixture.CreateProjectAsync("member");
+        using var http = fixture.HttpClient(key);
+        var body = new ByteArrayContent("--zzz\r\nContent-Disposition: form-data; name=\"purpose\"\r\n\r\nfine-tune\r\n--zzz\r\nContent-Disposition: form-data; name=\"file\"; filename=\"cut.jsonl\"\r\n\r\n{\"messages\":[]}\n"u8.ToArray());
+        body.Headers.ContentType = System.Net.Http.Headers.MediaTypeHeaderValue.Parse("multipart/form-data; boundary=zzz");
+
+        var response = await http.PostAsync(new Uri("/v1/files", UriKind.Relative), body);
+
+        var text = await response.Content.ReadAsStringAsync();
+        Assert.True(response.StatusCode == HttpStatusCode.BadRequest, text);
+        Assert.Contains("closing boundary", JsonDocument.Parse(text).RootElement.GetProperty("error").GetProperty("message").GetString(), StringComparison.Ordinal);
+        // The cut upload's row is removed when its call is cancelled, which the dataset service sees a moment later.
+        var deadline = DateTime.UtcNow.AddSeconds(10);
+        while (await fixture.CountFileRowsAsync(projectId) > 0)
+        {
+            Assert.True(DateTime.UtcNow < deadline, "The cut upload's file row stayed.");
+            await Task.Delay(50);
+        }
+    }
+
+    [Fact]
     public async Task A_file_of_several_chunks_downloads_byte_identical()
     {
         var files = fixture.FileClient(fixture.TeamA.Key);

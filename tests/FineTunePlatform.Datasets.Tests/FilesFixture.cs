@@ -61,6 +61,16 @@ public sealed class FilesFixture : IAsyncLifetime
     public Task<(string ProjectId, string Key)> CreateProjectAsync(string role) => new GatewayAdmin(Gateway, AdminKey).CreateProjectAsync(role);
 
     /// <summary>Rows of stored content in the dataset service's database: proves nothing half-stored remains.</summary>
+    /// <summary>A project's file rows, finished or not (the API lists only finished ones).</summary>
+    public async Task<long> CountFileRowsAsync(string projectId)
+    {
+        await using var connection = new NpgsqlConnection(DatasetsDatabase);
+        await connection.OpenAsync();
+        await using var command = new NpgsqlCommand("SELECT count(*) FROM files WHERE \"ProjectId\" = @project", connection);
+        command.Parameters.AddWithValue("project", projectId);
+        return (long)(await command.ExecuteScalarAsync())!;
+    }
+
     public async Task<long> CountStoredChunksAsync()
     {
         await using var connection = new NpgsqlConnection(DatasetsDatabase);

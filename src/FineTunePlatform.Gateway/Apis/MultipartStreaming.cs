@@ -115,6 +115,22 @@ internal static class MultipartStreaming
     public static bool DeclaresMoreThan(HttpRequest request, long contentLimit) =>
         request.ContentLength > contentLimit + FramingAllowance;
 
+    /// <summary>
+    /// A read of a section's body; a body that ends before the section's closing boundary (a truncated or malformed
+    /// request, not a dropped connection) is the client's mistake: a 400, not a server error.
+    /// </summary>
+    private static async ValueTask<int> ReadSectionAsync(Stream body, Memory<byte> buffer, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return await body.ReadAsync(buffer, cancellationToken);
+        }
+        catch (IOException ex) when (!cancellationToken.IsCancellationRequested)
+        {
+            throw new BadHttpRequestException("The multipart body ended before the part's closing boundary.", ex);
+        }
+    }
+
     /// <summary>Forwards a section's body as chunks, calling `write` for each.</summary>
     public static async Task ForwardAsync(Stream body, Func<ByteString, Task> write, CancellationToken cancellationToken)
     {
@@ -123,7 +139,7 @@ internal static class MultipartStreaming
         {
             var filled = 0;
             int read;
-            while (filled < buffer.Length && (read = await body.ReadAsync(buffer.AsMemory(filled), cancellationToken)) > 0)
+            while (filled < buffer.Length && (read = await ReadSectionAsync(body, buffer.AsMemory(filled), cancellationToken)) > 0)
             {
                 filled += read;
             }
