@@ -14,9 +14,10 @@ public sealed class NulTextInterceptor : Interceptor
 {
     public const string Message = "Text in this request contains a NUL character (\\u0000), which the platform cannot store or look up.";
 
+    /// <summary>22021: a NUL in text; 22P05: a \u0000 escape in JSON that jsonb must take (a metadata filter).</summary>
     public static bool IsNulText(Exception exception) =>
-        exception is PostgresException { SqlState: PostgresErrorCodes.CharacterNotInRepertoire }
-        || exception.InnerException is PostgresException { SqlState: PostgresErrorCodes.CharacterNotInRepertoire };
+        (exception as PostgresException ?? exception.InnerException as PostgresException)?.SqlState
+            is PostgresErrorCodes.CharacterNotInRepertoire or PostgresErrorCodes.UntranslatableCharacter;
 
     public override async Task<TResponse> UnaryServerHandler<TRequest, TResponse>(TRequest request, ServerCallContext context, UnaryServerMethod<TRequest, TResponse> continuation)
     {

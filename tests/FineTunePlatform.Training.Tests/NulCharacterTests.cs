@@ -13,6 +13,7 @@ public sealed class NulCharacterTests(FineTuningFixture fixture) : IClassFixture
     [InlineData("GET", "/v1/files?after=file-%00", null)]
     [InlineData("GET", "/v1/fine_tuning/jobs?after=ftjob-%00", null)]
     [InlineData("GET", "/v1/evals?after=eval_%00", null)]
+    [InlineData("GET", "/v1/fine_tuning/jobs?metadata%5Bteam%5D=a%00", null)]
     [InlineData("POST", "/v1/fine_tuning/jobs", """{"model":"local\u0000nano","training_file":"file-x"}""")]
     [InlineData("POST", "/v1/fine_tuning/jobs", """{"model":"local-nano","training_file":"file-\u0000"}""")]
     [InlineData("POST", "/v1/chat/completions", """{"model":"ft:local-nano:\u0000","messages":[{"role":"user","content":"hi"}]}""")]
