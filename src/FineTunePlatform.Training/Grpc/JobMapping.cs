@@ -63,9 +63,13 @@ internal static class JobMapping
         return contract;
     }
 
-    /// <summary>The bus's news of a finished job (with the evaluation a succeeded job asked for).</summary>
+    /// <summary>
+    /// The bus's news of a finished job (with the evaluation a succeeded job asked for). It occurred when the job
+    /// finished, however often it is announced: usage records a job's training tokens on that day, once.
+    /// </summary>
     public static TrainingJobFinished ToFinishedEvent(this TrainingJob job) => new(job.Id, job.ProjectId, job.Status, job.FineTunedModel, job.Model)
     {
+        OccurredAt = job.FinishedAt ?? DateTimeOffset.UtcNow,
         TrainedTokens = job.TrainedTokens ?? 0,
         Evaluation = job is { Status: JobStatus.Succeeded, EvalId: not null }
             ? new JobEvaluationRequest(job.EvalId, job.EvaluationDataSource!, job.EvaluationMinImprovement)
