@@ -70,6 +70,7 @@ public sealed class TrainingPlatform : IAsyncDisposable
         platform.TrainingSettings["Training:Scheduler:ClaimTimeout"] = "00:00:05";
         platform.TrainingSettings["Training:Scheduler:WorkerTimeout"] = "00:00:05";
         platform.TrainingSettings["Training:Scheduler:DefaultMaxConcurrentJobs"] = "10";
+        platform.TrainingSettings["Training:Scheduler:EvaluationResend"] = "00:00:04";
         platform.Training = new ServiceHost<TrainingEntry>(platform.TrainingSettings);
         // The gateway and the evaluation service call each other: the evaluation service's addresses are
         // reserved first so the gateway can be configured with them.

@@ -21,6 +21,7 @@ namespace FineTunePlatform.Evaluation.IntegrationEvents;
 public sealed class StartJobEvaluationConsumer(
     EvaluationDbContext db,
     RunSignal signal,
+    [FromKeyedServices(JobEvaluationMonitor.Wake)] RunSignal monitor,
     IOptions<RunOptions> runOptions,
     TimeProvider time) : IConsumer<TrainingJobFinished>
 {
@@ -40,6 +41,7 @@ public sealed class StartJobEvaluationConsumer(
             {
                 existing.PublishedAt = null;
                 await db.SaveChangesAsync(context.CancellationToken);
+                monitor.Notify();
             }
 
             return;
@@ -99,8 +101,29 @@ public sealed class StartJobEvaluationConsumer(
             // A concurrent delivery of the same event created it first.
             return;
         }
+        catch (DbUpdateException ex) when (ex.InnerException is Npgsql.PostgresException { SqlState: Npgsql.PostgresErrorCodes.ForeignKeyViolation })
+        {
+            // The eval was deleted between reading it and queueing its runs: the evaluation cannot run.
+            var started = db.JobEvaluations.Local.Single(row => row.JobId == finished.JobId);
+            db.ChangeTracker.Clear();
+            db.JobEvaluations.Add(new JobEvaluation
+            {
+                JobId = started.JobId, ProjectId = started.ProjectId, EvalId = started.EvalId, BaseModel = started.BaseModel,
+                TunedModel = started.TunedModel, MinImprovement = started.MinImprovement, CreatedAt = now,
+                Verdict = EvaluationVerdict.Failed, Summary = $"eval {evaluation.EvalId} was deleted", SettledAt = now,
+            });
+            await db.SaveChangesAsync(context.CancellationToken);
+            failure = "deleted";
+        }
 
-        signal.Notify();
+        if (failure is null)
+        {
+            signal.Notify();
+        }
+        else
+        {
+            monitor.Notify();
+        }
     }
 
     private static EvalRun Run(TrainingJobFinished finished, Evals.Eval eval, string role, string model, string dataSource, DateTimeOffset now) => new()

@@ -16,32 +16,45 @@ namespace FineTunePlatform.Evaluation.JobEvaluations;
 /// </summary>
 public sealed partial class JobEvaluationMonitor(
     IServiceScopeFactory scopes,
+    [FromKeyedServices(JobEvaluationMonitor.Wake)] RunSignal signal,
     IOptions<RunOptions> options,
     TimeProvider time,
     ILogger<JobEvaluationMonitor> logger) : BackgroundService
 {
+    /// <summary>The key of the <see cref="RunSignal"/> that wakes the monitor: a run finished here, or a verdict is due again.</summary>
+    public const string Wake = "job-evaluations";
+
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
-        using var timer = new PeriodicTimer(options.Value.PollInterval * 2, time);
-        try
+        // Woken by this instance's runs as they finish; the slow poll catches runs that finished on other instances
+        // and verdicts the bus refused. (A frequent poll cost measurable CPU on small machines.)
+        var poll = options.Value.PollInterval * 30;
+        while (!stoppingToken.IsCancellationRequested)
         {
-            do
+            var wake = signal.Next;
+            try
             {
-                try
-                {
-                    await using var scope = scopes.CreateAsyncScope();
-                    await SettleAndPublishAsync(scope.ServiceProvider.GetRequiredService<EvaluationDbContext>(),
-                        scope.ServiceProvider.GetRequiredService<IPublishEndpoint>(), stoppingToken);
-                }
-                catch (Exception ex) when (ex is not OperationCanceledException)
-                {
-                    LogPassFailed(logger, ex);
-                }
+                await using var scope = scopes.CreateAsyncScope();
+                await SettleAndPublishAsync(scope.ServiceProvider.GetRequiredService<EvaluationDbContext>(),
+                    scope.ServiceProvider.GetRequiredService<IPublishEndpoint>(), stoppingToken);
             }
-            while (await timer.WaitForNextTickAsync(stoppingToken));
-        }
-        catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
-        {
+            catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+            {
+                break;
+            }
+            catch (Exception ex)
+            {
+                LogPassFailed(logger, ex);
+            }
+
+            try
+            {
+                await Task.WhenAny(wake, Task.Delay(poll, time, stoppingToken)).Unwrap();
+            }
+            catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+            {
+                break;
+            }
         }
     }
 

@@ -12,6 +12,7 @@ namespace FineTunePlatform.Evaluation.Runs;
 public sealed partial class RunExecutor(
     IServiceScopeFactory scopes,
     RunSignal signal,
+    [FromKeyedServices(JobEvaluations.JobEvaluationMonitor.Wake)] RunSignal runFinished,
     IOptions<RunOptions> options,
     TimeProvider time,
     ILogger<RunExecutor> logger) : BackgroundService
@@ -108,6 +109,11 @@ public sealed partial class RunExecutor(
         catch (Exception ex)
         {
             LogRunCrashed(logger, ex, runId);
+        }
+        finally
+        {
+            // A job's evaluation may be waiting for this run.
+            runFinished.Notify();
         }
     }
 

@@ -1,8 +1,10 @@
 namespace FineTunePlatform.Evaluation.Runs;
 
 /// <summary>
-/// Wakes this instance's executor when a run is queued here, so it does not wait for its next poll. The executor
-/// takes <see cref="Next"/> before it looks for work, so a run queued while it looks still wakes it.
+/// Wakes one of this instance's loops without waiting for its next poll: the executor when a run is queued here
+/// (the unkeyed singleton), the job-evaluation monitor when a run finishes here (keyed
+/// <see cref="JobEvaluations.JobEvaluationMonitor.Wake"/>). A loop takes <see cref="Next"/> before it looks for work,
+/// so a notification while it looks still wakes it.
 /// </summary>
 public sealed class RunSignal
 {

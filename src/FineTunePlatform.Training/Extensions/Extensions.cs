@@ -5,7 +5,6 @@ using FineTunePlatform.Training.IntegrationEvents;
 using FineTunePlatform.Training.Jobs;
 using FineTunePlatform.Training.Models;
 using FineTunePlatform.Training.Scheduling;
-using MassTransit;
 
 namespace FineTunePlatform.Training.Extensions;
 
@@ -16,9 +15,9 @@ internal static class Extensions
         builder.AddNpgsqlDbContext<TrainingDbContext>("trainingdb");
         builder.Services.AddMigration<TrainingDbContext>();
 
-        // Retried: the verdict is recorded once, so a transient failure (a connection lost) is simply tried again.
-        builder.AddMessageBus(bus => bus.AddConsumer<FineTunedModelEvaluatedConsumer>((_, consumer) =>
-            consumer.UseMessageRetry(retry => retry.Intervals(100, 500, 2_000, 5_000))));
+        // No retry filter: a verdict that fails to record is sent again (the scheduler re-announces the job, the
+        // evaluation service re-sends its verdict).
+        builder.AddMessageBus(bus => bus.AddConsumer<FineTunedModelEvaluatedConsumer>());
 
         builder.Services.AddInternalGrpcClient<DatasetService.DatasetServiceClient>("datasets");
 

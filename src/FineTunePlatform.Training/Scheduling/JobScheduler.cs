@@ -27,6 +27,7 @@ public sealed partial class JobScheduler(
 {
     public const string TrainJobQueue = "train-job";
     private const long AdvisoryLockKey = 0x46_54_50_53; // "FTPS"
+    private DateTimeOffset _nextEvaluationCheck;
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
@@ -63,7 +64,7 @@ public sealed partial class JobScheduler(
             var now = time.GetUtcNow();
             await ReconcileLeasesAsync(db, now, cancellationToken);
             dispatched = await DispatchAsync(db, now, cancellationToken);
-            unanswered = await AskAgainForEvaluationsAsync(db, now, cancellationToken);
+            unanswered = now >= _nextEvaluationCheck ? await AskAgainForEvaluationsAsync(db, now, cancellationToken) : [];
             await db.SaveChangesAsync(cancellationToken);
             await transaction.CommitAsync(cancellationToken);
         }
@@ -91,6 +92,8 @@ public sealed partial class JobScheduler(
     /// </summary>
     private async Task<List<TrainingJobFinished>> AskAgainForEvaluationsAsync(TrainingDbContext db, DateTimeOffset now, CancellationToken cancellationToken)
     {
+        // Looked for a few times per resend interval, not on every pass: a pass runs twice a second.
+        _nextEvaluationCheck = now + (options.Value.EvaluationResend / 4);
         var before = now - options.Value.EvaluationResend;
         var waiting = await db.Jobs
             .Where(job => job.Status == JobStatus.Succeeded && job.EvalId != null && job.EvaluationVerdict == null && job.EvaluationRequestedAt < before)
