@@ -361,6 +361,9 @@ public sealed class FineTuningJobsTests(FineTuningFixture fixture) : IClassFixtu
         Assert.Equal(HttpStatusCode.NotFound, (await other.DeleteAsync($"/v1/models/{model}")).StatusCode);
 
         using var owner = Platform.Http(ownerKey);
+        var nobody = await owner.PostAsJsonAsync($"/v1/fine_tuning/checkpoints/{model}/permissions", new { project_ids = new[] { otherProject, "proj_doesnotexist" } });
+        Assert.Equal(HttpStatusCode.BadRequest, nobody.StatusCode);
+        Assert.Equal("project_ids", JsonDocument.Parse(await nobody.Content.ReadAsStringAsync()).RootElement.GetProperty("error").GetProperty("param").GetString());
         var grant = await owner.PostAsJsonAsync($"/v1/fine_tuning/checkpoints/{model}/permissions", new { project_ids = new[] { otherProject } });
         Assert.Equal(HttpStatusCode.OK, grant.StatusCode);
         var permission = JsonDocument.Parse(await grant.Content.ReadAsStringAsync()).RootElement.GetProperty("data")[0];

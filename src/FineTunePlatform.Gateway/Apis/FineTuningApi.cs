@@ -3,8 +3,10 @@ using System.Text.Json.Nodes;
 using FineTunePlatform.Contracts.Evaluation;
 using FineTunePlatform.Contracts.Training;
 using FineTunePlatform.Gateway.Auth;
+using FineTunePlatform.Gateway.Infrastructure;
 using FineTunePlatform.Gateway.OpenAI;
 using Grpc.Core;
+using Microsoft.EntityFrameworkCore;
 
 namespace FineTunePlatform.Gateway.Apis;
 
@@ -108,7 +110,7 @@ public static class FineTuningApi
         return Results.Json(OpenAIList.Of(response.Checkpoints.Select(FineTuningObjects.Checkpoint), response.HasMore, withCursorIds: true));
     }
 
-    private static async Task<IResult> CreatePermissionsAsync(string modelId, HttpRequest request, TrainingService.TrainingServiceClient training, CancellationToken ct)
+    private static async Task<IResult> CreatePermissionsAsync(string modelId, HttpRequest request, TrainingService.TrainingServiceClient training, GatewayDbContext db, CancellationToken ct)
     {
         var body = await RequestBody.ReadObjectAsync(request, ct);
         if (!body.TryGetProperty("project_ids", out var projects) || projects.ValueKind != JsonValueKind.Array
@@ -117,8 +119,16 @@ public static class FineTuningApi
             return OpenAIErrors.BadRequest("'project_ids' must be an array of project ids.", "project_ids");
         }
 
+        // Projects are the gateway's: a grant to one that does not exist would be kept and never used.
+        var projectIds = projects.EnumerateArray().Select(project => project.GetString()!.Trim()).Where(id => id.Length > 0).Distinct().ToList();
+        var known = await db.Projects.Where(project => projectIds.Contains(project.Id)).Select(project => project.Id).ToListAsync(ct);
+        if (projectIds.Except(known).FirstOrDefault() is { } unknown)
+        {
+            return OpenAIErrors.BadRequest($"No project with id '{unknown}'.", "project_ids");
+        }
+
         var create = new CreateModelPermissionsRequest { ModelId = modelId };
-        create.ProjectIds.AddRange(projects.EnumerateArray().Select(project => project.GetString()!));
+        create.ProjectIds.AddRange(projectIds);
         var response = await training.CreateModelPermissionsAsync(create, cancellationToken: ct);
         return Results.Json(OpenAIList.Of(response.Permissions.Select(FineTuningObjects.Permission), response.HasMore, withCursorIds: true));
     }
