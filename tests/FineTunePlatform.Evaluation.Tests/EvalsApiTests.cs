@@ -333,6 +333,7 @@ public sealed class EvalsApiTests(EvalsFixture fixture)
     [InlineData("""{"data_source":{"type":"completions","input_messages":{"type":"template","template":[{"role":"user","content":"q"}]},"source":{"type":"file_content","content":[{"item":{"question":"a","expected":"b"}}]}}}""", "data_source.model")]
     [InlineData("""{"data_source":{"type":"jsonl","source":{"type":"file_content","content":[{"item":{"question":"a","expected":"b"}},{"item":{"question":1,"expected":"b"}}]}}}""", "data_source.source.content[1].item")]
     [InlineData("""{"data_source":{"type":"jsonl","source":{"type":"file_content","content":[{"item":{"question":"a"}}]}}}""", "data_source.source.content[0].item")]
+    [InlineData("""{"data_source":{"type":"jsonl","source":{"type":"file_content","content":[{"item":{"question":"a","expected":"b"},"sample":"b"}]}}}""", "data_source.source.content[0].sample")]
     [InlineData("""{"data_source":{"type":"completions","model":"local-nano","input_messages":{"type":"template","template":[{"role":"user","content":"q"}]},"sampling_params":{"temperature":5},"source":{"type":"file_content","content":[{"item":{"question":"a","expected":"b"}}]}}}""", "data_source.sampling_params.temperature")]
     [InlineData("""{"data_source":{"type":"jsonl","source":{"type":"stored_completions"}}}""", "data_source.source.type")]
     [InlineData("""{"name":"no source"}""", "data_source")]

@@ -166,6 +166,11 @@ public sealed class RunDataSource
                     {
                         throw new InvalidEvalException("Each content entry must be an object with an 'item'.", $"data_source.source.content[{i}]");
                     }
+
+                    if (row.TryGetPropertyValue("sample", out var sample) && sample is not (null or JsonObject))
+                    {
+                        throw new InvalidEvalException("A content entry's 'sample' must be an object (e.g. {\"output_text\": \"...\"}).", $"data_source.source.content[{i}].sample");
+                    }
                 }
 
                 return (JsonObject)source.DeepClone();
