@@ -271,7 +271,7 @@ public sealed class EvaluationGrpcService(
             ?? throw RpcErrors.InvalidArgument($"No eval found with id '{request.EvalId}'.", "evaluation.eval_id");
         try
         {
-            JobEvaluation.DataSourceFor(eval, request.DataSourceJson, "validation", runOptions.Value.MaxItems);
+            JobEvaluation.DataSourcesFor(eval, request.DataSourceJson, runOptions.Value.MaxItems, "validation");
         }
         catch (InvalidEvalException ex)
         {

@@ -59,9 +59,8 @@ public sealed class StartJobEvaluationConsumer(
         {
             try
             {
-                var max = runOptions.Value.MaxItems;
-                dataSources = (JobEvaluation.DataSourceFor(eval, evaluation.DataSourceJson, finished.BaseModel, max),
-                    JobEvaluation.DataSourceFor(eval, evaluation.DataSourceJson, tunedModel, max));
+                var forModels = JobEvaluation.DataSourcesFor(eval, evaluation.DataSourceJson, runOptions.Value.MaxItems, finished.BaseModel, tunedModel);
+                dataSources = (forModels[0], forModels[1]);
             }
             catch (InvalidEvalException ex)
             {

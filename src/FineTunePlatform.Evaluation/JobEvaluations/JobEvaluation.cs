@@ -48,10 +48,11 @@ public sealed class JobEvaluation
     public DateTimeOffset? PublishedAt { get; set; }
 
     /// <summary>
-    /// The run data source for `model`: the job's data source (a completions source that names no model) with the
-    /// model filled in, checked against the eval like any run's. InvalidEvalException names the param.
+    /// The run data source for each of `models`: the job's data source (a completions source that names no model)
+    /// with the model filled in, checked once against the eval like any run's (the model is the only difference).
+    /// InvalidEvalException names the param.
     /// </summary>
-    public static string DataSourceFor(Eval eval, string dataSourceJson, string model, int maxItems)
+    public static IReadOnlyList<string> DataSourcesFor(Eval eval, string dataSourceJson, int maxItems, params string[] models)
     {
         JsonObject dataSource;
         try
@@ -73,9 +74,12 @@ public sealed class JobEvaluation
             throw new InvalidEvalException("Leave 'model' out: the evaluation runs once on the job's base model and once on the model it produces.", "data_source.model");
         }
 
-        dataSource["model"] = model;
-        var json = dataSource.ToJsonString();
-        RunDataSource.ReadFor(eval, json, maxItems);
-        return json;
+        var forModels = models.Select(model =>
+        {
+            dataSource["model"] = model;
+            return dataSource.ToJsonString();
+        }).ToList();
+        RunDataSource.ReadFor(eval, forModels[0], maxItems);
+        return forModels;
     }
 }
