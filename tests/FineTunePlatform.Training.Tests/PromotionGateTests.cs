@@ -20,11 +20,7 @@ public sealed class PromotionGateTests(FineTuningFixture fixture) : IClassFixtur
     [Fact]
     public async Task A_gated_project_publishes_a_model_only_when_its_evaluation_passes()
     {
-        var (projectId, key) = await Platform.Admin.CreateProjectAsync("owner");
-        using var admin = Platform.Http(TrainingPlatform.AdminKey);
-        var quota = await admin.PostAsJsonAsync($"/admin/v1/projects/{projectId}/training-quota", new { require_evaluation = true });
-        Assert.True((await quota.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("require_evaluation").GetBoolean());
-        var file = await Platform.UploadTrainingFileAsync(key);
+        var (projectId, key, file) = await GatedProjectAsync();
         using var http = Platform.Http(key);
         var evalId = await CreateEvalAsync(http);
 
@@ -80,10 +76,7 @@ public sealed class PromotionGateTests(FineTuningFixture fixture) : IClassFixtur
     [Fact]
     public async Task An_evaluation_whose_runs_are_deleted_fails_and_the_gated_model_stays_unpublished()
     {
-        var (projectId, key) = await Platform.Admin.CreateProjectAsync("owner");
-        using var admin = Platform.Http(TrainingPlatform.AdminKey);
-        (await admin.PostAsJsonAsync($"/admin/v1/projects/{projectId}/training-quota", new { require_evaluation = true })).EnsureSuccessStatusCode();
-        var file = await Platform.UploadTrainingFileAsync(key);
+        var (_, key, file) = await GatedProjectAsync();
         using var http = Platform.Http(key);
         var evalId = await CreateEvalAsync(http);
 
@@ -110,10 +103,7 @@ public sealed class PromotionGateTests(FineTuningFixture fixture) : IClassFixtur
     [Fact]
     public async Task A_verdict_lost_on_its_way_to_training_is_asked_for_again()
     {
-        var (projectId, key) = await Platform.Admin.CreateProjectAsync("owner");
-        using var admin = Platform.Http(TrainingPlatform.AdminKey);
-        (await admin.PostAsJsonAsync($"/admin/v1/projects/{projectId}/training-quota", new { require_evaluation = true })).EnsureSuccessStatusCode();
-        var file = await Platform.UploadTrainingFileAsync(key);
+        var (_, key, file) = await GatedProjectAsync();
         using var http = Platform.Http(key);
         var jobId = await CreateJobAsync(http, JobWith(file, Evaluation(await CreateEvalAsync(http), minImprovement: -1)));
         var model = (await Platform.WaitForJobAsync(key, jobId, TrainingPlatform.Finished)).GetProperty("fine_tuned_model").GetString()!;
@@ -133,6 +123,16 @@ public sealed class PromotionGateTests(FineTuningFixture fixture) : IClassFixtur
         Assert.EndsWith($"{model} is published", await WaitForVerdictAsync(key, jobId), StringComparison.Ordinal);
         var completion = await Platform.Chat(key, model).CompleteChatAsync([new UserChatMessage("ticket 1: refund?")], new ChatCompletionOptions { MaxOutputTokenCount = 4 });
         Assert.Equal(model, completion.Value.Model);
+    }
+
+    /// <summary>A new project whose training quota requires evaluation, with a validated training file.</summary>
+    private async Task<(string ProjectId, string Key, string File)> GatedProjectAsync()
+    {
+        var (projectId, key) = await Platform.Admin.CreateProjectAsync("owner");
+        using var admin = Platform.Http(TrainingPlatform.AdminKey);
+        var quota = await admin.PostAsJsonAsync($"/admin/v1/projects/{projectId}/training-quota", new { require_evaluation = true });
+        Assert.True((await quota.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("require_evaluation").GetBoolean());
+        return (projectId, key, await Platform.UploadTrainingFileAsync(key));
     }
 
     private static async Task<string> CreateEvalAsync(HttpClient http)
