@@ -17,7 +17,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-FTP_SERVERS_FAST=1 eng/servers.sh start "$servers"
+FTP_SERVERS_FAST=1 FTP_PACKAGES_PROFILE=test eng/servers.sh start "$servers"
 # shellcheck disable=SC1091
 . "$servers/servers.env"
 
