@@ -299,6 +299,45 @@ public sealed class FineTuningJobsTests(FineTuningFixture fixture) : IClassFixtu
     }
 
     [Fact]
+    public async Task Pause_resume_and_cancel_racing_the_scheduler_and_the_workers_never_answer_a_server_error()
+    {
+        // Each request lands while the scheduler dispatches the job or a worker reports on it (created or resumed a
+        // moment ago, running): both change the same row. The caller must get the transition or a 400 for a state
+        // that no longer allows it, never a 500 for the race.
+        var (_, key) = fixture.TeamA;
+        using var http = Platform.Http(key);
+        var jobIds = new List<string>();
+        for (var i = 0; i < 6; i++)
+        {
+            jobIds.Add((await Platform.CreateJobAsync(key, fixture.TeamAFile, epochs: 20)).GetProperty("id").GetString()!);
+        }
+
+        var answers = new List<(string Request, HttpStatusCode Status, string Body)>();
+        await Task.WhenAll(jobIds.Select(async jobId =>
+        {
+            foreach (var action in new[] { "pause", "resume", "pause", "resume", "pause", "resume", "cancel" })
+            {
+                var response = await http.PostAsync($"/v1/fine_tuning/jobs/{jobId}/{action}", null);
+                var body = await response.Content.ReadAsStringAsync();
+                lock (answers)
+                {
+                    answers.Add(($"{action} {jobId}", response.StatusCode, body));
+                }
+            }
+        }));
+
+        Assert.All(answers, answer => Assert.True(
+            answer.Status is HttpStatusCode.OK or HttpStatusCode.BadRequest, $"{answer.Request}: {(int)answer.Status} {answer.Body}"));
+        Assert.All(answers.Where(answer => answer.Status == HttpStatusCode.BadRequest), answer =>
+            Assert.Equal("invalid_state", JsonDocument.Parse(answer.Body).RootElement.GetProperty("error").GetProperty("code").GetString()));
+        foreach (var jobId in jobIds)
+        {
+            var job = JsonDocument.Parse(await http.GetStringAsync($"/v1/fine_tuning/jobs/{jobId}")).RootElement;
+            Assert.Equal("cancelled", job.GetProperty("status").GetString());
+        }
+    }
+
+    [Fact]
     public async Task The_event_stream_delivers_every_event_until_the_job_ends()
     {
         var (_, key) = fixture.TeamA;

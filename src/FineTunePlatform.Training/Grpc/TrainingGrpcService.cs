@@ -335,36 +335,48 @@ public sealed class TrainingGrpcService(
         return new DeleteModelPermissionResponse { PermissionId = request.PermissionId, Deleted = true };
     }
 
+    /// <summary>How many times a user's transition is re-applied on a fresh row when a worker or the scheduler
+    /// changed the job between our read and our write (each retry reads the job again; a conflict needs a concurrent
+    /// writer, so a handful of rounds is plenty).</summary>
+    private const int TransitionAttempts = 8;
+
     private async Task<ProtoJob> TransitionAsync(JobRequest request, ServerCallContext context, Func<Jobs.TrainingJob, DateTimeOffset, string> transition)
     {
         var caller = context.RequireCaller(_internalToken);
-        var job = await FindJobAsync(caller, request.JobId, tracking: true, context.CancellationToken);
-        var now = time.GetUtcNow();
-        try
+        for (var attempt = 1; ; attempt++)
         {
-            events.Add(db, job.Id, transition(job, now));
-        }
-        catch (InvalidJobTransitionException ex)
-        {
-            throw RpcErrors.FailedPrecondition(ex.Message, null, "invalid_state");
-        }
+            var job = await FindJobAsync(caller, request.JobId, tracking: true, context.CancellationToken);
+            var now = time.GetUtcNow();
+            try
+            {
+                events.Add(db, job.Id, transition(job, now));
+            }
+            catch (InvalidJobTransitionException ex)
+            {
+                throw RpcErrors.FailedPrecondition(ex.Message, null, "invalid_state");
+            }
 
-        try
-        {
-            await db.SaveChangesAsync(context.CancellationToken);
-        }
-        catch (DbUpdateConcurrencyException)
-        {
-            throw new RpcException(new Status(StatusCode.Aborted, $"Job {job.Id} changed while this request ran; try again."));
-        }
+            try
+            {
+                await db.SaveChangesAsync(context.CancellationToken);
+            }
+            catch (DbUpdateConcurrencyException) when (attempt < TransitionAttempts)
+            {
+                // The scheduler dispatched it or a worker reported on it meanwhile: that is a legal request meeting a
+                // legal change, not the caller's problem. Forget what we tracked and decide again on the row as it is
+                // now (the transition may have become invalid, which is then the answer).
+                db.ChangeTracker.Clear();
+                continue;
+            }
 
-        scheduler.Wake();
-        if (JobStatus.IsTerminal(job.Status))
-        {
-            await publisher.Publish(job.ToFinishedEvent(), context.CancellationToken);
-        }
+            scheduler.Wake();
+            if (JobStatus.IsTerminal(job.Status))
+            {
+                await publisher.Publish(job.ToFinishedEvent(), context.CancellationToken);
+            }
 
-        return job.ToContract(now);
+            return job.ToContract(now);
+        }
     }
 
     private async Task<Jobs.TrainingJob> FindJobAsync(InternalCaller caller, string jobId, bool tracking, CancellationToken cancellationToken)
