@@ -439,7 +439,8 @@ public sealed class EvalsApiTests(EvalsFixture fixture)
         var graded = (await fixture.GetRunAsync(key, evalId, runId))["result_counts"]!["total"]!.GetValue<int>();
         Assert.True(graded < content.Length, "The run finished before the restart.");
 
-        var finished = await fixture.WaitForRunAsync(key, evalId, runId);
+        // 400 items of 64 sampled tokens: over a minute when the suite's other assemblies load both cores.
+        var finished = await fixture.WaitForRunAsync(key, evalId, runId, TimeSpan.FromMinutes(4));
         Assert.Equal("completed", finished["status"]!.GetValue<string>());
         Assert.Equal(content.Length, finished["result_counts"]!["total"]!.GetValue<int>());
         var items = await fixture.OutputItemsAsync(key, evalId, runId);

@@ -27,7 +27,9 @@ public sealed class EvalsFixture : IAsyncLifetime
     public async Task<JsonObject> GetRunAsync(string key, string evalId, string runId) =>
         TrainingPlatform.JsonOf(await Evals(key).GetEvaluationRunAsync(evalId, runId, new RequestOptions()));
 
-    public Task<JsonObject> WaitForRunAsync(string key, string evalId, string runId) => Platform.WaitForEvalRunAsync(key, evalId, runId);
+    /// <summary>Waits for a run to finish; `timeout` is a bound for a broken run, not a speed target (runs share two
+    /// cores with the rest of the suite).</summary>
+    public Task<JsonObject> WaitForRunAsync(string key, string evalId, string runId, TimeSpan? timeout = null) => Platform.WaitForEvalRunAsync(key, evalId, runId, timeout);
 
     /// <summary>Every output item of a run, in data-source order, paging through the SDK.</summary>
     public async Task<List<JsonObject>> OutputItemsAsync(string key, string evalId, string runId, string? status = null)
