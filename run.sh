@@ -1,220 +1,200 @@
 #!/usr/bin/env bash
-# Starts the whole platform on this machine, no containers: private PostgreSQL, Redis and RabbitMQ on loopback,
-# one build, every service as its own process (logs in .run/logs and a prefixed console), then prints the
-# gateway's base URL and a bootstrap admin API key (also in .run/platform.env).
+# Starts the whole platform on this machine under its .NET Aspire AppHost (FineTunePlatform.AppHost): DCP runs every
+# service, the trainer workers, and PostgreSQL, Redis and RabbitMQ (as local executables where no container runtime
+# answers), and the Aspire dashboard shows every log, trace and metric. Prints the gateway's base URL, a bootstrap
+# platform-admin key and the dashboard's URL (also in .run/platform.env).
 #
-#   ./run.sh            start and follow the logs; Ctrl-C stops everything it started
-#   ./run.sh --detach   start in the background and return once every service is healthy
-#   ./run.sh --fresh    forget all data (databases, keys) before starting
-#   ./run.sh stop       stop a detached (or stray) platform
-#   ./run.sh status     say what runs
+#   ./run.sh                 start, then follow the AppHost's output; Ctrl-C stops everything it started
+#   ./run.sh --detach        start in the background and return once the platform is healthy
+#   ./run.sh --fresh         forget all data (databases, keys) before starting
+#   ./run.sh stop            stop a detached platform (and anything it left behind)
+#   ./run.sh status          every resource's state and health
+#   ./run.sh restart NAME    restart one resource (gateway, training, training-worker, postgres, ...)
+#   ./run.sh logs NAME       follow one resource's logs
 set -euo pipefail
 cd "$(dirname "$0")"
 root=$(pwd)
 run="$root/.run"
-pids="$run/pids"
-logs="$run/logs"
 configuration=Release
-worker_replicas=${FTP_WORKER_REPLICAS:-2}
-
+apphost_project="$root/FineTunePlatform.AppHost/FineTunePlatform.AppHost.csproj"
+apphost_dll="$root/FineTunePlatform.AppHost/bin/$configuration/net10.0/FineTunePlatform.AppHost.dll"
+# shellcheck source=eng/servers/lib.sh
+. "$root/eng/servers/lib.sh"
+FTP_LOG_NAME=run
 say() { printf '[run] %s\n' "$*"; }
+export ASPIRE_CLI_TELEMETRY_OPTOUT=1 DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
 
-# name:project:database for every process; workers get a replica suffix.
-services=(
-  "datasets:FineTunePlatform.Datasets"
-  "training:FineTunePlatform.Training"
-  "evaluation:FineTunePlatform.Evaluation"
-  "gateway:FineTunePlatform.Gateway"
-)
-for i in $(seq 1 "$worker_replicas"); do services+=("training-worker-$i:FineTunePlatform.Training.Worker"); done
+apphost_pid() { [ -s "$run/apphost.pid" ] && is_running "$(cat "$run/apphost.pid")" && cat "$run/apphost.pid"; }
 
-is_running() {
-  local state
-  state=$(ps -o stat= -p "$1" 2>/dev/null) || return 1
-  [ -n "$state" ] && [ "${state:0:1}" != Z ]
-}
-
-platform_running() {
-  local file
-  for file in "$pids"/*.pid; do
-    [ -s "$file" ] && is_running "$(cat "$file")" && return 0
+# Every process the platform starts inherits FTP_RUN_MARKER (DCP passes its environment on): after a stop, whatever
+# still carries this checkout's marker was left behind and is stopped too.
+leftovers() {
+  local needle="FTP_RUN_MARKER=$run" pid
+  for pid in $(ps -eo pid --no-headers); do
+    [ "$pid" = $$ ] && continue
+    grep -qzxF "$needle" "/proc/$pid/environ" 2>/dev/null && is_running "$pid" && echo "$pid"
   done
-  return 1
 }
 
 stop_platform() {
-  local file pid name
-  for file in "$pids"/*.pid; do
-    [ -s "$file" ] || continue
-    pid=$(cat "$file")
-    name=$(basename "$file" .pid)
-    if is_running "$pid"; then
-      kill -TERM "$pid" 2>/dev/null || true
-    fi
-  done
-  for file in "$pids"/*.pid; do
-    [ -s "$file" ] || continue
-    pid=$(cat "$file")
-    name=$(basename "$file" .pid)
-    for _ in $(seq 1 100); do is_running "$pid" || break; sleep 0.1; done
-    if is_running "$pid"; then
-      say "$name (pid $pid) did not stop in 10 s; killing it"
-      kill -KILL "$pid" 2>/dev/null || true
-    fi
-    rm -f "$file"
-  done
-  eng/servers.sh stop "$run/servers"
-  rm -f "$run/platform.env"
+  local pid left
+  if pid=$(apphost_pid); then
+    say "stopping the AppHost (pid $pid) and everything it started"
+    kill -TERM "$pid" 2>/dev/null || true
+    for _ in $(seq 1 600); do is_running "$pid" || break; sleep 0.1; done
+    is_running "$pid" && kill -KILL "$pid" 2>/dev/null
+  fi
+  # DCP stops its executables once the AppHost is gone; give it a moment, then stop what is still there.
+  for _ in $(seq 1 150); do left=$(leftovers); [ -z "$left" ] && break; sleep 0.2; done
+  if [ -n "$left" ]; then
+    say "stopping what was left behind: $(echo "$left" | tr '\n' ' ')"
+    # shellcheck disable=SC2086
+    kill -TERM $left 2>/dev/null || true
+    sleep 5
+    left=$(leftovers)
+    # shellcheck disable=SC2086
+    [ -n "$left" ] && kill -KILL $left 2>/dev/null || true
+  fi
+  rm -f "$run/apphost.pid" "$run/platform.env"
   say "stopped"
+}
+
+aspire() {
+  dotnet tool restore >/dev/null
+  dotnet aspire "$@" --apphost "$apphost_project" --nologo
 }
 
 command=start
 detach=0
 fresh=0
-for argument in "$@"; do
-  case "$argument" in
-    stop) command=stop ;;
-    status) command=status ;;
+resource=
+while [ $# -gt 0 ]; do
+  case "$1" in
+    stop|status) command=$1 ;;
+    restart|logs) command=$1; resource=${2:?"usage: ./run.sh $1 NAME"}; shift ;;
     --detach) detach=1 ;;
     --fresh) fresh=1 ;;
-    -h|--help) sed -n '2,11p' "$0"; exit 0 ;;
-    *) echo "unknown argument: $argument (see ./run.sh --help)" >&2; exit 2 ;;
+    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
+    *) echo "unknown argument: $1 (see ./run.sh --help)" >&2; exit 2 ;;
   esac
+  shift
 done
 
-mkdir -p "$pids" "$logs"
+mkdir -p "$run/logs"
 
 case "$command" in
   stop) stop_platform; exit 0 ;;
   status)
-    if platform_running; then say "running"; cat "$run/platform.env" 2>/dev/null; else say "not running"; fi
-    eng/servers.sh status "$run/servers"
+    if apphost_pid >/dev/null; then cat "$run/platform.env" 2>/dev/null || true; aspire describe --non-interactive; else say "not running"; fi
     exit 0 ;;
+  restart)
+    apphost_pid >/dev/null || { say "not running"; exit 1; }
+    # A resource with replicas (training-worker) runs as instances named NAME-xxxxxxxx: restart each.
+    instances=$(aspire describe --format Json --non-interactive | awk -v wanted="$resource" '
+      /"name":/ { gsub(/[",]/, "", $2); name = $2 }
+      /"displayName":/ { gsub(/[",]/, "", $2); if ($2 == wanted) print name }')
+    [ -n "$instances" ] || { say "no resource named $resource (./run.sh status lists them)"; exit 1; }
+    for instance in $instances; do aspire resource "$instance" restart --non-interactive; done
+    exit ;;
+  logs) apphost_pid >/dev/null || { say "not running"; exit 1; }; aspire logs "$resource" --follow; exit ;;
 esac
 
-if platform_running; then
+if apphost_pid >/dev/null; then
   say "the platform is already running (./run.sh stop to stop it):"
   cat "$run/platform.env" 2>/dev/null || true
   exit 1
 fi
+# A platform killed hard may have left processes behind.
+[ -n "$(leftovers)" ] && stop_platform
 
 if [ "$fresh" = 1 ]; then
   say "--fresh: forgetting all data under $run"
-  eng/servers.sh wipe "$run/servers"
-  rm -rf "$run/servers" "$run/secrets.env" "$logs"
-  mkdir -p "$logs"
+  [ -d "$run/data/postgres" ] && rm -rf "$(dirname "$(postgres_cluster_dir "$run/data/postgres")")"
+  rm -rf "$run/data" "$run/secrets.env" "$run/logs"
+  mkdir -p "$run/logs"
 fi
 
 started_ms=$(($(date +%s%N) / 1000000))
+"$root/eng/packages.sh" run
 
-# Secrets are made once and kept, so keys and data survive restarts.
+# Secrets are made once per checkout and kept, so keys and data survive restarts.
 if [ ! -s "$run/secrets.env" ]; then
   {
-    echo "export Internal__Token='$(openssl rand -hex 32)'"
-    echo "export Gateway__BootstrapAdminKey='sk-ft-admin-$(openssl rand -hex 24)'"
+    echo "internal_token=$(openssl rand -hex 32)"
+    echo "bootstrap_admin_key=sk-ft-admin-$(openssl rand -hex 24)"
+    echo "postgres_password=$(openssl rand -hex 16)"
   } > "$run/secrets.env"
   chmod 600 "$run/secrets.env"
 fi
 # shellcheck disable=SC1091
 . "$run/secrets.env"
 
-cleanup_on_failure() {
-  say "start-up failed; stopping what was started (logs: $logs)"
-  stop_platform >/dev/null 2>&1 || true
-}
-trap 'cleanup_on_failure; exit 1' ERR
-trap 'echo; say "interrupted during start-up"; stop_platform; exit 130' INT TERM
-
-eng/servers.sh start "$run/servers"
-# shellcheck disable=SC1091
-. "$run/servers/servers.env"
-
 say "building ($configuration)"
-eng/solution-filter.sh "$run/platform.slnf" '^src/'
-dotnet build "$run/platform.slnf" -c "$configuration" -nologo -clp:ErrorsOnly -v:q
+dotnet build "$apphost_project" -c "$configuration" -nologo -v:q -clp:ErrorsOnly\;NoSummary
+dotnet build "$root/src/FineTunePlatform.Cli" -c "$configuration" -nologo -v:q -clp:ErrorsOnly\;NoSummary
 
-free_port() {
-  local port
-  while :; do
-    port=$((20000 + RANDOM % 40000))
-    ss -Htln "sport = :$port" | grep -q . || { echo "$port"; return; }
-  done
-}
+# The dashboard's own ports, reserved like every other port of ours (eng/servers/lib.sh); the AppHost inherits the
+# reservations and reserves the services' and servers' ports itself.
+reserve_port dashboard_port
+reserve_port otlp_port
+reserve_port resource_service_port
+trap 'say "start-up failed or was interrupted; stopping what was started"; stop_platform; exit 1' ERR INT TERM
+rm -f "$run/platform.env"
+(
+  cd "$root/FineTunePlatform.AppHost"
+  exec env FTP_RUN_MARKER="$run" \
+    DOTNET_ENVIRONMENT=Development \
+    ASPIRE_ALLOW_UNSECURED_TRANSPORT=true \
+    ASPNETCORE_URLS="http://127.0.0.1:$dashboard_port" \
+    ASPIRE_DASHBOARD_OTLP_ENDPOINT_URL="http://127.0.0.1:$otlp_port" \
+    ASPIRE_RESOURCE_SERVICE_ENDPOINT_URL="http://127.0.0.1:$resource_service_port" \
+    "Parameters__internal-token=$internal_token" \
+    "Parameters__bootstrap-admin-key=$bootstrap_admin_key" \
+    "Parameters__postgres-password=$postgres_password" \
+    setsid dotnet "$apphost_dll" --Platform:DataDirectory="$run/data" --Platform:EnvironmentFile="$run/platform.env" \
+    </dev/null >"$run/logs/apphost.log" 2>&1
+) &
+echo $! > "$run/apphost.pid"
 
-# Every process gets an HTTP/1.1 port (health, REST) and an HTTP/2 port (gRPC), and every peer's addresses
-# under Aspire's service-discovery names (services__{name}__{endpoint}__0).
-declare -A http_port grpc_port
-discovery=()
-for entry in "${services[@]}"; do
-  name=${entry%%:*}
-  http_port[$name]=$(free_port)
-  grpc_port[$name]=$(free_port)
-  case "$name" in training-worker-*) continue ;; esac
-  discovery+=("services__${name}__http__0=http://127.0.0.1:${http_port[$name]}" "services__${name}__grpc__0=http://127.0.0.1:${grpc_port[$name]}")
-done
-
-for entry in "${services[@]}"; do
-  name=${entry%%:*}
-  project=${entry#*:}
-  output="$root/src/$project/bin/$configuration/net10.0"
-  (
-    cd "$output"
-    exec env "${discovery[@]}" \
-      ASPNETCORE_ENVIRONMENT=Production \
-      OTEL_SERVICE_NAME="$name" \
-      Kestrel__Endpoints__http__Url="http://127.0.0.1:${http_port[$name]}" \
-      Kestrel__Endpoints__grpc__Url="http://127.0.0.1:${grpc_port[$name]}" \
-      setsid dotnet "$project.dll" </dev/null >>"$logs/$name.log" 2>&1
-  ) &
-  echo $! > "$pids/$name.pid"
-done
-
-say "waiting for every service's /health"
-for entry in "${services[@]}"; do
-  name=${entry%%:*}
-  ready=0
-  for _ in $(seq 1 600); do
-    if curl -fsS -o /dev/null "http://127.0.0.1:${http_port[$name]}/health" 2>/dev/null; then ready=1; break; fi
-    is_running "$(cat "$pids/$name.pid")" || break
-    sleep 0.1
-  done
-  if [ "$ready" != 1 ]; then
-    say "$name did not become healthy; the end of its log:"
-    tail -n 30 "$logs/$name.log" >&2
+say "waiting for every resource to be healthy (the AppHost's output: $run/logs/apphost.log)"
+for _ in $(seq 1 3000); do
+  [ -s "$run/platform.env" ] && break
+  if ! apphost_pid >/dev/null; then
+    say "the AppHost exited; the end of its output:"
+    tail -n 40 "$run/logs/apphost.log" >&2
     false
   fi
+  sleep 0.2
 done
-trap - ERR
+if [ ! -s "$run/platform.env" ]; then
+  say "the platform did not become healthy in 10 minutes; the end of the AppHost's output:"
+  tail -n 40 "$run/logs/apphost.log" >&2
+  false
+fi
+trap - ERR INT TERM
 
-base_url="http://127.0.0.1:${http_port[gateway]}/v1"
-{
-  echo "FINETUNE_BASE_URL=$base_url"
-  echo "FINETUNE_API_KEY=$Gateway__BootstrapAdminKey"
-} > "$run/platform.env"
-chmod 600 "$run/platform.env"
 elapsed_ms=$(($(date +%s%N) / 1000000 - started_ms))
-elapsed="$((elapsed_ms / 1000)).$(((elapsed_ms % 1000) / 100))"
-
+# shellcheck disable=SC1091
+. "$run/platform.env"
 cat <<EOF
-[run] FineTunePlatform is ready in ${elapsed} s.
+[run] FineTunePlatform is ready in $((elapsed_ms / 1000)).$(((elapsed_ms % 1000) / 100)) s.
 
-  FINETUNE_BASE_URL=$base_url
-  FINETUNE_API_KEY=$Gateway__BootstrapAdminKey
+  FINETUNE_BASE_URL=$FINETUNE_BASE_URL
+  FINETUNE_API_KEY=$FINETUNE_API_KEY
+  FINETUNE_DASHBOARD_URL=$FINETUNE_DASHBOARD_URL
 
-  (both in .run/platform.env: \`set -a; . .run/platform.env; set +a\`)
-  logs: $logs    stop: ./run.sh stop$([ "$detach" = 1 ] || echo " or Ctrl-C")
+  (all in .run/platform.env: \`set -a; . .run/platform.env; set +a\`)
+  status: ./run.sh status    one resource: ./run.sh restart NAME, ./run.sh logs NAME    stop: ./run.sh stop$([ "$detach" = 1 ] || echo " or Ctrl-C")
 EOF
 
 if [ "$detach" = 1 ]; then
   exit 0
 fi
 
-# The log follower runs in its own process group, so stopping it takes tail and awk together.
-setsid eng/follow-logs.sh "$logs" &
+trap 'echo; stop_platform; exit 0' INT TERM
+tail -n 0 -f "$run/logs/apphost.log" &
 follower=$!
-stop_follower() { kill -TERM -- "-$follower" 2>/dev/null || true; }
-trap 'echo; stop_follower; stop_platform; exit 0' INT TERM
-while platform_running; do sleep 1; done
-stop_follower
-say "every service has exited"
+while apphost_pid >/dev/null; do sleep 1; done
+kill "$follower" 2>/dev/null || true
+say "the AppHost has exited"
 stop_platform

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# The whole test suite against real PostgreSQL, Redis and RabbitMQ: starts its own private servers (separate from
-# a running ./run.sh), runs every test project that can build here, stops the servers whatever happens, and exits
-# with the tests' status. Extra arguments go to `dotnet test` (e.g. ./test.sh --filter "FullyQualifiedName~Files").
+# The whole test suite against real PostgreSQL, Redis and RabbitMQ: installs what the tests need (eng/packages.sh
+# test), starts its own private servers (separate from a running ./run.sh), runs every test project (the AppHost test
+# starts the platform under Aspire itself), stops the servers whatever happens, and exits with the tests' status.
+# Extra arguments go to `dotnet test` (e.g. ./test.sh --filter "FullyQualifiedName~Files").
 set -euo pipefail
 cd "$(dirname "$0")"
 root=$(pwd)
@@ -11,7 +12,7 @@ results="$root/.test-run/results-$$"
 cleanup() {
   local status=$?
   eng/servers.sh stop "$servers" || true
-  rm -rf "$servers" "$root/.test-run/without-aspire-$$.slnf"
+  rm -rf "$servers"
   exit "$status"
 }
 trap cleanup EXIT
@@ -21,18 +22,7 @@ FTP_SERVERS_FAST=1 FTP_PACKAGES_PROFILE=test eng/servers.sh start "$servers"
 # shellcheck disable=SC1091
 . "$servers/servers.env"
 
-
-# The AppHost and its test need the Aspire packages, which some NuGet sources (ours) do not have; without them
-# the suite runs through a solution filter of every other project in the solution.
 target=FineTunePlatform.sln
-if dotnet restore FineTunePlatform.AppHost >/dev/null 2>&1 && dotnet restore tests/FineTunePlatform.AppHost.Tests >/dev/null 2>&1; then
-  target=FineTunePlatform.sln
-else
-  echo "test.sh: the Aspire packages cannot be restored from this machine's NuGet source; building and testing everything except FineTunePlatform.AppHost and FineTunePlatform.AppHost.Tests."
-  target="$root/.test-run/without-aspire-$$.slnf"
-  eng/solution-filter.sh "$target"
-fi
-
 dotnet build "$target" -c Release -nologo -clp:ErrorsOnly
 set +e
 dotnet test "$target" -c Release --no-build -nologo --results-directory "$results" "$@" 2>&1 | tee "$results.log"

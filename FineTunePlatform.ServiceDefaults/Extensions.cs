@@ -4,7 +4,6 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
-using Npgsql;
 using OpenTelemetry;
 using OpenTelemetry.Metrics;
 using OpenTelemetry.Trace;
@@ -55,14 +54,9 @@ public static class Extensions
                 .AddSource(builder.Environment.ApplicationName)
                 .AddSource("MassTransit")
                 .AddSource(Telemetry.ActivitySourceName)
-                .AddAspNetCoreInstrumentation(options =>
-                    // Health probes every few seconds would drown the interesting traces.
-                    options.Filter = context =>
-                        !context.Request.Path.StartsWithSegments(HealthEndpointPath)
-                        && !context.Request.Path.StartsWithSegments(AlivenessEndpointPath))
-                .AddGrpcClientInstrumentation()
-                .AddHttpClientInstrumentation()
-                .AddNpgsql());
+                .AddAspNetCoreInstrumentation(options => options.Filter = context => !IsUntraced(context.Request.Path.Value))
+                .AddGrpcClientInstrumentation(options => options.Filter = request => !IsUntraced(request.RequestUri?.AbsolutePath))
+                .AddHttpClientInstrumentation(options => options.FilterHttpRequestMessage = request => !IsUntraced(request.RequestUri?.AbsolutePath)));
 
         if (!string.IsNullOrWhiteSpace(builder.Configuration["OTEL_EXPORTER_OTLP_ENDPOINT"]))
         {
@@ -71,6 +65,20 @@ public static class Extensions
 
         return builder;
     }
+
+    /// <summary>
+    /// Calls made on a timer rather than on anyone's behalf: health probes and the workers' presence announcements
+    /// (every few seconds each), which traced would drown the interesting traces in the dashboard.
+    /// </summary>
+    private static readonly string[] UntracedPaths =
+    [
+        HealthEndpointPath,
+        AlivenessEndpointPath,
+        "/finetuneplatform.training.v1.TrainerService/RegisterWorker",
+    ];
+
+    private static bool IsUntraced(string? path) =>
+        path is not null && UntracedPaths.Any(untraced => path.StartsWith(untraced, StringComparison.Ordinal));
 
     public static TBuilder AddDefaultHealthChecks<TBuilder>(this TBuilder builder) where TBuilder : IHostApplicationBuilder
     {

@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using HealthChecks.NpgSql;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.DependencyInjection;
@@ -8,12 +9,19 @@ using Npgsql;
 namespace Microsoft.Extensions.Hosting;
 
 /// <summary>
-/// The PostgreSQL client registration Aspire.Npgsql.EntityFrameworkCore.PostgreSQL would give (it cannot be restored
-/// here): one NpgsqlDataSource per service database, a pooled DbContext on it, Npgsql tracing, and a readiness check.
+/// A service's database through Aspire's client integrations: Aspire.Npgsql registers the NpgsqlDataSource (Npgsql
+/// tracing and metrics, configuration under Aspire:Npgsql), the pooled DbContext runs on that data source (the
+/// training service's LISTEN/NOTIFY and the chunk store use the same one), and Aspire.Npgsql.EntityFrameworkCore
+/// .PostgreSQL enriches it with EF Core's telemetry.
+/// Two decisions of ours on top: EF's retrying execution strategy stays off (Aspire turns it on by default), because
+/// the services run their own transactions (a job transition, a claim, a checkpoint with its rows) and a retrying
+/// strategy refuses user-initiated transactions unless every one is wrapped in it, and a retried commit could apply
+/// twice; and the readiness check is named after the database (`datasetsdb`, ...), so /health says which one failed.
+/// A missing or malformed connection string stops start-up with our message naming the key and an example.
 /// </summary>
 public static class PostgresExtensions
 {
-    public static void AddNpgsqlDbContext<TContext>(this IHostApplicationBuilder builder, string connectionName)
+    public static void AddServiceDatabase<TContext>(this IHostApplicationBuilder builder, string connectionName)
         where TContext : DbContext
     {
         var example = $"Host=127.0.0.1;Port=5432;Username=postgres;Password=postgres;Database={connectionName}";
@@ -33,12 +41,17 @@ public static class PostgresExtensions
             throw ConnectionStringExtensions.Malformed(connectionName, example, "it needs both Host and Database");
         }
 
-        builder.Services.AddSingleton(serviceProvider => new NpgsqlDataSourceBuilder(connectionString)
-            .UseLoggerFactory(serviceProvider.GetRequiredService<ILoggerFactory>())
-            .Build());
-
+        // Commands are traced inside a request's or a job's trace only: the services' background loops (the key
+        // cache's refresh, the scheduler's passes, LISTEN) would otherwise add a root trace every second.
+        builder.AddNpgsqlDataSource(connectionName, settings => settings.DisableHealthChecks = true,
+            dataSource => dataSource.ConfigureTracing(tracing => tracing.ConfigureCommandFilter(_ => Activity.Current is not null)));
         builder.Services.AddDbContextPool<TContext>((serviceProvider, options) =>
             options.UseNpgsql(serviceProvider.GetRequiredService<NpgsqlDataSource>()));
+        builder.EnrichNpgsqlDbContext<TContext>(settings =>
+        {
+            settings.DisableRetry = true;
+            settings.DisableHealthChecks = true;
+        });
 
         builder.Services.AddHealthChecks().AddNpgSql(
             serviceProvider => serviceProvider.GetRequiredService<NpgsqlDataSource>(),

@@ -1,44 +1,37 @@
-using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.Diagnostics.HealthChecks;
 using StackExchange.Redis;
 
 namespace Microsoft.Extensions.Hosting;
 
-/// <summary>The Redis client registration Aspire.StackExchange.Redis would give: IConnectionMultiplexer plus a readiness check.</summary>
+/// <summary>
+/// Redis through Aspire.StackExchange.Redis (IConnectionMultiplexer, its health check and tracing), with the gateway's
+/// choices: keep reconnecting in the background instead of failing start-up, and fail commands fast while
+/// disconnected, because every caller has a fallback (per-process rate limits) and a Redis outage must degrade the
+/// gateway, not stop it. A missing or malformed connection string stops start-up with our message.
+/// </summary>
 public static class RedisExtensions
 {
-    public static void AddRedisClient(this IHostApplicationBuilder builder, string connectionName = "redis")
+    public static void AddRedis(this IHostApplicationBuilder builder, string connectionName = "redis")
     {
         const string example = "127.0.0.1:6379";
         var connectionString = builder.Configuration.GetRequiredConnectionString(connectionName, example);
-        ConfigurationOptions options;
         try
         {
-            options = ConfigurationOptions.Parse(connectionString);
+            if (ConfigurationOptions.Parse(connectionString).EndPoints.Count == 0)
+            {
+                throw ConnectionStringExtensions.Malformed(connectionName, example, "it names no endpoint");
+            }
         }
         catch (ArgumentException ex)
         {
             throw ConnectionStringExtensions.Malformed(connectionName, example, ex.Message);
         }
 
-        if (options.EndPoints.Count == 0)
+        builder.AddRedisClient(connectionName, configureOptions: options =>
         {
-            throw ConnectionStringExtensions.Malformed(connectionName, example, "it names no endpoint");
-        }
-
-        // Keep reconnecting in the background instead of failing start-up: Redis outages degrade the gateway
-        // (per-process limits) rather than stopping it.
-        options.AbortOnConnectFail = false;
-        options.ConnectTimeout = 3000;
-        // Commands fail fast while disconnected instead of waiting in a backlog: callers have fallbacks.
-        options.BacklogPolicy = BacklogPolicy.FailFast;
-        options.AsyncTimeout = 2000;
-
-        builder.Services.AddSingleton<IConnectionMultiplexer>(_ => ConnectionMultiplexer.Connect(options));
-        builder.Services.AddHealthChecks().AddRedis(
-            serviceProvider => serviceProvider.GetRequiredService<IConnectionMultiplexer>(),
-            name: connectionName,
-            failureStatus: HealthStatus.Unhealthy,
-            timeout: TimeSpan.FromSeconds(3));
+            options.AbortOnConnectFail = false;
+            options.ConnectTimeout = 3000;
+            options.BacklogPolicy = BacklogPolicy.FailFast;
+            options.AsyncTimeout = 2000;
+        });
     }
 }

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the platform needs that a fresh machine of ours lacks (once per machine):
 #
-#   eng/packages.sh run     what ./run.sh and the AppHost run: Redis, RabbitMQ, OpenBLAS (the CPU models' GEMM)
-#   eng/packages.sh test    that, plus what the test suite needs: PyTorch for the reference checks
+#   eng/packages.sh run       what ./run.sh and the AppHost run: Redis, RabbitMQ, OpenBLAS (the CPU models' GEMM)
+#   eng/packages.sh test      that, plus what the test suite needs: PyTorch and Jinja2 for the reference checks
+#   eng/packages.sh browser   Debian's Chromium, for the screenshots in the docs
 #
 # PostgreSQL is preinstalled on our machines (apt-get install -y postgresql elsewhere). Two starts on one fresh
 # machine (two checkouts, ./run.sh beside ./test.sh) take turns: apt holds a lock, so installs are serialised here.
@@ -11,11 +12,11 @@ set -euo pipefail
 log() { printf '[packages] %s\n' "$*" >&2; }
 
 profile=${1:-run}
-wanted=(redis-server rabbitmq-server libopenblas0-pthread)
 case "$profile" in
-  run) ;;
-  test) wanted+=(python3-torch) ;;
-  *) log "usage: eng/packages.sh run|test"; exit 2 ;;
+  run) wanted=(redis-server rabbitmq-server libopenblas0-pthread) ;;
+  test) wanted=(redis-server rabbitmq-server libopenblas0-pthread python3-torch python3-jinja2) ;;
+  browser) wanted=(chromium) ;;
+  *) log "usage: eng/packages.sh run|test|browser"; exit 2 ;;
 esac
 
 installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'; }
@@ -24,7 +25,7 @@ missing=()
 for package in "${wanted[@]}"; do installed "$package" || missing+=("$package"); done
 
 pg_bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || true)
-if [ -z "$pg_bin" ] || [ ! -x "$pg_bin/postgres" ]; then
+if [ "$profile" != browser ] && { [ -z "$pg_bin" ] || [ ! -x "$pg_bin/postgres" ]; }; then
   if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then missing+=(postgresql); else
     log "error: PostgreSQL server binaries not found under /usr/lib/postgresql/*/bin. Install them (Debian: sudo apt-get install -y postgresql) or set PG_BIN."
     exit 1

@@ -9,7 +9,7 @@ internal static class Extensions
 {
     public static void AddApplicationServices(this IHostApplicationBuilder builder)
     {
-        builder.AddNpgsqlDbContext<DatasetsDbContext>("datasetsdb");
+        builder.AddServiceDatabase<DatasetsDbContext>("datasetsdb");
         builder.Services.AddMigration<DatasetsDbContext>();
 
         builder.AddMessageBus();

@@ -11,7 +11,7 @@ internal static class Extensions
 {
     public static void AddApplicationServices(this IHostApplicationBuilder builder)
     {
-        builder.AddNpgsqlDbContext<EvaluationDbContext>("evaluationdb");
+        builder.AddServiceDatabase<EvaluationDbContext>("evaluationdb");
         builder.Services.AddMigration<EvaluationDbContext>();
 
         // No retry filter: a failed start is asked for again by training (it re-announces a job while no verdict has

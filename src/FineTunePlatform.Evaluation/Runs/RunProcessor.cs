@@ -70,6 +70,7 @@ public sealed partial class RunProcessor(
                 {
                     var (output, results) = await GradeAsync(run, dataSource, itemSchema, graders, chat, entry.Index, entry.Row, cancellationToken);
                     tally.Add(output.Status, results);
+                    PlatformMetrics.EvalItemsGraded.Add(1, new KeyValuePair<string, object?>("status", output.Status));
                     lock (pending)
                     {
                         pending.Add(output);

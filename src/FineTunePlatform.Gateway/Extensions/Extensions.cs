@@ -19,11 +19,11 @@ internal static class Extensions
 
     public static void AddApplicationServices(this IHostApplicationBuilder builder)
     {
-        builder.AddNpgsqlDbContext<GatewayDbContext>("gatewaydb");
+        builder.AddServiceDatabase<GatewayDbContext>("gatewaydb");
         builder.Services.AddMigration<GatewayDbContext>();
         builder.Services.AddHostedService<BootstrapAdminKey>();
 
-        builder.AddRedisClient("redis");
+        builder.AddRedis("redis");
         builder.AddMessageBus(bus => bus.AddConsumer<TrainingJobFinishedConsumer>());
 
         builder.Services.AddSingleton(TimeProvider.System);

@@ -46,7 +46,14 @@ public sealed partial class RequestRateLimiter(RedisTokenBuckets redis, LocalTok
             taken = local.Take(buckets, now);
         }
 
-        return Decide(buckets, taken.Allowed, taken.Remaining);
+        var decision = Decide(buckets, taken.Allowed, taken.Remaining);
+        if (!decision.Allowed)
+        {
+            PlatformMetrics.RateLimitRejections.Add(1, new KeyValuePair<string, object?>("project", identity.ProjectId),
+                new KeyValuePair<string, object?>("limit", decision.ExceededScope));
+        }
+
+        return decision;
     }
 
     private static RateLimitDecision Decide(List<BucketRequest> buckets, bool allowed, long[] remaining)

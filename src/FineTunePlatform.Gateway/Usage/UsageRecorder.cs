@@ -15,6 +15,10 @@ public sealed partial class UsageRecorder(IServiceScopeFactory scopes, ILogger<U
 
     public void Record(UsageRecord record)
     {
+        var project = new KeyValuePair<string, object?>("project", record.ProjectId);
+        var model = new KeyValuePair<string, object?>("model", record.Model);
+        PlatformMetrics.ChatTokens.Add(record.PromptTokens, project, model, new KeyValuePair<string, object?>("kind", "prompt"));
+        PlatformMetrics.ChatTokens.Add(record.CompletionTokens, project, model, new KeyValuePair<string, object?>("kind", "completion"));
         if (!_records.Writer.TryWrite(record))
         {
             LogDropped(logger);

@@ -12,7 +12,7 @@ internal static class Extensions
 {
     public static void AddApplicationServices(this IHostApplicationBuilder builder)
     {
-        builder.AddNpgsqlDbContext<TrainingDbContext>("trainingdb");
+        builder.AddServiceDatabase<TrainingDbContext>("trainingdb");
         builder.Services.AddMigration<TrainingDbContext>();
 
         // No retry filter: a verdict that fails to record is sent again (the scheduler re-announces the job, the

@@ -288,6 +288,13 @@ public sealed class TrainerGrpcService(
 
         events.Add(db, job.Id, "The job has successfully completed");
         await SaveFinishAsync(job, cancellationToken);
+        if (job.Attempt == 1 && job.AttemptStartedAt is { } started && now > started)
+        {
+            // First attempts only: a resumed attempt reports the whole job's tokens for its own part of the time.
+            PlatformMetrics.TrainingTokensPerSecond.Record(request.TrainedTokens / (now - started).TotalSeconds,
+                new KeyValuePair<string, object?>("model", job.RootModel), new KeyValuePair<string, object?>("method", job.Method));
+        }
+
         return job.ToContract(now);
     }
 

@@ -66,6 +66,7 @@ public sealed partial class JobScheduler(
             dispatched = await DispatchAsync(db, now, cancellationToken);
             unanswered = now >= _nextEvaluationCheck ? await AskAgainForEvaluationsAsync(db, now, cancellationToken) : [];
             await db.SaveChangesAsync(cancellationToken);
+            await CountJobsAsync(db, now, cancellationToken);
             await transaction.CommitAsync(cancellationToken);
         }
 
@@ -197,6 +198,7 @@ public sealed partial class JobScheduler(
             if (firstDispatch)
             {
                 tokensToday[eligible] = tokensToday.GetValueOrDefault(eligible) + job.EstimatedTokens;
+                PlatformMetrics.JobQueueWait.Record((now - job.CreatedAt).TotalSeconds, new KeyValuePair<string, object?>("project", job.ProjectId));
             }
 
             free--;
@@ -225,6 +227,15 @@ public sealed partial class JobScheduler(
         }
 
         return dispatched;
+    }
+
+    /// <summary>Queued and running jobs per project for the finetuneplatform.jobs gauge, as this pass leaves them.</summary>
+    private static async Task CountJobsAsync(TrainingDbContext db, DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        var counts = await db.Jobs.Where(job => job.Status == JobStatus.Queued || job.Status == JobStatus.Running)
+            .GroupBy(job => new { job.ProjectId, job.Status }).Select(group => new { group.Key.ProjectId, group.Key.Status, Count = group.Count() })
+            .ToListAsync(cancellationToken);
+        PlatformMetrics.SetJobCounts(counts.Select(count => (count.ProjectId, count.Status, count.Count)), now);
     }
 
     [LoggerMessage(LogLevel.Error, "A scheduling pass failed; the next pass retries")]

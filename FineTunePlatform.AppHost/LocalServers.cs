@@ -1,0 +1,147 @@
+using System.Net.Sockets;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Diagnostics.HealthChecks;
+using Npgsql;
+using RabbitMQ.Client;
+
+namespace FineTunePlatform.AppHost;
+
+/// <summary>
+/// PostgreSQL, Redis and RabbitMQ as executables run from the locally installed binaries, for machines without a
+/// container runtime (ours, and any laptop without Docker). Each runs the same start script eng/servers.sh uses
+/// (eng/servers/*.sh: loopback only, a private data directory, a clean stop on SIGTERM), on a port DCP allocates and
+/// hands to the script; DCP does not proxy them, so a health check that connects is talking to the server itself.
+/// Each has a health check that does what its clients will do (a query, a PING, an AMQP login), so WaitFor on it
+/// means "ready", not "listening".
+/// </summary>
+internal static class LocalServers
+{
+    public static IResourceBuilder<LocalPostgresResource> AddLocalPostgres(
+        this IDistributedApplicationBuilder builder, string name, string scripts, string dataDirectory, IResourceBuilder<ParameterResource> password)
+    {
+        var resource = new LocalPostgresResource(name, Path.Combine(scripts, "postgres.sh"), scripts, password.Resource);
+        return builder.AddResource(resource)
+            .WithEndpoint(name: LocalPostgresResource.EndpointName, scheme: "tcp", isProxied: false)
+            .WithArgs(context =>
+            {
+                context.Args.Add(Path.Combine(dataDirectory, name));
+                context.Args.Add(resource.PrimaryEndpoint.Property(EndpointProperty.TargetPort));
+            })
+            .WithEnvironment("PG_PASSWORD", password)
+            .WithReadyCheck(async cancellationToken =>
+            {
+                await using var connection = new NpgsqlConnection(await resource.ConnectionStringExpression.GetValueAsync(cancellationToken));
+                await connection.OpenAsync(cancellationToken);
+                await using var command = new NpgsqlCommand("SELECT 1", connection);
+                await command.ExecuteScalarAsync(cancellationToken);
+            });
+    }
+
+    public static IResourceBuilder<LocalRedisResource> AddLocalRedis(this IDistributedApplicationBuilder builder, string name, string scripts, string dataDirectory)
+    {
+        var resource = new LocalRedisResource(name, Path.Combine(scripts, "redis.sh"), scripts);
+        return builder.AddResource(resource)
+            .WithEndpoint(name: LocalRedisResource.EndpointName, scheme: "tcp", isProxied: false)
+            .WithArgs(context =>
+            {
+                context.Args.Add(Path.Combine(dataDirectory, name));
+                context.Args.Add(resource.PrimaryEndpoint.Property(EndpointProperty.TargetPort));
+            })
+            .WithReadyCheck(async cancellationToken =>
+            {
+                using var client = new TcpClient();
+                await client.ConnectAsync("127.0.0.1", resource.PrimaryEndpoint.Port, cancellationToken);
+                var stream = client.GetStream();
+                await stream.WriteAsync("PING\r\n"u8.ToArray(), cancellationToken);
+                var answer = new byte[5];
+                await stream.ReadExactlyAsync(answer, cancellationToken);
+                if (!answer.AsSpan().SequenceEqual("+PONG"u8))
+                {
+                    throw new InvalidOperationException("Redis did not answer PING with PONG");
+                }
+            });
+    }
+
+    public static IResourceBuilder<LocalRabbitMQResource> AddLocalRabbitMQ(this IDistributedApplicationBuilder builder, string name, string scripts, string dataDirectory)
+    {
+        var resource = new LocalRabbitMQResource(name, Path.Combine(scripts, "rabbitmq.sh"), scripts);
+        return builder.AddResource(resource)
+            .WithEndpoint(name: LocalRabbitMQResource.EndpointName, scheme: "tcp", isProxied: false)
+            .WithHttpEndpoint(name: LocalRabbitMQResource.ManagementEndpointName, isProxied: false)
+            .WithUrlForEndpoint(LocalRabbitMQResource.ManagementEndpointName, url => url.DisplayText = "Management UI (guest/guest)")
+            .WithArgs(context =>
+            {
+                context.Args.Add(Path.Combine(dataDirectory, name));
+                context.Args.Add(resource.PrimaryEndpoint.Property(EndpointProperty.TargetPort));
+                context.Args.Add(resource.GetEndpoint(LocalRabbitMQResource.ManagementEndpointName).Property(EndpointProperty.TargetPort));
+            })
+            .WithReadyCheck(async cancellationToken =>
+            {
+                var factory = new ConnectionFactory { Uri = new Uri(await resource.ConnectionStringExpression.GetValueAsync(cancellationToken) ?? "") };
+                await using var connection = await factory.CreateConnectionAsync(cancellationToken);
+            });
+    }
+
+    /// <summary>A health check named after the resource that passes when <paramref name="probe"/> completes.</summary>
+    private static IResourceBuilder<T> WithReadyCheck<T>(this IResourceBuilder<T> server, Func<CancellationToken, Task> probe)
+        where T : IResourceWithEndpoints
+    {
+        var key = $"{server.Resource.Name}-ready";
+        server.ApplicationBuilder.Services.AddHealthChecks().AddAsyncCheck(key, async cancellationToken =>
+        {
+            try
+            {
+                using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+                timeout.CancelAfter(TimeSpan.FromSeconds(5));
+                await probe(timeout.Token);
+                return HealthCheckResult.Healthy();
+            }
+            catch (Exception ex) when (ex is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
+            {
+                return HealthCheckResult.Unhealthy(ex.Message);
+            }
+        });
+        return server.WithHealthCheck(key);
+    }
+}
+
+/// <summary>PostgreSQL from eng/servers/postgres.sh; databases are connection strings on it (the services create their own).</summary>
+internal sealed class LocalPostgresResource(string name, string command, string workingDirectory, ParameterResource password)
+    : ExecutableResource(name, command, workingDirectory), IResourceWithConnectionString
+{
+    public const string EndpointName = "tcp";
+
+    public EndpointReference PrimaryEndpoint => field ??= new EndpointReference(this, EndpointName);
+
+    public ReferenceExpression ConnectionStringExpression => ReferenceExpression.Create(
+        $"Host=127.0.0.1;Port={PrimaryEndpoint.Property(EndpointProperty.Port)};Username=postgres;Password={password}");
+
+    /// <summary>The connection string of one database on this server.</summary>
+    public ReferenceExpression DatabaseConnectionString(string database) =>
+        ReferenceExpression.Create($"{ConnectionStringExpression};Database={database}");
+}
+
+/// <summary>Redis from eng/servers/redis.sh.</summary>
+internal sealed class LocalRedisResource(string name, string command, string workingDirectory)
+    : ExecutableResource(name, command, workingDirectory), IResourceWithConnectionString
+{
+    public const string EndpointName = "tcp";
+
+    public EndpointReference PrimaryEndpoint => field ??= new EndpointReference(this, EndpointName);
+
+    public ReferenceExpression ConnectionStringExpression =>
+        ReferenceExpression.Create($"127.0.0.1:{PrimaryEndpoint.Property(EndpointProperty.Port)}");
+}
+
+/// <summary>RabbitMQ (with the management plugin) from eng/servers/rabbitmq.sh.</summary>
+internal sealed class LocalRabbitMQResource(string name, string command, string workingDirectory)
+    : ExecutableResource(name, command, workingDirectory), IResourceWithConnectionString
+{
+    public const string EndpointName = "amqp";
+    public const string ManagementEndpointName = "management";
+
+    public EndpointReference PrimaryEndpoint => field ??= new EndpointReference(this, EndpointName);
+
+    public ReferenceExpression ConnectionStringExpression =>
+        ReferenceExpression.Create($"amqp://guest:guest@127.0.0.1:{PrimaryEndpoint.Property(EndpointProperty.Port)}");
+}

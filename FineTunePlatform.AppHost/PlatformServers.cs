@@ -1,0 +1,112 @@
+using System.Diagnostics;
+using System.Reflection;
+using System.Text.Json;
+
+namespace FineTunePlatform.AppHost;
+
+/// <summary>What a service references (its connection string) and what it waits for (the server being healthy).</summary>
+internal sealed record PlatformServer(IResourceBuilder<IResourceWithConnectionString> Connection, IResourceBuilder<IResource> Server);
+
+/// <summary>
+/// The servers every service needs: PostgreSQL with one database per service, Redis and RabbitMQ. As containers where
+/// a container runtime answers, else as executables from the local binaries (<see cref="LocalServers"/>). Chosen
+/// before the model is built, because a container resource without a runtime never starts and never fails either
+/// (DCP reports "Runtime unhealthy" and waits); `Platform:Servers` (containers | executables) overrides the choice.
+/// </summary>
+internal sealed record PlatformServers(
+    PlatformServer DatasetsDb,
+    PlatformServer TrainingDb,
+    PlatformServer EvaluationDb,
+    PlatformServer GatewayDb,
+    PlatformServer Redis,
+    PlatformServer RabbitMq)
+{
+    public static PlatformServers Add(IDistributedApplicationBuilder builder)
+    {
+        var mode = builder.Configuration["Platform:Servers"] switch
+        {
+            null or "" or "auto" => ContainerRuntimeRunning() ? "containers" : "executables",
+            var chosen when chosen is "containers" or "executables" => chosen,
+            var other => throw new InvalidOperationException($"Platform:Servers is '{other}'; use containers, executables or auto."),
+        };
+        Console.WriteLine($"FineTunePlatform: servers run as {mode}");
+        return mode == "containers" ? AddContainers(builder) : AddExecutables(builder);
+    }
+
+    private static PlatformServers AddContainers(IDistributedApplicationBuilder builder)
+    {
+        var postgres = builder.AddPostgres("postgres").WithDataVolume("finetuneplatform-postgres");
+        var redis = builder.AddRedis("redis");
+        var rabbitmq = builder.AddRabbitMQ("rabbitmq").WithManagementPlugin().WithDataVolume("finetuneplatform-rabbitmq");
+        PlatformServer Database(string name)
+        {
+            var database = postgres.AddDatabase(name);
+            return new PlatformServer(database, database);
+        }
+
+        return new PlatformServers(
+            Database("datasetsdb"), Database("trainingdb"), Database("evaluationdb"), Database("gatewaydb"),
+            new PlatformServer(redis, redis), new PlatformServer(rabbitmq, rabbitmq));
+    }
+
+    private static PlatformServers AddExecutables(IDistributedApplicationBuilder builder)
+    {
+        var repository = Path.GetFullPath(Path.Combine(builder.AppHostDirectory, ".."));
+        var scripts = Path.Combine(repository, "eng", "servers");
+        var data = Path.GetFullPath(builder.Configuration["Platform:DataDirectory"] is { Length: > 0 } configured
+            ? configured
+            : Path.Combine(repository, ".run", "data"));
+        var password = builder.AddParameter("postgres-password", new GenerateParameterDefault { MinLength = 24, Special = false }, secret: true, persist: true);
+
+        var postgres = builder.AddLocalPostgres("postgres", scripts, data, password);
+        var redis = builder.AddLocalRedis("redis", scripts, data);
+        var rabbitmq = builder.AddLocalRabbitMQ("rabbitmq", scripts, data);
+        PlatformServer Database(string name) =>
+            new(builder.AddConnectionString(name, postgres.Resource.DatabaseConnectionString(name)), postgres);
+
+        return new PlatformServers(
+            Database("datasetsdb"), Database("trainingdb"), Database("evaluationdb"), Database("gatewaydb"),
+            new PlatformServer(redis, redis), new PlatformServer(rabbitmq, rabbitmq));
+    }
+
+    /// <summary>
+    /// Asks DCP itself (`dcp info` prints JSON with containers.running in under a second); no public Aspire API says
+    /// before the model is built whether a container runtime is up. The path to DCP is in the AppHost assembly's
+    /// metadata, written by the Aspire SDK.
+    /// </summary>
+    private static bool ContainerRuntimeRunning()
+    {
+        var dcp = Assembly.GetEntryAssembly()?.GetCustomAttributes<AssemblyMetadataAttribute>()
+            .FirstOrDefault(attribute => attribute.Key == "dcpclipath")?.Value;
+        if (dcp is null || !File.Exists(dcp))
+        {
+            return false;
+        }
+
+        try
+        {
+            using var process = Process.Start(new ProcessStartInfo(dcp, "info") { RedirectStandardOutput = true, RedirectStandardError = true })!;
+            var output = process.StandardOutput.ReadToEndAsync();
+            if (!process.WaitForExit(15_000))
+            {
+                process.Kill();
+                return false;
+            }
+
+            using var info = JsonDocument.Parse(output.Result);
+            return info.RootElement.TryGetProperty("containers", out var containers)
+                && containers.TryGetProperty("running", out var running) && running.GetBoolean();
+        }
+        catch (Exception ex) when (ex is JsonException or System.ComponentModel.Win32Exception or InvalidOperationException)
+        {
+            return false;
+        }
+    }
+}
+
+internal static class PlatformServerExtensions
+{
+    /// <summary>The server's connection string (ConnectionStrings__{name}), and start only once the server is healthy.</summary>
+    public static IResourceBuilder<ProjectResource> WithServer(this IResourceBuilder<ProjectResource> project, PlatformServer server) =>
+        project.WithReference(server.Connection).WaitFor(server.Server);
+}
