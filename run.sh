@@ -32,7 +32,7 @@ leftovers() {
   local needle="FTP_RUN_MARKER=$run" pid
   for pid in $(ps -eo pid --no-headers); do
     [ "$pid" = $$ ] && continue
-    grep -qzxF "$needle" "/proc/$pid/environ" 2>/dev/null && is_running "$pid" && echo "$pid"
+    if grep -qzxF "$needle" "/proc/$pid/environ" 2>/dev/null && is_running "$pid"; then echo "$pid"; fi
   done
 }
 
