@@ -14,7 +14,10 @@ internal static class PythonReference
 
     public static string ScriptDirectory => Path.Combine(AppContext.BaseDirectory, "reference");
 
-    public static string Run(params string[] arguments)
+    /// <summary>Runs llama_reference.py with the arguments; returns its standard output.</summary>
+    public static string Run(params string[] arguments) => RunScript("llama_reference.py", arguments);
+
+    public static string RunScript(string script, params string[] arguments)
     {
         var start = new ProcessStartInfo(Interpreter.Value)
         {
@@ -22,7 +25,7 @@ internal static class PythonReference
             RedirectStandardError = true,
             UseShellExecute = false,
         };
-        start.ArgumentList.Add(Path.Combine(ScriptDirectory, "llama_reference.py"));
+        start.ArgumentList.Add(Path.Combine(ScriptDirectory, script));
         foreach (var argument in arguments)
         {
             start.ArgumentList.Add(argument);
@@ -61,7 +64,7 @@ internal static class PythonReference
         {
             try
             {
-                var start = new ProcessStartInfo(candidate, ["-c", "import torch, numpy; print(torch.__version__)"])
+                var start = new ProcessStartInfo(candidate, ["-c", "import torch, numpy, jinja2; print(torch.__version__)"])
                 {
                     RedirectStandardOutput = true,
                     RedirectStandardError = true,
@@ -85,7 +88,7 @@ internal static class PythonReference
         }
 
         throw new InvalidOperationException(
-            "The PyTorch reference needs python3 with torch and numpy: on Debian run `apt-get install -y python3-torch` " +
+            "The reference checks need python3 with torch, numpy and jinja2: on Debian run `apt-get install -y python3-torch python3-jinja2` " +
             "(or point FTP_PYTHON at an interpreter that has them). Tried: " + string.Join("; ", tried));
     }
 }
