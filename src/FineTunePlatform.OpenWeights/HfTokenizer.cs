@@ -111,7 +111,9 @@ public sealed class HfTokenizer : IDisposable
             return [];
         }
 
-        var ids = (addSpecialTokens ? _withSpecialTokens : _plain).Encode(text);
+        // The Rust library takes UTF-8: a lone surrogate (which JSON input can carry) becomes U+FFFD, as a UTF-8
+        // round trip makes it, instead of failing the whole text.
+        var ids = (addSpecialTokens ? _withSpecialTokens : _plain).Encode(HasLoneSurrogate(text) ? ReplaceLoneSurrogates(text) : text);
         var result = new int[ids.Length];
         for (var i = 0; i < ids.Length; i++)
         {
@@ -120,6 +122,25 @@ public sealed class HfTokenizer : IDisposable
 
         return result;
     }
+
+    private static bool HasLoneSurrogate(string text)
+    {
+        for (var i = 0; i < text.Length; i++)
+        {
+            if (char.IsHighSurrogate(text[i]) && i + 1 < text.Length && char.IsLowSurrogate(text[i + 1]))
+            {
+                i++;
+            }
+            else if (char.IsSurrogate(text[i]))
+            {
+                return true;
+            }
+        }
+
+        return false;
+    }
+
+    private static string ReplaceLoneSurrogates(string text) => System.Text.Encoding.UTF8.GetString(System.Text.Encoding.UTF8.GetBytes(text));
 
     /// <summary>Text of token ids, special tokens skipped (decode(..., skip_special_tokens=True)).</summary>
     public string Decode(IReadOnlyList<int> ids) => ids.Count == 0 ? "" : _plain.Decode(ids.Select(id => (uint)id).ToArray());
