@@ -312,6 +312,20 @@ public sealed class SafetensorsFile : IDisposable
         return values;
     }
 
+    /// <summary>Reads an integer tensor (I32 or I64) as int64.</summary>
+    public long[] ReadInt64(string name)
+    {
+        var info = Get(name);
+        var bytes = new byte[info.DataEnd - info.DataStart];
+        RandomAccess.Read(_handle, bytes, _dataStart + info.DataStart);
+        return info.DType switch
+        {
+            TensorDType.I64 => MemoryMarshal.Cast<byte, long>(bytes).ToArray(),
+            TensorDType.I32 => MemoryMarshal.Cast<byte, int>(bytes).ToArray().Select(value => (long)value).ToArray(),
+            _ => throw new InvalidDataException($"Tensor '{name}' is {info.DType}, not an integer tensor."),
+        };
+    }
+
     /// <summary>Reads an integer tensor (I32 or I64) as int32.</summary>
     public int[] ReadInt32(string name)
     {
