@@ -36,19 +36,30 @@ var gradients = adapter.ZerosLike();
 var optimizer = new LoraAdamW(adapter);
 var options = new LoraTrainingOptions(1, Batch, 1e-4, 0) { WeightDecay = 0.01 };
 var times = new List<double>();
+double forwardSeconds = 0, backwardSeconds = 0;
 for (var step = 0; step <= steps; step++)
 {
     var clock = Stopwatch.StartNew();
     var result = pass.Forward(tokens, targets, weights, training: true, dropoutSeed: step);
+    var forward = clock.Elapsed.TotalSeconds;
     pass.BackwardMeanLoss(result, gradients);
+    var backward = clock.Elapsed.TotalSeconds - forward;
     optimizer.Step(adapter, gradients, options.LearningRate, options);
     times.Add(clock.Elapsed.TotalSeconds);
+    if (step > 0)
+    {
+        forwardSeconds += forward / steps;
+        backwardSeconds += backward / steps;
+    }
 }
 
 var ourPeak = PeakRssBytes();
 var ourStep = times.Skip(1).Average();
 var ourTokens = Batch * Length / ourStep;
-Console.WriteLine(string.Create(culture, $"ours: steps {string.Join(" ", times.Select(t => t.ToString("F2", culture)))} s (first is warm-up)"));
+Console.WriteLine(string.Create(culture, $"ours: steps {string.Join(" ", times.Select(t => t.ToString("F2", culture)))} s (first is warm-up); forward {forwardSeconds:F2} s + backward {backwardSeconds:F2} s per step"));
+// Forward ≈ 2·N·tokens (N = base parameters) + attention 4·L·T²·d·B; backward through the frozen base ≈ the same again.
+var flops = (2.0 * (2.0 * model.ParameterCount * Batch * Length + 4.0 * config.Layers * Length * Length * config.QueryDim * Batch)) + 0;
+Console.WriteLine(string.Create(culture, $"ours: ≈{flops / 1e9:F0} GFLOP per step (frozen base: no weight gradients) = {flops / ourStep / 1e9:F0} GFLOP/s"));
 
 // ---- PyTorch: the same shapes, in a child process ----
 JsonElement? torch = null;
@@ -78,6 +89,36 @@ if (torch is { } t)
     var torchStep = t.GetProperty("seconds_per_step").GetDouble();
     Console.WriteLine(string.Create(culture, $"  PyTorch {t.GetProperty("torch").GetString()}  {t.GetProperty("tokens_per_second").GetDouble(),8:F0} {torchStep,8:F2} {t.GetProperty("peak_rss_bytes").GetDouble() / 1e9,8:F2} GB  (steps {string.Join(" ", t.GetProperty("steps").EnumerateArray().Select(s => s.GetDouble().ToString("F2", culture)))} s)"));
     Console.WriteLine(string.Create(culture, $"  ours / PyTorch: {torchStep / ourStep:F2}x tokens/s"));
+}
+
+// ---- generation: batch 1 and 8, one adapter or eight different adapters on one base ----
+Console.WriteLine();
+Console.WriteLine("Generation (greedy, 32-token prompts, 64 new tokens each, KV cache):");
+var adapters = Enumerable.Range(0, 8).Select(i =>
+{
+    var a = LoraAdapter.Create(config, new LoraConfig(Rank, 16, Dropout: 0), seed: 10 + i);
+    foreach (var layer in a.Pairs)
+    {
+        foreach (var pair in layer.OfType<LoraPair>())
+        {
+            for (var j = 0; j < pair.B.Length; j++)
+            {
+                pair.B[j] = 1e-3f * ((j % 7) - 3);
+            }
+        }
+    }
+
+    return a;
+}).ToArray();
+Generator.Generate(model, [new GenerationRequest(tokens[..32], adapters[0], new GenerationOptions(MaxNewTokens: 4))]);
+foreach (var (batch, distinct) in new[] { (1, 1), (8, 1), (8, 8) })
+{
+    var requests = Enumerable.Range(0, batch).Select(i => new GenerationRequest(tokens[(i * 32)..((i + 1) * 32)], adapters[i % distinct], new GenerationOptions(MaxNewTokens: 64))).ToList();
+    var clock = Stopwatch.StartNew();
+    var outputs = Generator.Generate(model, requests);
+    var seconds = clock.Elapsed.TotalSeconds;
+    var generated = outputs.Sum(output => output.Tokens.Length);
+    Console.WriteLine(string.Create(culture, $"  batch {batch}, {distinct} adapter{(distinct > 1 ? "s" : "")}: {generated / seconds,7:F1} tokens/s ({seconds / 64 * 1000:F0} ms per step incl. prefill)"));
 }
 
 static long PeakRssBytes()
