@@ -173,7 +173,14 @@ public sealed class KvCacheDecoder(LlamaModel model)
 
         LlamaKernels.RmsNormForward(_last, model.FinalNorm, eps, _lastNorm, _rstd, ordered.Count, c);
         var v = config.VocabularySize;
-        OpenBlasGemm.Multiply(false, true, ordered.Count, v, c, 1f, _lastNorm, c, model.OutputWeights, c, 0f, _logits, v);
+        if (ordered.Count == 1 || ordered.Count > 16)
+        {
+            OpenBlasGemm.Multiply(false, true, ordered.Count, v, c, 1f, _lastNorm, c, model.OutputWeights, c, 0f, _logits, v);
+        }
+        else
+        {
+            LlamaKernels.FewRowsTimesTransposed(_lastNorm, model.OutputWeights, _logits, ordered.Count, v, c);
+        }
         for (var s = 0; s < ordered.Count; s++)
         {
             var (sequence, tokens) = ordered[s];

@@ -30,6 +30,9 @@ internal static partial class OpenBlasGemm
     private static unsafe partial void cblas_sgemm(int order, int transA, int transB, int m, int n, int k, float alpha, float* a, int lda, float* b, int ldb, float beta, float* c, int ldc);
 
     [LibraryImport(Library)]
+    private static unsafe partial void cblas_sgemv(int order, int trans, int m, int n, float alpha, float* a, int lda, float* x, int incx, float beta, float* y, int incy);
+
+    [LibraryImport(Library)]
     private static partial void openblas_set_num_threads(int threads);
 
     [LibraryImport(Library)]
@@ -72,6 +75,14 @@ internal static partial class OpenBlasGemm
         CheckExtent(c.Length, m, n, ldc, nameof(c));
         fixed (float* pa = a, pb = b, pc = c)
         {
+            if (m == 1 && !transA)
+            {
+                // One row (a decoding step): a matrix-vector product reads op(B) once; this OpenBLAS (0.3.21) does not
+                // forward such GEMMs to GEMV itself and would pack the whole weight matrix first.
+                cblas_sgemv(RowMajor, transB ? NoTrans : Trans, transB ? n : k, transB ? k : n, alpha, pb, ldb, pa, 1, beta, pc, 1);
+                return;
+            }
+
             cblas_sgemm(RowMajor, transA ? Trans : NoTrans, transB ? Trans : NoTrans, m, n, k, alpha, pa, lda, pb, ldb, beta, pc, ldc);
         }
     }
