@@ -18,7 +18,7 @@ public sealed record TrainingCheckpoint(TransformerModel Model, int EpochsComple
 /// version               int32 LE (1)
 /// header length         int32 LE
 /// header                UTF-8 JSON: preset (name, context, layers, heads, channels), epochs completed, step,
-///                       whether optimizer moments follow
+///                       whether optimizer moments follow, tokenizer (absent before BPE: bytes)
 /// parameters            float32 LE × preset parameter count
 /// first, second moment  float32 LE × count each (checkpoints only)
 /// SHA-256               32 bytes over everything before it
@@ -30,7 +30,8 @@ public static class Checkpoint
     private static readonly byte[] Magic = "FTPMODEL"u8.ToArray();
     private const int Version = 1;
 
-    private sealed record Header(string Name, int ContextLength, int Layers, int Heads, int Channels, int EpochsCompleted, int Step, bool HasOptimizer);
+    /// <summary>Tokenizer is absent (null) in checkpoints written before BPE: those are byte-level models.</summary>
+    private sealed record Header(string Name, int ContextLength, int Layers, int Heads, int Channels, int EpochsCompleted, int Step, bool HasOptimizer, string? Tokenizer = null);
 
     public static void Save(Stream stream, TrainingCheckpoint checkpoint)
     {
@@ -43,7 +44,7 @@ public static class Checkpoint
 
         var preset = checkpoint.Model.Preset;
         var header = JsonSerializer.SerializeToUtf8Bytes(new Header(preset.Name, preset.ContextLength, preset.Layers, preset.Heads, preset.Channels,
-            checkpoint.EpochsCompleted, checkpoint.Step, checkpoint.FirstMoment is not null));
+            checkpoint.EpochsCompleted, checkpoint.Step, checkpoint.FirstMoment is not null, preset.Tokenizer.Name));
         var number = new byte[4];
         Write(Magic);
         BinaryPrimitives.WriteInt32LittleEndian(number, Version);
@@ -102,9 +103,8 @@ public static class Checkpoint
         var headerBytes = new byte[headerLength];
         Read(headerBytes, "header");
         var header = JsonSerializer.Deserialize<Header>(headerBytes) ?? throw new InvalidDataException("The checkpoint's header is empty.");
-        var preset = ModelPresets.TryGet(header.Name, out var known) && known == new ModelPreset(header.Name, header.ContextLength, header.Layers, header.Heads, header.Channels)
-            ? known
-            : new ModelPreset(header.Name, header.ContextLength, header.Layers, header.Heads, header.Channels);
+        var shape = new ModelPreset(header.Name, header.ContextLength, header.Layers, header.Heads, header.Channels) { Tokenizer = ChatTokenizer.ByName(header.Tokenizer) };
+        var preset = ModelPresets.TryGet(header.Name, out var known) && known == shape ? known : shape;
         var count = (int)preset.ParameterCount;
         var parameters = ReadFloats(count, Read, "weights");
         float[]? first = null, second = null;

@@ -8,10 +8,14 @@ internal sealed class ForwardPass
 {
     private readonly TransformerModel _model;
     private readonly LayerActivations[] _layers;
-    private readonly float[] _encoded, _finalNorm, _finalMean, _finalRstd, _logits, _probs;
-    private readonly float[] _dResidual, _dScratchC, _dScratchC2, _dQkv, _dAtty, _dFch, _dFchGelu, _dFinalNorm, _dLogits;
+    private readonly float[] _encoded, _finalNorm, _finalMean, _finalRstd, _selectedNorm, _logits, _probs;
+    private readonly float[] _dResidual, _dScratchC, _dScratchC2, _dQkv, _dAtty, _dFch, _dFchGelu, _dFinalNorm, _dSelectedNorm, _dLogits;
+    private readonly int[] _selected;
+    private int _selectedCount;
     private int[] _targets = [];
     private float[] _weights = [];
+    private float[] _selectedTargetsWeights = [];
+    private int[] _selectedTargets = [];
     private float _weightSum;
 
     public ForwardPass(TransformerModel model, int batch, int length)
@@ -32,6 +36,9 @@ internal sealed class ForwardPass
         _finalNorm = new float[n * c];
         _finalMean = new float[n];
         _finalRstd = new float[n];
+        _selected = new int[n];
+        _selectedNorm = new float[n * c];
+        _dSelectedNorm = new float[n * c];
         _logits = new float[n * v];
         _probs = new float[n * v];
         _dResidual = new float[n * c];
@@ -52,7 +59,11 @@ internal sealed class ForwardPass
 
     public float[] Gradients { get; }
 
-    /// <summary>Probabilities of the next token at each position, [B·T, V], after Forward.</summary>
+    /// <summary>
+    /// Probabilities of the next token at each position, [B·T, V], after a Forward without loss weights. With weights,
+    /// only the weighted positions get an output distribution (the others cost nothing beyond the last layer), in
+    /// position order: with a few learned tokens per example, the vocabulary projection would otherwise dominate.
+    /// </summary>
     public float[] Probabilities => _probs;
 
     private sealed class LayerActivations(int n, int c, int batch, int heads, int length)
@@ -105,24 +116,49 @@ internal sealed class ForwardPass
             var o = layout.Layers[l];
             Array.Copy(residual, a.Input, n * c);
             Kernels.LayerNormForward(a.Norm1, a.Norm1Mean, a.Norm1Rstd, a.Input, p, o.Norm1Weight, o.Norm1Bias, n, c);
-            Kernels.MatmulForward(a.Qkv, 0, a.Norm1, 0, p, o.QkvWeight, o.QkvBias, true, n, c, 3 * c);
+            Kernels.MatmulForwardGemm(a.Qkv, 0, a.Norm1, 0, p, o.QkvWeight, o.QkvBias, true, n, c, 3 * c);
             Kernels.AttentionForward(a.Atty, a.Attention, a.Qkv, b, t, c, heads);
-            Kernels.MatmulForward(a.AttProj, 0, a.Atty, 0, p, o.ProjWeight, o.ProjBias, true, n, c, c);
+            Kernels.MatmulForwardGemm(a.AttProj, 0, a.Atty, 0, p, o.ProjWeight, o.ProjBias, true, n, c, c);
             System.Numerics.Tensors.TensorPrimitives.Add(a.Input.AsSpan(0, n * c), a.AttProj.AsSpan(0, n * c), a.Residual2);
             Kernels.LayerNormForward(a.Norm2, a.Norm2Mean, a.Norm2Rstd, a.Residual2, p, o.Norm2Weight, o.Norm2Bias, n, c);
-            Kernels.MatmulForward(a.Fch, 0, a.Norm2, 0, p, o.FcWeight, o.FcBias, true, n, c, 4 * c);
+            Kernels.MatmulForwardGemm(a.Fch, 0, a.Norm2, 0, p, o.FcWeight, o.FcBias, true, n, c, 4 * c);
             Kernels.GeluForward(a.FchGelu, a.Fch, n * 4 * c);
-            Kernels.MatmulForward(a.FcProj, 0, a.FchGelu, 0, p, o.FcProjWeight, o.FcProjBias, true, n, 4 * c, c);
+            Kernels.MatmulForwardGemm(a.FcProj, 0, a.FchGelu, 0, p, o.FcProjWeight, o.FcProjBias, true, n, 4 * c, c);
             System.Numerics.Tensors.TensorPrimitives.Add(a.Residual2.AsSpan(0, n * c), a.FcProj.AsSpan(0, n * c), a.Output);
             residual = a.Output;
         }
 
         Kernels.LayerNormForward(_finalNorm, _finalMean, _finalRstd, residual, p, layout.FinalNormWeight, layout.FinalNormBias, n, c);
-        Kernels.MatmulForward(_logits, 0, _finalNorm, 0, p, layout.TokenEmbedding, 0, false, n, c, v);
 
+        // The output distribution only where it is needed: every position without weights, the weighted ones with.
         _targets = targets ?? new int[n];
         _weights = weights ?? new float[n];
-        var result = Kernels.SoftmaxCrossEntropy(_probs, _logits, _targets, _weights, n, v);
+        _selectedCount = 0;
+        for (var i = 0; i < n; i++)
+        {
+            if (weights is null || weights[i] != 0)
+            {
+                _selected[_selectedCount++] = i;
+            }
+        }
+
+        var m = _selectedCount;
+        if (_selectedTargets.Length < m)
+        {
+            _selectedTargets = new int[n];
+            _selectedTargetsWeights = new float[n];
+        }
+
+        for (var r = 0; r < m; r++)
+        {
+            var i = _selected[r];
+            _finalNorm.AsSpan(i * c, c).CopyTo(_selectedNorm.AsSpan(r * c, c));
+            _selectedTargets[r] = _targets[i];
+            _selectedTargetsWeights[r] = _weights[i];
+        }
+
+        Kernels.MatmulForwardGemm(_logits, 0, _selectedNorm, 0, p, layout.TokenEmbedding, 0, false, m, c, v);
+        var result = Kernels.SoftmaxCrossEntropy(_probs, _logits, _selectedTargets, _selectedTargetsWeights, m, v);
         _weightSum = result.WeightSum;
         return result;
     }
@@ -134,11 +170,12 @@ internal sealed class ForwardPass
     {
         var v = _model.Preset.VocabularySize;
         var sums = new double[Batch];
-        for (var i = 0; i < Batch * Length; i++)
+        for (var r = 0; r < _selectedCount; r++)
         {
+            var i = _selected[r];
             if (_weights[i] != 0)
             {
-                sums[i / Length] += _weights[i] * Math.Log(Math.Max(_probs[(i * v) + _targets[i]], 1e-30f));
+                sums[i / Length] += _weights[i] * Math.Log(Math.Max(_probs[(r * v) + _targets[i]], 1e-30f));
             }
         }
 
@@ -166,8 +203,21 @@ internal sealed class ForwardPass
         Array.Clear(_dFinalNorm);
         Array.Clear(_dResidual);
 
-        Kernels.SoftmaxCrossEntropyBackward(_dLogits, _probs, _targets, gradientWeights, normaliser, n, v);
-        Kernels.MatmulBackward(_dFinalNorm, 0, g, layout.TokenEmbedding, 0, false, _dLogits, 0, _finalNorm, 0, p, layout.TokenEmbedding, n, c, v);
+        // Only the positions that got an output distribution can carry a gradient (weight 0 elsewhere).
+        var m = _selectedCount;
+        for (var r = 0; r < m; r++)
+        {
+            _selectedTargetsWeights[r] = gradientWeights[_selected[r]];
+        }
+
+        Kernels.SoftmaxCrossEntropyBackward(_dLogits, _probs, _selectedTargets, _selectedTargetsWeights, normaliser, m, v);
+        _dSelectedNorm.AsSpan(0, m * c).Clear();
+        Kernels.MatmulBackwardGemm(_dSelectedNorm, 0, g, layout.TokenEmbedding, 0, false, _dLogits, 0, _selectedNorm, 0, p, layout.TokenEmbedding, m, c, v);
+        for (var r = 0; r < m; r++)
+        {
+            _dSelectedNorm.AsSpan(r * c, c).CopyTo(_dFinalNorm.AsSpan(_selected[r] * c, c));
+        }
+
         var lastOutput = _layers.Length > 0 ? _layers[^1].Output : _encoded;
         Kernels.LayerNormBackward(_dResidual, g, layout.FinalNormWeight, layout.FinalNormBias, _dFinalNorm, lastOutput, p, layout.FinalNormWeight, _finalMean, _finalRstd, n, c);
 
@@ -178,19 +228,19 @@ internal sealed class ForwardPass
             // _dResidual holds d(Output); the residual connection passes it to Residual2 unchanged.
             Array.Clear(_dFchGelu);
             Array.Clear(_dFch);
-            Kernels.MatmulBackward(_dFchGelu, 0, g, o.FcProjWeight, o.FcProjBias, true, _dResidual, 0, a.FchGelu, 0, p, o.FcProjWeight, n, 4 * c, c);
+            Kernels.MatmulBackwardGemm(_dFchGelu, 0, g, o.FcProjWeight, o.FcProjBias, true, _dResidual, 0, a.FchGelu, 0, p, o.FcProjWeight, n, 4 * c, c);
             Kernels.GeluBackward(_dFch, a.Fch, _dFchGelu, n * 4 * c);
             Array.Clear(_dScratchC);
-            Kernels.MatmulBackward(_dScratchC, 0, g, o.FcWeight, o.FcBias, true, _dFch, 0, a.Norm2, 0, p, o.FcWeight, n, c, 4 * c);
+            Kernels.MatmulBackwardGemm(_dScratchC, 0, g, o.FcWeight, o.FcBias, true, _dFch, 0, a.Norm2, 0, p, o.FcWeight, n, c, 4 * c);
             Kernels.LayerNormBackward(_dResidual, g, o.Norm2Weight, o.Norm2Bias, _dScratchC, a.Residual2, p, o.Norm2Weight, a.Norm2Mean, a.Norm2Rstd, n, c);
 
             // _dResidual now holds d(Residual2), which flows to Input directly and through attention.
             Array.Clear(_dAtty);
-            Kernels.MatmulBackward(_dAtty, 0, g, o.ProjWeight, o.ProjBias, true, _dResidual, 0, a.Atty, 0, p, o.ProjWeight, n, c, c);
+            Kernels.MatmulBackwardGemm(_dAtty, 0, g, o.ProjWeight, o.ProjBias, true, _dResidual, 0, a.Atty, 0, p, o.ProjWeight, n, c, c);
             Array.Clear(_dQkv);
             Kernels.AttentionBackward(_dQkv, _dAtty, a.Qkv, a.Attention, b, t, c, heads);
             Array.Clear(_dScratchC2);
-            Kernels.MatmulBackward(_dScratchC2, 0, g, o.QkvWeight, o.QkvBias, true, _dQkv, 0, a.Norm1, 0, p, o.QkvWeight, n, c, 3 * c);
+            Kernels.MatmulBackwardGemm(_dScratchC2, 0, g, o.QkvWeight, o.QkvBias, true, _dQkv, 0, a.Norm1, 0, p, o.QkvWeight, n, c, 3 * c);
             Kernels.LayerNormBackward(_dResidual, g, o.Norm1Weight, o.Norm1Bias, _dScratchC2, a.Input, p, o.Norm1Weight, a.Norm1Mean, a.Norm1Rstd, n, c);
         }
 

@@ -64,9 +64,10 @@ internal sealed class Reply
     private readonly int _promptTokens;
     private readonly int _holdBack;
     private readonly Random _random;
+    private readonly ChatTokenizer _tokenizer;
     private readonly Decoder _utf8 = Encoding.UTF8.GetDecoder();
     private readonly StringBuilder _text = new();
-    private readonly char[] _chars = new char[4];
+    private char[] _chars = new char[16];
     private readonly double[] _weights;
     private int[] _pending;
     private int _emitted;
@@ -74,7 +75,8 @@ internal sealed class Reply
 
     public Reply(ModelPreset preset, IReadOnlyList<ChatTurn> messages, SamplingOptions options, IReadOnlyList<string>? stop)
     {
-        var prompt = ChatTokens.RenderPrompt(messages);
+        _tokenizer = preset.Tokenizer;
+        var prompt = _tokenizer.RenderPrompt(messages);
         _promptTokens = prompt.Length;
         _contextLength = preset.ContextLength;
         // A prompt longer than the context keeps its end, which holds the turn being answered.
@@ -115,9 +117,15 @@ internal sealed class Reply
             return Finish("stop");
         }
 
-        if (next < 256)
+        var bytes = _tokenizer.Bytes(next);
+        if (bytes.Length > 0)
         {
-            var count = _utf8.GetChars([(byte)next], 0, 1, _chars, 0);
+            if (_chars.Length < bytes.Length + 4)
+            {
+                _chars = new char[bytes.Length + 4];
+            }
+
+            var count = _utf8.GetChars(bytes, _chars, flush: false);
             _text.Append(_chars, 0, count);
             if (count > 0 && _stop is not null && StopAt(count) is { } cut)
             {

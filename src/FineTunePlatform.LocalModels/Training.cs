@@ -46,7 +46,34 @@ public sealed class LocalTrainer
         CancellationToken cancellationToken = default)
     {
         var model = (resumeFrom?.Model ?? initial).Clone();
-        var rendered = Render(examples, model.Preset.ContextLength);
+        var rendered = Render(examples, model.Preset);
+        if (rendered.Count == 0)
+        {
+            var fit = ContextWindow.Check(model.Preset, examples);
+            throw new ArgumentException($"None of the {examples.Count} examples has an assistant token to learn within {model.Preset.Name}'s context of {model.Preset.ContextLength} tokens ({fit.WithoutLearnedTokens} have none left).", nameof(examples));
+        }
+
+        return RunSequences(model, rendered, options, onStep, resumeFrom, onEpochEnd, cancellationToken);
+    }
+
+    /// <summary>
+    /// Trains on token sequences already rendered and fitted to the context (tokens, and the loss weight of predicting
+    /// each token from the ones before it): the pre-training tool's entry point. Same loop as <see cref="Train"/>.
+    /// </summary>
+    public static TransformerModel TrainSequences(TransformerModel initial, IReadOnlyList<(int[] Tokens, float[] Weights)> sequences, TrainingOptions options,
+        Action<TrainingProgress>? onStep = null, TrainingCheckpoint? resumeFrom = null, Action<TrainingCheckpoint>? onEpochEnd = null,
+        CancellationToken cancellationToken = default) =>
+        RunSequences((resumeFrom?.Model ?? initial).Clone(), sequences, options, onStep, resumeFrom, onEpochEnd, cancellationToken);
+
+    /// <summary>Trains `model` itself (callers pass a clone) on fitted sequences.</summary>
+    private static TransformerModel RunSequences(TransformerModel model, IReadOnlyList<(int[] Tokens, float[] Weights)> rendered, TrainingOptions options,
+        Action<TrainingProgress>? onStep, TrainingCheckpoint? resumeFrom, Action<TrainingCheckpoint>? onEpochEnd, CancellationToken cancellationToken)
+    {
+        if (rendered.Any(sequence => sequence.Tokens.Length > model.Preset.ContextLength + 1 || sequence.Tokens.Length != sequence.Weights.Length))
+        {
+            throw new ArgumentException($"Every sequence must have one weight per token and at most {model.Preset.ContextLength + 1} tokens.", nameof(rendered));
+        }
+
         var passes = new Dictionary<(int, int), ForwardPass>();
         return RunEpochs(model, rendered, options, resumeFrom, onStep, onEpochEnd, batch =>
         {
@@ -75,9 +102,8 @@ public sealed class LocalTrainer
     {
         var reference = initial.Clone();
         var model = (resumeFrom?.Model ?? initial).Clone();
-        var context = model.Preset.ContextLength;
         List<(int[] Tokens, float[] Weights)> Answer(PreferenceExample example, IReadOnlyList<ChatTurn> answer) =>
-            Render([new SupervisedExample([.. example.Prompt.Select(turn => turn with { Weight = 0 }), .. answer])], context);
+            Render([new SupervisedExample([.. example.Prompt.Select(turn => turn with { Weight = 0 }), .. answer])], model.Preset);
         var pairs = examples.Select(example => (Preferred: Answer(example, example.Preferred), Rejected: Answer(example, example.NonPreferred)))
             .Where(pair => pair.Preferred.Count == 1 && pair.Rejected.Count == 1)
             .Select(pair => (Preferred: pair.Preferred[0], Rejected: pair.Rejected[0]))
@@ -167,7 +193,7 @@ public sealed class LocalTrainer
     /// </summary>
     public static (double Loss, double TokenAccuracy) Evaluate(TransformerModel model, IReadOnlyList<SupervisedExample> examples, int batchSize)
     {
-        var rendered = Render(examples, model.Preset.ContextLength);
+        var rendered = Render(examples, model.Preset);
         double weightedLoss = 0, weights = 0;
         long correct = 0, counted = 0;
         for (var start = 0; start < rendered.Count; start += batchSize)
@@ -185,10 +211,13 @@ public sealed class LocalTrainer
         return (weights == 0 ? 0 : weightedLoss / weights, counted == 0 ? 0 : (double)correct / counted);
     }
 
-    private static List<(int[] Tokens, float[] Weights)> Render(IReadOnlyList<SupervisedExample> examples, int context) =>
-        examples.Select(example => ChatTokens.Render(example.Messages))
-            .Select(pair => (Tokens: pair.Tokens.Take(context + 1).ToArray(), Weights: pair.LossWeights.Take(context + 1).ToArray()))
-            .Where(pair => pair.Tokens.Length > 1)
+    /// <summary>
+    /// The examples as the model trains on them: rendered, fitted to the context (<see cref="ContextWindow.Fit"/>), and
+    /// without those left with nothing to learn (they would cost a forward pass for no gradient).
+    /// </summary>
+    private static List<(int[] Tokens, float[] Weights)> Render(IReadOnlyList<SupervisedExample> examples, ModelPreset preset) =>
+        examples.Select(example => ContextWindow.Fit(preset.Tokenizer.Render(example.Messages), preset.ContextLength))
+            .Where(pair => pair.Tokens.Length > 1 && pair.Weights.Skip(1).Any(weight => weight != 0))
             .ToList();
 
     private static (int[] Inputs, int[] Targets, float[] Weights) Pack(List<(int[] Tokens, float[] Weights)> batch, int length)

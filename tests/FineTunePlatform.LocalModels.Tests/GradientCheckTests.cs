@@ -24,8 +24,8 @@ public sealed class GradientCheckTests
             model.Parameters[i] += (float)((random.NextDouble() - 0.5) * 0.2);
         }
 
-        var tokens = Enumerable.Range(0, Batch * Length).Select(_ => random.Next(ChatTokens.VocabularySize)).ToArray();
-        var targets = Enumerable.Range(0, Batch * Length).Select(_ => random.Next(ChatTokens.VocabularySize)).ToArray();
+        var tokens = Enumerable.Range(0, Batch * Length).Select(_ => random.Next(Tiny.VocabularySize)).ToArray();
+        var targets = Enumerable.Range(0, Batch * Length).Select(_ => random.Next(Tiny.VocabularySize)).ToArray();
         var weights = Enumerable.Range(0, Batch * Length).Select(i => i % 3 == 0 ? 0f : 1f).ToArray();
         return (model, random, tokens, targets, weights);
     }
@@ -42,7 +42,7 @@ public sealed class GradientCheckTests
         var layout = model.Layout;
         var tensors = new List<(string Name, int Offset, int Count)>
         {
-            ("token embedding (tied output)", layout.TokenEmbedding, ChatTokens.VocabularySize * Tiny.Channels),
+            ("token embedding (tied output)", layout.TokenEmbedding, Tiny.VocabularySize * Tiny.Channels),
             ("position embedding", layout.PositionEmbedding, Tiny.ContextLength * Tiny.Channels),
             ("final norm weight", layout.FinalNormWeight, Tiny.Channels),
             ("final norm bias", layout.FinalNormBias, Tiny.Channels),
@@ -142,7 +142,7 @@ public sealed class GradientCheckTests
     [Fact]
     public void Chat_template_learns_only_assistant_tokens_and_honours_weight_zero()
     {
-        var (tokens, weights) = ChatTokens.Render(
+        var (tokens, weights) = ChatTokenizer.ByteLevel.Render(
         [
             new ChatTurn("system", "s"),
             new ChatTurn("user", "hi"),

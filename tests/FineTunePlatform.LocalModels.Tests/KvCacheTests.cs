@@ -6,7 +6,7 @@ public sealed class KvCacheTests
     public void Incremental_decoding_gives_the_full_pass_probabilities_at_every_position()
     {
         var model = TransformerModel.Create(ModelPresets.Nano, seed: 12);
-        var tokens = ChatTokens.RenderPrompt([new ChatTurn("system", "be brief"), new ChatTurn("user", "where is my parcel?")]);
+        var tokens = model.Preset.Tokenizer.RenderPrompt([new ChatTurn("system", "be brief"), new ChatTurn("user", "where is my parcel?")]);
         var full = new ForwardPass(model, 1, tokens.Length);
         full.Forward(tokens);
         var decoder = new KvCacheDecoder(model);
@@ -29,7 +29,7 @@ public sealed class KvCacheTests
     {
         var model = TransformerModel.Create(ModelPresets.Nano, seed: 12);
         var prompts = new[] { "a", "where is my parcel?", "refund please, it arrived broken" }
-            .Select(text => ChatTokens.RenderPrompt([new ChatTurn("user", text)])).ToArray();
+            .Select(text => model.Preset.Tokenizer.RenderPrompt([new ChatTurn("user", text)])).ToArray();
         var decoder = new KvCacheDecoder(model);
         var sequences = prompts.Select(_ => new DecodingSequence(model.Preset)).ToArray();
         // The first sequence already holds its prompt and adds one token while the others decode their whole prompts.

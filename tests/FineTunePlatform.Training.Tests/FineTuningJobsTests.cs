@@ -22,8 +22,10 @@ public sealed class FineTuningJobsTests(FineTuningFixture fixture) : IClassFixtu
         Assert.StartsWith("ftjob-", job.JobId, StringComparison.Ordinal);
         var created = await Platform.GetJobAsync(key, job.JobId);
         var hyperparameters = created.GetProperty("hyperparameters");
-        Assert.Equal(10, hyperparameters.GetProperty("n_epochs").GetInt32()); // OpenAI's heuristic: 10 examples -> 100 / 10
-        Assert.Equal(1, hyperparameters.GetProperty("batch_size").GetInt32());
+        // The built-in presets' rule: a batch of 2 (at least), and epochs for at least 200 optimizer steps (5 per epoch).
+        Assert.Equal(40, hyperparameters.GetProperty("n_epochs").GetInt32());
+        Assert.Equal(2, hyperparameters.GetProperty("batch_size").GetInt32());
+        const int steps = 200;
         Assert.Equal(JsonValueKind.Number, created.GetProperty("seed").ValueKind);
 
         await job.WaitForCompletionAsync();
@@ -46,7 +48,10 @@ public sealed class FineTuningJobsTests(FineTuningFixture fixture) : IClassFixtu
         Assert.Equal("The job has successfully completed", events[0].Message);
         Assert.Contains(events, item => item.Message == "Fine-tuning job started");
         var metrics = events.Where(item => item.Kind == FineTuningJobEventKind.Metrics).ToList();
-        Assert.Equal(100, metrics.Count);
+        Assert.Equal(steps, metrics.Count);
+        // The job says what "auto" resolved to and why.
+        var resolved = events.Single(item => item.Message.StartsWith("Hyperparameters: ", StringComparison.Ordinal));
+        Assert.Contains("n_epochs 40: at least 200 optimizer steps", resolved.Message, StringComparison.Ordinal);
         Assert.True(events.Select(item => item.CreatedAt).SequenceEqual(events.Select(item => item.CreatedAt).OrderByDescending(at => at)));
 
         // The last three epochs' checkpoints, each a model id.
@@ -56,7 +61,7 @@ public sealed class FineTuningJobsTests(FineTuningFixture fixture) : IClassFixtu
             checkpoints.Add(checkpoint);
         }
 
-        Assert.Equal([100, 90, 80], checkpoints.Select(checkpoint => checkpoint.StepNumber));
+        Assert.Equal([steps, steps - 5, steps - 10], checkpoints.Select(checkpoint => checkpoint.StepNumber));
         Assert.All(checkpoints, checkpoint => Assert.Equal($"{job.Value}:ckpt-step-{checkpoint.StepNumber}", checkpoint.ModelId));
         Assert.All(checkpoints, checkpoint => Assert.StartsWith("ftckpt_", checkpoint.Id, StringComparison.Ordinal));
 
@@ -67,7 +72,7 @@ public sealed class FineTuningJobsTests(FineTuningFixture fixture) : IClassFixtu
         var csv = await http.GetStringAsync($"/v1/files/{resultFile}/content");
         var rows = csv.Split('\n', StringSplitOptions.RemoveEmptyEntries);
         Assert.Equal("step,train_loss,train_accuracy,valid_loss,valid_mean_token_accuracy", rows[0]);
-        Assert.Equal(101, rows.Length);
+        Assert.Equal(steps + 1, rows.Length);
 
         // The training tokens reach the project's usage (from the job-finished event), once.
         var trainedTokens = finished.GetProperty("trained_tokens").GetInt64();

@@ -149,7 +149,7 @@ public sealed class DatasetGrpcService(
             throw RpcErrors.NotFound($"File '{file.Id}' (purpose {file.Purpose}) was not validated, so it has no report.", "file_id");
         }
 
-        return ReportMapping.ToContract(file, JsonSerializer.Deserialize<DatasetReport>(file.Report, FileIngestor.ReportJson)!);
+        return ReportMapping.ToContract(file, JsonSerializer.Deserialize<DatasetReport>(file.Report, FileIngestor.ReportJson)!, NullIfEmpty(request.Model));
     }
 
     public override async Task<Contracts.Datasets.UploadSession> CreateUploadSession(CreateUploadSessionRequest request, ServerCallContext context)

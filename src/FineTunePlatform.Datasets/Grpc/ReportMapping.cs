@@ -5,7 +5,8 @@ namespace FineTunePlatform.Datasets.Grpc;
 
 internal static class ReportMapping
 {
-    public static ValidationReport ToContract(Files.DatasetFile file, DatasetReport report)
+    /// <summary>`model` (optional) keeps only the fit of the preset at its root (ft:local-nano:... is local-nano's).</summary>
+    public static ValidationReport ToContract(Files.DatasetFile file, DatasetReport report, string? model = null)
     {
         var contract = new ValidationReport
         {
@@ -27,6 +28,22 @@ internal static class ReportMapping
             RecommendedEpochs = report.RecommendedEpochs,
             EstimatedBillableTokens = report.EstimatedBillableTokens,
         };
+        var root = model is null ? null : model.StartsWith("ft:", StringComparison.Ordinal) ? model.Split(':')[1] : model;
+        contract.ModelFits.AddRange((report.ModelFits ?? []).Where(fit => root is null || fit.Model == root).Select(fit =>
+        {
+            var contractFit = new ModelFit
+            {
+                Model = fit.Model,
+                Tokenizer = fit.Tokenizer,
+                ContextTokens = fit.ContextTokens,
+                ExamplesTruncated = fit.ExamplesTruncated,
+                ExamplesWithoutLearnedTokens = fit.ExamplesWithoutLearnedTokens,
+                TokensPerEpoch = fit.TokensPerEpoch,
+                Message = fit.Message,
+            };
+            contractFit.LinesWithoutLearnedTokens.AddRange(fit.LinesWithoutLearnedTokens);
+            return contractFit;
+        }));
         contract.ErrorCounts.AddRange(report.ErrorCounts.OrderBy(pair => pair.Key, StringComparer.Ordinal)
             .Select(pair => new ErrorCount { Category = pair.Key, Count = pair.Value }));
         contract.Errors.AddRange(report.Errors.Select(error => new ValidationError

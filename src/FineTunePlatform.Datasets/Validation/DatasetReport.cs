@@ -37,6 +37,9 @@ public sealed record DatasetReport
 
     public long EstimatedBillableTokens => BillableTokensPerEpoch * RecommendedEpochs;
 
+    /// <summary>How the chat examples fit each built-in preset's context (null in reports stored before it existed).</summary>
+    public List<ModelFitReport>? ModelFits { get; init; }
+
     public long ErrorCount => ErrorCounts.Values.Sum();
 
     /// <summary>A one-paragraph summary for the file object's status_details.</summary>
@@ -67,5 +70,37 @@ public sealed record DistributionSummary(double Min, double Max, double Mean, do
         }
 
         return new DistributionSummary(values[0], values[^1], values.Average(), Percentile(0.5), Percentile(0.05), Percentile(0.95));
+    }
+}
+
+/// <summary>
+/// How a file's examples fit one built-in preset's context, counted with its tokenizer: examples longer than the
+/// context (their beginning is cut in training) and examples left with no assistant token to learn (skipped).
+/// </summary>
+public sealed record ModelFitReport(string Model, string Tokenizer, int ContextTokens, long Examples, long ExamplesTruncated, long ExamplesWithoutLearnedTokens,
+    List<long> LinesWithoutLearnedTokens, long TokensPerEpoch)
+{
+    public bool NothingToLearn => Examples > 0 && ExamplesWithoutLearnedTokens >= Examples;
+
+    /// <summary>A sentence for the report and the job's events; empty when every example fits.</summary>
+    public string Message
+    {
+        get
+        {
+            var parts = new List<string>();
+            if (ExamplesTruncated > 0)
+            {
+                parts.Add($"{ExamplesTruncated} of {Examples} examples are longer than {Model}'s context of {ContextTokens} tokens; their beginning is cut in training");
+            }
+
+            if (ExamplesWithoutLearnedTokens > 0)
+            {
+                parts.Add(NothingToLearn
+                    ? $"no example has an assistant token left to learn within {Model}'s context of {ContextTokens} tokens: a job on {Model} would learn nothing"
+                    : $"{ExamplesWithoutLearnedTokens} examples have no assistant token left to learn and are skipped (lines {string.Join(", ", LinesWithoutLearnedTokens)}{(ExamplesWithoutLearnedTokens > LinesWithoutLearnedTokens.Count ? ", ..." : "")})");
+            }
+
+            return parts.Count == 0 ? "" : string.Join("; ", parts) + ".";
+        }
     }
 }

@@ -1,5 +1,6 @@
 using System.Text.Json;
 using System.Text.Unicode;
+using FineTunePlatform.LocalModels;
 
 namespace FineTunePlatform.Datasets.Validation;
 
@@ -36,6 +37,9 @@ public sealed class ExampleResult
     public bool MissingSystem { get; set; }
 
     public bool MissingUser { get; set; }
+
+    /// <summary>How a valid chat example fits each built-in preset (<see cref="ModelPresets.All"/>, in order); null otherwise.</summary>
+    public ExampleFit[]? ModelFits { get; set; }
 
     public bool IsValidExample => Format is not null && Errors.Count == 0;
 }
@@ -145,6 +149,39 @@ public sealed class ExampleValidator(TokenCounter tokens, int maxTokensPerExampl
         result.AssistantTokens = counts.Assistant;
         result.MissingSystem = !counts.HasSystem;
         result.MissingUser = !counts.HasUser;
+        if (result.Errors.Count == 0)
+        {
+            result.ModelFits = FitPresets(messages);
+        }
+    }
+
+    /// <summary>
+    /// The example as the built-in presets train on it (the messages mapped as the trainer maps them: text parts
+    /// joined, tool calls as their JSON), rendered once per tokenizer and fitted to each preset's context.
+    /// </summary>
+    private static ExampleFit[] FitPresets(JsonElement messages)
+    {
+        var turns = messages.EnumerateArray().Select(message =>
+        {
+            var content = ContentText(message) ?? "";
+            if (message.TryGetProperty("tool_calls", out var calls) && calls.ValueKind == JsonValueKind.Array)
+            {
+                content += calls.GetRawText();
+            }
+
+            double? weight = message.TryGetProperty("weight", out var w) && w.ValueKind == JsonValueKind.Number ? w.GetDouble() : null;
+            return new ChatTurn(message.GetProperty("role").GetString()!, content, weight);
+        }).ToList();
+        var rendered = new Dictionary<ChatTokenizer, (int[], float[])>();
+        return ModelPresets.All.Select(preset =>
+        {
+            if (!rendered.TryGetValue(preset.Tokenizer, out var tokens))
+            {
+                rendered[preset.Tokenizer] = tokens = preset.Tokenizer.Render(turns);
+            }
+
+            return ContextWindow.Check(tokens, preset.ContextLength);
+        }).ToArray();
     }
 
     private void ValidatePreference(JsonElement root, ExampleResult result, Action<string, string, string> error)

@@ -1,3 +1,5 @@
+using FineTunePlatform.LocalModels;
+
 namespace FineTunePlatform.Datasets.Validation;
 
 /// <summary>
@@ -13,9 +15,23 @@ internal sealed class ReportAggregator(int maxListedPerCategory)
     private readonly List<int> _messages = [];
     private readonly List<int> _totalTokens = [];
     private readonly List<int> _assistantTokens = [];
+    private readonly FitTotals[] _fits = ModelPresets.All.Select(_ => new FitTotals()).ToArray();
     private long _missingSystem;
     private long _missingUser;
     private long _overLimit;
+
+    private sealed class FitTotals
+    {
+        public long Examples { get; set; }
+
+        public long Truncated { get; set; }
+
+        public long WithoutLearnedTokens { get; set; }
+
+        public SortedSet<long> Lines { get; } = [];
+
+        public long Tokens { get; set; }
+    }
 
     private sealed class FormatSeen
     {
@@ -75,6 +91,23 @@ internal sealed class ReportAggregator(int maxListedPerCategory)
                 _assistantTokens.Add(result.AssistantTokens);
                 _missingSystem += result.MissingSystem ? 1 : 0;
                 _missingUser += result.MissingUser ? 1 : 0;
+                for (var i = 0; result.ModelFits is not null && i < _fits.Length; i++)
+                {
+                    var fit = result.ModelFits[i];
+                    var totals = _fits[i];
+                    totals.Examples++;
+                    totals.Tokens += Math.Min(fit.Tokens, ModelPresets.All[i].ContextLength + 1);
+                    totals.Truncated += fit.Truncated ? 1 : 0;
+                    if (fit.NothingToLearn)
+                    {
+                        totals.WithoutLearnedTokens++;
+                        totals.Lines.Add(line);
+                        if (totals.Lines.Count > maxListedPerCategory)
+                        {
+                            totals.Lines.Remove(totals.Lines.Max);
+                        }
+                    }
+                }
             }
         }
     }
@@ -125,6 +158,10 @@ internal sealed class ReportAggregator(int maxListedPerCategory)
                 TotalTokens = _totalTokens.Sum(tokens => (long)tokens),
                 BillableTokensPerEpoch = billablePerEpoch,
                 RecommendedEpochs = EpochHeuristic.RecommendedEpochs(examples),
+                ModelFits = format == DatasetFormats.Chat
+                    ? ModelPresets.All.Select((preset, i) => new ModelFitReport(preset.Name, preset.Tokenizer.Name, preset.ContextLength, _fits[i].Examples,
+                        _fits[i].Truncated, _fits[i].WithoutLearnedTokens, [.. _fits[i].Lines], _fits[i].Tokens)).ToList()
+                    : null,
             };
         }
     }

@@ -18,8 +18,8 @@ public sealed class ValidationOptions
     /// <summary>Token limits of known base models, by model id.</summary>
     public Dictionary<string, int> MaxTokensPerExampleByModel { get; set; } = new()
     {
-        ["local-nano"] = 256,
-        ["local-small"] = 512,
+        ["local-nano"] = 512,
+        ["local-small"] = 1024,
         ["gpt-4o-mini-2024-07-18"] = 65536,
         ["gpt-4o-2024-08-06"] = 65536,
         ["gpt-4.1-mini-2025-04-14"] = 65536,

@@ -139,8 +139,9 @@ public static class FilesApi
         }
     }
 
-    private static async Task<IResult> GetReport(string fileId, DatasetService.DatasetServiceClient datasets, CancellationToken cancellationToken) =>
-        TypedResults.Ok(FileReportObject.From(await datasets.GetReportAsync(new GetReportRequest { FileId = fileId }, cancellationToken: cancellationToken)));
+    /// <summary>`?model=local-nano` (or a model fine-tuned from one) keeps only that model's context fit.</summary>
+    private static async Task<IResult> GetReport(string fileId, string? model, DatasetService.DatasetServiceClient datasets, CancellationToken cancellationToken) =>
+        TypedResults.Ok(FileReportObject.From(await datasets.GetReportAsync(new GetReportRequest { FileId = fileId, Model = model ?? "" }, cancellationToken: cancellationToken)));
 
     internal static IResult TooLarge(long limit) =>
         OpenAIErrors.PayloadTooLarge($"The file is larger than the limit of {limit} bytes.", "file");

@@ -77,7 +77,8 @@ public sealed record FileReportObject(
     [property: JsonPropertyName("statistics")] FileReportStatistics Statistics,
     [property: JsonPropertyName("billable_tokens_per_epoch")] long BillableTokensPerEpoch,
     [property: JsonPropertyName("recommended_epochs")] int RecommendedEpochs,
-    [property: JsonPropertyName("estimated_billable_tokens")] long EstimatedBillableTokens)
+    [property: JsonPropertyName("estimated_billable_tokens")] long EstimatedBillableTokens,
+    [property: JsonPropertyName("model_fits")] IReadOnlyList<FileReportModelFit> ModelFits)
 {
     public static FileReportObject From(ValidationReport report) => new(
         "file.report", report.FileId, report.Status, string.IsNullOrEmpty(report.Format) ? null : report.Format, report.ExampleCount,
@@ -86,8 +87,21 @@ public sealed record FileReportObject(
         new FileReportStatistics(
             report.Statistics.MessagesPerExample, report.Statistics.TotalTokensPerExample, report.Statistics.AssistantTokensPerExample,
             report.Statistics.ExamplesMissingSystem, report.Statistics.ExamplesMissingUser, report.Statistics.ExamplesOverTokenLimit, report.Statistics.TotalTokens),
-        report.BillableTokensPerEpoch, report.RecommendedEpochs, report.EstimatedBillableTokens);
+        report.BillableTokensPerEpoch, report.RecommendedEpochs, report.EstimatedBillableTokens,
+        report.ModelFits.Select(fit => new FileReportModelFit(fit.Model, fit.Tokenizer, fit.ContextTokens, fit.ExamplesTruncated, fit.ExamplesWithoutLearnedTokens,
+            [.. fit.LinesWithoutLearnedTokens], fit.TokensPerEpoch, string.IsNullOrEmpty(fit.Message) ? null : fit.Message)).ToList());
 }
+
+/// <summary>How the file fits a built-in preset's context (`?model=` keeps one): truncation is never silent.</summary>
+public sealed record FileReportModelFit(
+    [property: JsonPropertyName("model")] string Model,
+    [property: JsonPropertyName("tokenizer")] string Tokenizer,
+    [property: JsonPropertyName("context_tokens")] int ContextTokens,
+    [property: JsonPropertyName("examples_truncated")] long ExamplesTruncated,
+    [property: JsonPropertyName("examples_without_learned_tokens")] long ExamplesWithoutLearnedTokens,
+    [property: JsonPropertyName("lines_without_learned_tokens")] IReadOnlyList<long> LinesWithoutLearnedTokens,
+    [property: JsonPropertyName("tokens_per_epoch")] long TokensPerEpoch,
+    [property: JsonPropertyName("message")] string? Message);
 
 public sealed record FileReportError(
     [property: JsonPropertyName("category")] string Category,

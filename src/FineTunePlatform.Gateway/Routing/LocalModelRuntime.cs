@@ -7,7 +7,7 @@ using Checkpoint = FineTunePlatform.LocalModels.Checkpoint;
 namespace FineTunePlatform.Gateway.Routing;
 
 /// <summary>
-/// The built-in CPU runtime: serves the base presets (`local-nano`, `local-small`) with their deterministic initial
+/// The built-in CPU runtime: serves the base presets (`local-nano`, `local-small`) with their shipped pre-trained
 /// weights, and fine-tuned `ft:local-*` models and their checkpoints with the weights the training service stores.
 /// Whether a project may use a fine-tuned model is asked of the training service on every request (so a revoked
 /// grant or a deleted model stops working at once); the weights are cached by their SHA-256, which never changes,
@@ -126,7 +126,7 @@ public sealed class LocalModelRuntime(IServiceProvider services, IConfiguration 
 
     public TransformerModel Get(string model) =>
         _models.GetOrAdd(model, name => ModelPresets.TryGet(name, out var preset)
-            ? TransformerModel.Create(preset, seed: 0)
+            ? ModelPresets.LoadBase(preset)
             : throw new ArgumentException($"'{name}' is not a local model.", nameof(model)));
 
 }

@@ -51,7 +51,10 @@ public sealed class LocalBackend(IOptions<WorkerOptions> options) : ITrainingBac
         ModelPresets.TryGet(RootModel(job.Model), out var preset);
         var initial = attempt.BaseCheckpointId is { } baseCheckpoint
             ? (await LoadAsync(session, baseCheckpoint, cancellationToken)).Model
-            : TransformerModel.Create(preset!, seed: 0);
+            : ModelPresets.LoadBase(preset!);
+        ReportContextFit(session, initial.Preset, preferenceTraining
+            ? [.. preferences.SelectMany(pair => new[] { Answer(pair, pair.Preferred), Answer(pair, pair.NonPreferred) })]
+            : examples, attempt.ResumeCheckpointId is null, sequencesPerLine: preferenceTraining ? 2 : 1);
         var resume = attempt.ResumeCheckpointId is { } resumeId ? await LoadAsync(session, resumeId, cancellationToken) : null;
         if (resume is not null)
         {
@@ -118,9 +121,51 @@ public sealed class LocalBackend(IOptions<WorkerOptions> options) : ITrainingBac
             TaskScheduler.Default);
 
         // Billed like OpenAI: every token of every example, once per epoch.
-        var tokensPerEpoch = examples.Sum(example => (long)ChatTokens.Render(example.Messages).Tokens.Length)
-            + preferences.Sum(example => (long)ChatTokens.Render([.. example.Prompt, .. example.Preferred]).Tokens.Length + ChatTokens.Render([.. example.Prompt, .. example.NonPreferred]).Tokens.Length);
+        var tokenizer = initial.Preset.Tokenizer;
+        var tokensPerEpoch = examples.Sum(example => (long)tokenizer.Render(example.Messages).Tokens.Length)
+            + preferences.Sum(example => (long)tokenizer.Render([.. example.Prompt, .. example.Preferred]).Tokens.Length + tokenizer.Render([.. example.Prompt, .. example.NonPreferred]).Tokens.Length);
         return new TrainingOutcome(lastCheckpoint!, tokensPerEpoch * job.NEpochs);
+    }
+
+    private static SupervisedExample Answer(PreferenceExample pair, IReadOnlyList<ChatTurn> answer) =>
+        new([.. pair.Prompt.Select(turn => turn with { Weight = 0 }), .. answer]);
+
+    /// <summary>
+    /// Truncation is never silent: examples longer than the context (their start is cut) and examples left with no
+    /// assistant token to learn are reported as warnings in the job's events, and a file in which no example has
+    /// anything to learn fails the job before it trains.
+    /// </summary>
+    private static void ReportContextFit(ITrainingSession session, ModelPreset preset, IReadOnlyList<SupervisedExample> examples, bool firstAttempt, int sequencesPerLine)
+    {
+        var fit = ContextWindow.Check(preset, examples);
+        if (fit.NothingToLearn)
+        {
+            throw new TrainingFailedException("invalid_training_file",
+                $"No example of the training file has an assistant token to learn within {preset.Name}'s context of {preset.ContextLength} tokens: "
+                + (fit.Truncated > 0
+                    ? $"{fit.Truncated} of {fit.Examples} examples are longer than the context and their assistant messages alone do not fit in it. Shorten the examples or use a model with a longer context."
+                    : "every assistant message has weight 0 or is empty."),
+                "training_file");
+        }
+
+        if (!firstAttempt)
+        {
+            return;
+        }
+
+        if (fit.Truncated > 0)
+        {
+            session.ReportEvent(
+                $"{fit.Truncated} of {fit.Examples} examples are longer than {preset.Name}'s context of {preset.ContextLength} tokens; their beginning is cut (the last turns are kept, as when serving a long prompt).",
+                level: "warn", data: new { examples = fit.Examples, truncated = fit.Truncated, context_tokens = preset.ContextLength });
+        }
+
+        if (fit.WithoutLearnedTokens > 0)
+        {
+            session.ReportEvent(
+                $"{fit.WithoutLearnedTokens} of {fit.Examples} examples have no assistant token to learn within the context and are skipped (lines {string.Join(", ", fit.FirstWithoutLearnedTokens.Select(index => (index / sequencesPerLine) + 1).Distinct())}{(fit.WithoutLearnedTokens > fit.FirstWithoutLearnedTokens.Count ? ", ..." : "")}).",
+                level: "warn", data: new { examples = fit.Examples, without_learned_tokens = fit.WithoutLearnedTokens, context_tokens = preset.ContextLength });
+        }
     }
 
     private static async Task<TrainingCheckpoint> LoadAsync(ITrainingSession session, string checkpointId, CancellationToken cancellationToken)

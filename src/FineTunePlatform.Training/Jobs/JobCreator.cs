@@ -92,7 +92,8 @@ public sealed class JobCreator(
             }
         }
 
-        var epochs = request.HasNEpochs ? request.NEpochs : Math.Max(1, report.RecommendedEpochs);
+        var auto = ResolveHyperparameters(request, baseModel, trainingFile.ExampleCount, report);
+        var epochs = auto.Epochs;
         var job = new TrainingJob
         {
             Id = RandomIds.WithPrefix("ftjob-"),
@@ -106,10 +107,10 @@ public sealed class JobCreator(
             Metadata = JsonSerializer.Serialize(metadata),
             Method = method,
             Epochs = epochs,
-            BatchSize = request.HasBatchSize ? request.BatchSize : AutoBatchSize(trainingFile.ExampleCount),
-            LearningRateMultiplier = request.HasLearningRateMultiplier ? request.LearningRateMultiplier : AutoLearningRateMultiplier,
+            BatchSize = auto.BatchSize,
+            LearningRateMultiplier = auto.LearningRateMultiplier,
             Beta = method == Dpo ? (request.HasBeta ? request.Beta : AutoBeta) : null,
-            EstimatedTokens = report.BillableTokensPerEpoch * epochs,
+            EstimatedTokens = (auto.Fit?.TokensPerEpoch ?? report.BillableTokensPerEpoch) * epochs,
             EvalId = evaluation?.EvalId,
             EvaluationDataSource = evaluation?.DataSourceJson,
             EvaluationMinImprovement = evaluation?.MinImprovement ?? 0,
@@ -121,6 +122,25 @@ public sealed class JobCreator(
         events.Add(db, job.Id, $"Validating training file: {job.TrainingFile}" + (job.ValidationFile is null ? "" : $" and validation file: {job.ValidationFile}"));
         events.Add(db, job.Id, $"Files validated: {trainingFile.ExampleCount} examples, {report.BillableTokensPerEpoch} billable tokens per epoch; "
             + $"{job.Epochs} epochs, batch size {job.BatchSize}, learning rate multiplier {job.LearningRateMultiplier}");
+        events.Add(db, job.Id, $"Hyperparameters: {auto.Explanation}", data: new
+        {
+            n_epochs = job.Epochs,
+            batch_size = job.BatchSize,
+            learning_rate_multiplier = job.LearningRateMultiplier,
+            auto = auto.AutoNames,
+            reasons = auto.Reasons,
+        });
+        if (auto.Fit is { Message.Length: > 0 } fit)
+        {
+            events.Add(db, job.Id, $"Training file on {fit.Model}: {fit.Message}", EventLevel.Warn, data: new
+            {
+                model = fit.Model,
+                context_tokens = fit.ContextTokens,
+                examples_truncated = fit.ExamplesTruncated,
+                examples_without_learned_tokens = fit.ExamplesWithoutLearnedTokens,
+                lines_without_learned_tokens = fit.LinesWithoutLearnedTokens,
+            });
+        }
         if (evaluation is not null)
         {
             events.Add(db, job.Id, $"When the job succeeds, eval {evaluation.EvalId} runs on {job.Model} and on the fine-tuned model"
@@ -162,6 +182,64 @@ public sealed class JobCreator(
         > 0 => $" plus {minImprovement.ToString("0.###", System.Globalization.CultureInfo.InvariantCulture)}",
         _ => $" minus {(-minImprovement).ToString("0.###", System.Globalization.CultureInfo.InvariantCulture)}",
     };
+
+    /// <summary>What "auto" resolved to, why (one reason per hyperparameter), and how the file fits a built-in base's context.</summary>
+    private sealed record AutoResolution(int Epochs, int BatchSize, double LearningRateMultiplier, IReadOnlyList<string> Reasons, IReadOnlyList<string> AutoNames, ModelFit? Fit)
+    {
+        public string Explanation => string.Join("; ", Reasons);
+    }
+
+    /// <summary>
+    /// The built-in presets (and models fine-tuned from them) get the calibrated rule of <see cref="AutoHyperparameters"/>,
+    /// counted with their own tokenizer from the file's report; a file none of whose examples keeps an assistant token
+    /// within the base's context is refused (a job on it would "succeed" having learned nothing). Other models get
+    /// OpenAI's heuristics.
+    /// </summary>
+    private static AutoResolution ResolveHyperparameters(CreateJobRequest request, VisibleModel baseModel, long examples, ValidationReport report)
+    {
+        var autoNames = new List<string>();
+        if (!request.HasNEpochs)
+        {
+            autoNames.Add("n_epochs");
+        }
+
+        if (!request.HasBatchSize)
+        {
+            autoNames.Add("batch_size");
+        }
+
+        if (!request.HasLearningRateMultiplier)
+        {
+            autoNames.Add("learning_rate_multiplier");
+        }
+
+        if (LocalModels.ModelPresets.TryGet(baseModel.RootModel, out var preset))
+        {
+            var fit = report.ModelFits.FirstOrDefault(candidate => candidate.Model == preset.Name);
+            if (fit is not null && examples > 0 && fit.ExamplesWithoutLearnedTokens >= examples)
+            {
+                throw RpcErrors.InvalidArgument(
+                    $"File '{report.FileId}' has nothing to learn on {baseModel.Id}: {fit.Message} Shorten the examples (a long system prompt or early turns) or keep the answers within {fit.ContextTokens} tokens.",
+                    "training_file", "invalid_training_file");
+            }
+
+            // A fine-tuned base was trained already; a preset is pre-trained when it ships weights.
+            var pretrained = baseModel.Id != preset.Name || LocalModels.ModelPresets.IsPretrained(preset);
+            var resolved = LocalModels.AutoHyperparameters.Resolve(preset, pretrained, Math.Max(1, examples), fit?.TokensPerEpoch ?? report.BillableTokensPerEpoch,
+                request.HasNEpochs ? request.NEpochs : null, request.HasBatchSize ? request.BatchSize : null, request.HasLearningRateMultiplier ? request.LearningRateMultiplier : null);
+            return new AutoResolution(resolved.Epochs, resolved.BatchSize, resolved.LearningRateMultiplier, resolved.Reasons, autoNames, fit);
+        }
+
+        var epochs = request.HasNEpochs ? request.NEpochs : Math.Max(1, report.RecommendedEpochs);
+        var batch = request.HasBatchSize ? request.BatchSize : AutoBatchSize(examples);
+        var rate = request.HasLearningRateMultiplier ? request.LearningRateMultiplier : AutoLearningRateMultiplier;
+        return new AutoResolution(epochs, batch, rate,
+        [
+            request.HasNEpochs ? $"n_epochs {epochs}: as set" : $"n_epochs {epochs}: OpenAI's heuristic for {examples} examples",
+            request.HasBatchSize ? $"batch_size {batch}: as set" : $"batch_size {batch}: about 0.2% of the examples",
+            request.HasLearningRateMultiplier ? $"learning_rate_multiplier {rate}: as set" : $"learning_rate_multiplier {rate}: the backend's base rate",
+        ], autoNames, null);
+    }
 
     /// <summary>OpenAI's rule of thumb for "auto": about 0.2% of the examples per batch, between 1 and 256.</summary>
     public static int AutoBatchSize(long exampleCount) => (int)Math.Clamp(Math.Ceiling(exampleCount * 0.002), 1, 256);
