@@ -24,7 +24,7 @@ public sealed class AppHostTests
     [Fact]
     public async Task The_AppHost_starts_every_resource_healthy_and_a_team_fine_tunes_and_chats_through_the_gateway()
     {
-        using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(12));
+        using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(15));
         var data = Path.Combine(RepositoryRoot.Path, ".test-run", "apphost-" + Guid.NewGuid().ToString("N")[..8]);
         var appHost = await DistributedApplicationTestingBuilder.CreateAsync<Projects.FineTunePlatform_AppHost>(
             [
@@ -69,7 +69,7 @@ public sealed class AppHostTests
             OpenAIFile file = await client.GetOpenAIFileClient().UploadFileAsync(BinaryData.FromString(lines.ToString()), "tickets.jsonl", FileUploadPurpose.FineTune);
 #pragma warning disable OPENAI001 // the SDK marks its fine-tuning client experimental
             var job = await client.GetFineTuningClient().FineTuneAsync(
-                "local-nano", file.Id, waitUntilCompleted: true, new FineTuningOptions { Suffix = "apphost" }, timeout.Token);
+                "local-nano", file.Id, waitUntilCompleted: true, new FineTuningOptions { Suffix = "apphost", Hyperparameters = new HyperparameterOptions { EpochCount = 3 } }, timeout.Token);
             Assert.Equal(FineTuningStatus.Succeeded, job.Status);
             var model = job.Value!;
 #pragma warning restore OPENAI001
