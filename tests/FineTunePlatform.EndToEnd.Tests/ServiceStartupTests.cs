@@ -106,6 +106,38 @@ public sealed class ServiceStartupTests
         }
     }
 
+    /// <summary>
+    /// Replicas of a service started together on a database that does not exist yet: one creates it, the migrations
+    /// run once under the advisory lock, and every replica comes up (before, one of each pair crashed with "database
+    /// already exists" or "relation already exists").
+    /// </summary>
+    [Theory]
+    [MemberData(nameof(ServicesAndTheirDatabase))]
+    public async Task Three_replicas_started_at_once_on_a_fresh_database_all_come_up(string project, string database)
+    {
+        var platform = await PlatformTestEnvironment.CreateAsync("replicas");
+        var settings = platform.SettingsFor(database);
+
+        var starts = Enumerable.Range(0, 3).Select(_ => ServiceProcess.StartAsync(project, settings, TimeSpan.FromMinutes(3))).ToList();
+        await Task.WhenAll(starts.Select(start => start.ContinueWith(_ => { }, TaskScheduler.Default)));
+        try
+        {
+            foreach (var start in starts)
+            {
+                Assert.True(start.IsCompletedSuccessfully, $"a replica of {project} did not come up: {start.Exception?.InnerException?.Message}");
+            }
+        }
+        finally
+        {
+            foreach (var start in starts.Where(start => start.IsCompletedSuccessfully))
+            {
+                using var process = await start;
+                process.Kill(entireProcessTree: true);
+                await process.WaitForExitAsync();
+            }
+        }
+    }
+
     [Theory]
     [MemberData(nameof(AllServices))]
     public async Task Service_without_the_internal_token_stops_naming_the_key(string project)
