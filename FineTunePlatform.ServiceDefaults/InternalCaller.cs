@@ -1,74 +1,56 @@
-using System.Security.Cryptography;
-using System.Text;
 using FineTunePlatform.Contracts;
 using Grpc.Core;
-using Microsoft.Extensions.Configuration;
 
 namespace Microsoft.Extensions.Hosting;
 
 /// <summary>The project and role a gateway-authenticated caller acts as, read from gRPC metadata.</summary>
-public sealed record InternalCaller(string ProjectId, string Role, string? KeyId);
-
-/// <summary>
-/// Internal services trust caller metadata only when the call proves it comes from the gateway (or another
-/// platform service) by carrying the shared internal token from `Internal:Token`.
-/// </summary>
-public static class InternalCallerExtensions
+public sealed record InternalCaller(string ProjectId, string Role, string? KeyId)
 {
-    public const string TokenConfigurationKey = "Internal:Token";
-
-    public static string GetInternalToken(this IConfiguration configuration)
-    {
-        var token = configuration[TokenConfigurationKey];
-        if (string.IsNullOrWhiteSpace(token) || token.Length < 16)
-        {
-            throw new MissingConnectionStringException(
-                $"'{TokenConfigurationKey}' is missing or shorter than 16 characters. It is the secret the gateway and the "
-                + "internal services share; set it, for example: Internal__Token=\"$(openssl rand -hex 32)\"");
-        }
-
-        return token;
-    }
-
-    /// <summary>Returns the calling project, or fails the call with Unauthenticated / PermissionDenied.</summary>
-    public static InternalCaller RequireCaller(this ServerCallContext context, string internalToken)
-    {
-        context.RequireInternalToken(internalToken);
-        var headers = context.RequestHeaders;
-        var projectId = headers.GetValue(CallerMetadata.ProjectId);
-        if (string.IsNullOrWhiteSpace(projectId))
-        {
-            throw new RpcException(new Status(StatusCode.PermissionDenied, $"metadata '{CallerMetadata.ProjectId}' is required"));
-        }
-
-        return new InternalCaller(projectId, headers.GetValue(CallerMetadata.Role) ?? "reader", headers.GetValue(CallerMetadata.KeyId));
-    }
-
-    /// <summary>For calls platform services make for themselves (trainer workers): the token, no project.</summary>
-    public static void RequireInternalToken(this ServerCallContext context, string internalToken)
-    {
-        var presented = context.RequestHeaders.GetValue(CallerMetadata.InternalToken);
-        if (presented is null || !CryptographicOperations.FixedTimeEquals(
-                Encoding.UTF8.GetBytes(presented), Encoding.UTF8.GetBytes(internalToken)))
-        {
-            throw new RpcException(new Status(StatusCode.Unauthenticated, "internal token missing or wrong"));
-        }
-    }
-
-    /// <summary>The metadata a platform service attaches when it calls another on a caller's behalf.</summary>
-    public static Metadata ToMetadata(this InternalCaller caller, string internalToken)
+    /// <summary>The metadata a platform service attaches when it calls another on this caller's behalf (the internal
+    /// token is added by every internal gRPC client, see <see cref="InternalTokenClientInterceptor"/>).</summary>
+    public Metadata ToMetadata()
     {
         var metadata = new Metadata
         {
-            { CallerMetadata.InternalToken, internalToken },
-            { CallerMetadata.ProjectId, caller.ProjectId },
-            { CallerMetadata.Role, caller.Role },
+            { CallerMetadata.ProjectId, ProjectId },
+            { CallerMetadata.Role, Role },
         };
-        if (caller.KeyId is not null)
+        if (KeyId is not null)
         {
-            metadata.Add(CallerMetadata.KeyId, caller.KeyId);
+            metadata.Add(CallerMetadata.KeyId, KeyId);
         }
 
         return metadata;
+    }
+
+    /// <summary>Reads the caller a call names, or null for a call the platform makes for itself (trainer workers).</summary>
+    internal static InternalCaller? FromHeaders(Metadata headers)
+    {
+        var projectId = headers.GetValue(CallerMetadata.ProjectId);
+        return string.IsNullOrWhiteSpace(projectId)
+            ? null
+            : new InternalCaller(projectId, headers.GetValue(CallerMetadata.Role) ?? "reader", headers.GetValue(CallerMetadata.KeyId));
+    }
+}
+
+public static class InternalCallerExtensions
+{
+    private static readonly object UserStateKey = typeof(InternalCaller);
+
+    /// <summary>
+    /// The project a call acts for. <see cref="InternalAuthInterceptor"/> has already proven the call comes from a
+    /// platform service; a call that names no project is refused with PermissionDenied.
+    /// </summary>
+    public static InternalCaller GetCaller(this ServerCallContext context) =>
+        context.UserState.TryGetValue(UserStateKey, out var caller) && caller is InternalCaller known
+            ? known
+            : throw new RpcException(new Status(StatusCode.PermissionDenied, $"metadata '{CallerMetadata.ProjectId}' is required"));
+
+    internal static void SetCaller(this ServerCallContext context, InternalCaller? caller)
+    {
+        if (caller is not null)
+        {
+            context.UserState[UserStateKey] = caller;
+        }
     }
 }

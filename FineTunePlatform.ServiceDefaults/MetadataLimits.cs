@@ -12,19 +12,19 @@ public static class MetadataLimits
     {
         if (metadata.Count > MaxPairs)
         {
-            throw RpcErrors.InvalidArgument($"'metadata' may hold at most {MaxPairs} pairs.", "metadata");
+            throw PlatformException.InvalidArgument($"'metadata' may hold at most {MaxPairs} pairs.", "metadata");
         }
 
         foreach (var (key, value) in metadata)
         {
             if (key.Length is 0 or > 64 || value.Length > 512)
             {
-                throw RpcErrors.InvalidArgument("'metadata' keys must be 1 to 64 characters and values at most 512.", "metadata");
+                throw PlatformException.InvalidArgument("'metadata' keys must be 1 to 64 characters and values at most 512.", "metadata");
             }
 
             if (key.Contains('\0', StringComparison.Ordinal) || value.Contains('\0', StringComparison.Ordinal))
             {
-                throw RpcErrors.InvalidArgument("'metadata' keys and values cannot contain NUL characters.", "metadata");
+                throw PlatformException.InvalidArgument("'metadata' keys and values cannot contain NUL characters.", "metadata");
             }
         }
     }

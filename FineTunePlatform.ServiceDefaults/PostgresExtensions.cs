@@ -1,6 +1,8 @@
 using System.Diagnostics;
 using HealthChecks.NpgSql;
 using Microsoft.EntityFrameworkCore;
+using Microsoft.EntityFrameworkCore.Infrastructure;
+using Microsoft.EntityFrameworkCore.Storage;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
 using Microsoft.Extensions.Logging;
@@ -62,7 +64,9 @@ public static class PostgresExtensions
 
     /// <summary>
     /// Applies the context's EF Core migrations before the service starts serving (hosted services start before
-    /// Kestrel listens). The database itself is created when missing, so a fresh server needs no manual step.
+    /// Kestrel listens). The database itself is created when missing, so a fresh server needs no manual step. Any
+    /// number of replicas may start at once: one creates the database, and the migrations run under a PostgreSQL
+    /// advisory lock, one replica at a time (the later ones find nothing left to apply).
     /// </summary>
     public static IServiceCollection AddMigration<TContext>(this IServiceCollection services)
         where TContext : DbContext =>
@@ -71,6 +75,7 @@ public static class PostgresExtensions
 
 internal sealed partial class MigrationHostedService<TContext>(
     IServiceProvider serviceProvider,
+    NpgsqlDataSource dataSource,
     ILogger<MigrationHostedService<TContext>> logger) : IHostedService
     where TContext : DbContext
 {
@@ -79,11 +84,52 @@ internal sealed partial class MigrationHostedService<TContext>(
         using var activity = Telemetry.ActivitySource.StartActivity($"Migrate {typeof(TContext).Name}");
         await using var scope = serviceProvider.CreateAsyncScope();
         var context = scope.ServiceProvider.GetRequiredService<TContext>();
-        await context.Database.MigrateAsync(cancellationToken);
+        await CreateDatabaseIfMissingAsync(context, cancellationToken);
+
+        // Session-level lock on its own connection: held across EF's own connections and transactions, released by
+        // the unlock or, if this process dies mid-migration, by PostgreSQL when the connection drops.
+        await using var lockConnection = await dataSource.OpenConnectionAsync(cancellationToken);
+        await ExecuteAsync(lockConnection, "SELECT pg_advisory_lock(hashtext('finetuneplatform:migrate'))", cancellationToken);
+        try
+        {
+            await context.Database.MigrateAsync(cancellationToken);
+        }
+        finally
+        {
+            await ExecuteAsync(lockConnection, "SELECT pg_advisory_unlock(hashtext('finetuneplatform:migrate'))", CancellationToken.None);
+        }
+
         LogMigrated(logger, typeof(TContext).Name);
     }
 
     public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+    /// <summary>
+    /// Two replicas can both see the database missing and both create it; the loser's "already exists" (42P04, or a
+    /// unique violation in pg_database when the two commit together) means the database is there, which is all we need.
+    /// </summary>
+    private static async Task CreateDatabaseIfMissingAsync(TContext context, CancellationToken cancellationToken)
+    {
+        var creator = context.GetService<IRelationalDatabaseCreator>();
+        if (await creator.ExistsAsync(cancellationToken))
+        {
+            return;
+        }
+
+        try
+        {
+            await creator.CreateAsync(cancellationToken);
+        }
+        catch (PostgresException ex) when (ex.SqlState is PostgresErrorCodes.DuplicateDatabase or PostgresErrorCodes.UniqueViolation)
+        {
+        }
+    }
+
+    private static async Task ExecuteAsync(NpgsqlConnection connection, string sql, CancellationToken cancellationToken)
+    {
+        await using var command = new NpgsqlCommand(sql, connection);
+        await command.ExecuteNonQueryAsync(cancellationToken);
+    }
 
     [LoggerMessage(LogLevel.Information, "Database for {Context} is migrated")]
     private static partial void LogMigrated(ILogger logger, string context);

@@ -22,9 +22,8 @@ internal static class Extensions
         builder.Services.AddScoped<UploadSessions>();
         builder.Services.AddHostedService<AbandonedContentSweeper>();
 
-        builder.Services.AddGrpc(options =>
+        builder.Services.AddInternalGrpc(options =>
         {
-            options.Interceptors.Add<NulTextInterceptor>();
             // Content travels in chunks; a message is at most one stored chunk plus framing.
             options.MaxReceiveMessageSize = 4 * 1024 * 1024;
         });

@@ -74,11 +74,11 @@ public static class FileNames
         var trimmed = filename?.Trim();
         if (string.IsNullOrEmpty(trimmed))
         {
-            throw RpcErrors.InvalidArgument("The file needs a name.", param);
+            throw PlatformException.InvalidArgument("The file needs a name.", param);
         }
 
         return trimmed.Length > MaxLength || trimmed.Any(char.IsControl)
-            ? throw RpcErrors.InvalidArgument($"A file name is at most {MaxLength} characters, without control characters.", param)
+            ? throw PlatformException.InvalidArgument($"A file name is at most {MaxLength} characters, without control characters.", param)
             : trimmed;
     }
 }

@@ -23,17 +23,17 @@ public sealed class UploadSessions(DatasetsDbContext db, ChunkStore chunks, File
 
         if (!FilePurposes.Uploadable.Contains(request.Purpose))
         {
-            throw RpcErrors.InvalidArgument($"'{request.Purpose}' is not a valid purpose. Expected one of: {string.Join(", ", FilePurposes.Uploadable)}.", "purpose");
+            throw PlatformException.InvalidArgument($"'{request.Purpose}' is not a valid purpose. Expected one of: {string.Join(", ", FilePurposes.Uploadable)}.", "purpose");
         }
 
         if (request.Bytes <= 0)
         {
-            throw RpcErrors.InvalidArgument("'bytes' must be a positive number.", "bytes");
+            throw PlatformException.InvalidArgument("'bytes' must be a positive number.", "bytes");
         }
 
         if (request.Bytes > limits.Value.MaxUploadSessionBytes)
         {
-            throw RpcErrors.ResourceExhausted($"An upload may hold at most {limits.Value.MaxUploadSessionBytes} bytes.", "bytes", "payload_too_large");
+            throw PlatformException.ResourceExhausted($"An upload may hold at most {limits.Value.MaxUploadSessionBytes} bytes.", "bytes", "payload_too_large");
         }
 
         var now = time.GetUtcNow();
@@ -57,7 +57,7 @@ public sealed class UploadSessions(DatasetsDbContext db, ChunkStore chunks, File
     {
         if (!await requestStream.MoveNext(cancellationToken) || requestStream.Current.PartCase != UploadPartRequest.PartOneofCase.UploadId)
         {
-            throw RpcErrors.InvalidArgument("The first message of a part must name its upload.");
+            throw PlatformException.InvalidArgument("The first message of a part must name its upload.");
         }
 
         var session = await FindPendingAsync(projectId, requestStream.Current.UploadId, cancellationToken);
@@ -100,7 +100,7 @@ public sealed class UploadSessions(DatasetsDbContext db, ChunkStore chunks, File
         var partIds = request.PartIds.ToList();
         if (partIds.Count == 0 || partIds.Distinct(StringComparer.Ordinal).Count() != partIds.Count)
         {
-            throw RpcErrors.InvalidArgument("'part_ids' must list each part of the upload once.", "part_ids");
+            throw PlatformException.InvalidArgument("'part_ids' must list each part of the upload once.", "part_ids");
         }
 
         var parts = await db.UploadParts.AsNoTracking()
@@ -109,13 +109,13 @@ public sealed class UploadSessions(DatasetsDbContext db, ChunkStore chunks, File
         var unknown = partIds.FirstOrDefault(id => !parts.ContainsKey(id));
         if (unknown is not null)
         {
-            throw RpcErrors.InvalidArgument($"Part '{unknown}' does not belong to upload '{session.Id}'.", "part_ids");
+            throw PlatformException.InvalidArgument($"Part '{unknown}' does not belong to upload '{session.Id}'.", "part_ids");
         }
 
         var total = partIds.Sum(id => parts[id].Bytes);
         if (total != session.Bytes)
         {
-            throw RpcErrors.InvalidArgument($"The parts hold {total} bytes but the upload was created for {session.Bytes}.", "part_ids");
+            throw PlatformException.InvalidArgument($"The parts hold {total} bytes but the upload was created for {session.Bytes}.", "part_ids");
         }
 
         async IAsyncEnumerable<ReadOnlyMemory<byte>> Content([EnumeratorCancellation] CancellationToken token = default)
@@ -162,11 +162,11 @@ public sealed class UploadSessions(DatasetsDbContext db, ChunkStore chunks, File
     private async Task<UploadSession> FindPendingAsync(string projectId, string uploadId, CancellationToken cancellationToken)
     {
         var session = await db.UploadSessions.SingleOrDefaultAsync(upload => upload.Id == uploadId && upload.ProjectId == projectId, cancellationToken)
-            ?? throw RpcErrors.NotFound($"No such Upload object: {uploadId}", "upload_id");
+            ?? throw PlatformException.NotFound($"No such Upload object: {uploadId}", "upload_id");
         var status = session.EffectiveStatus(time.GetUtcNow());
         if (status != UploadStatuses.Pending)
         {
-            throw RpcErrors.FailedPrecondition($"Upload '{uploadId}' is {status}; only pending uploads take parts, complete or cancel.", "upload_id");
+            throw PlatformException.FailedPrecondition($"Upload '{uploadId}' is {status}; only pending uploads take parts, complete or cancel.", "upload_id");
         }
 
         return session;

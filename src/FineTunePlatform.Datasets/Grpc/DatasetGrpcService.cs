@@ -20,17 +20,15 @@ public sealed class DatasetGrpcService(
     FileIngestor ingestor,
     UploadSessions uploads,
     ChunkStore chunks,
-    IOptions<FileLimits> limits,
-    IConfiguration configuration) : DatasetService.DatasetServiceBase
+    IOptions<FileLimits> limits) : DatasetService.DatasetServiceBase
 {
-    private readonly string _internalToken = configuration.GetInternalToken();
 
     public override async Task<ProtoFile> Upload(IAsyncStreamReader<UploadRequest> requestStream, ServerCallContext context)
     {
-        var caller = context.RequireCaller(_internalToken);
+        var caller = context.GetCaller();
         if (!await requestStream.MoveNext(context.CancellationToken) || requestStream.Current.PartCase != UploadRequest.PartOneofCase.Metadata)
         {
-            throw RpcErrors.InvalidArgument("The first upload message must carry the file's metadata.");
+            throw PlatformException.InvalidArgument("The first upload message must carry the file's metadata.");
         }
 
         var metadata = requestStream.Current.Metadata;
@@ -61,7 +59,7 @@ public sealed class DatasetGrpcService(
 
                         break;
                     default:
-                        throw RpcErrors.InvalidArgument("Only content chunks and a trailer may follow the metadata.");
+                        throw PlatformException.InvalidArgument("Only content chunks and a trailer may follow the metadata.");
                 }
             }
         }
@@ -74,23 +72,23 @@ public sealed class DatasetGrpcService(
 
     public override async Task<ProtoFile> Get(GetFileRequest request, ServerCallContext context)
     {
-        var caller = context.RequireCaller(_internalToken);
+        var caller = context.GetCaller();
         return ToContract(await FindAsync(caller, request.FileId, context.CancellationToken));
     }
 
     public override async Task<ListFilesResponse> List(ListFilesRequest request, ServerCallContext context)
     {
-        var caller = context.RequireCaller(_internalToken);
+        var caller = context.GetCaller();
         var limit = request.Limit == 0 ? 10_000 : request.Limit;
         if (limit is < 1 or > 10_000)
         {
-            throw RpcErrors.InvalidArgument("'limit' must be between 1 and 10000.", "limit");
+            throw PlatformException.InvalidArgument("'limit' must be between 1 and 10000.", "limit");
         }
 
         var descending = request.Order is "" or "desc";
         if (!descending && request.Order != "asc")
         {
-            throw RpcErrors.InvalidArgument("'order' must be 'asc' or 'desc'.", "order");
+            throw PlatformException.InvalidArgument("'order' must be 'asc' or 'desc'.", "order");
         }
 
         var query = db.Files.AsNoTracking().Where(file => file.ProjectId == caller.ProjectId && file.CompletedAt != null);
@@ -105,7 +103,7 @@ public sealed class DatasetGrpcService(
                 .Where(file => file.Id == request.After && file.ProjectId == caller.ProjectId)
                 .Select(file => new { file.CreatedAt, file.Id })
                 .SingleOrDefaultAsync(context.CancellationToken)
-                ?? throw RpcErrors.InvalidArgument($"No file with id '{request.After}' to list after.", "after");
+                ?? throw PlatformException.InvalidArgument($"No file with id '{request.After}' to list after.", "after");
             query = descending
                 ? query.Where(file => file.CreatedAt < cursor.CreatedAt || (file.CreatedAt == cursor.CreatedAt && string.Compare(file.Id, cursor.Id) < 0))
                 : query.Where(file => file.CreatedAt > cursor.CreatedAt || (file.CreatedAt == cursor.CreatedAt && string.Compare(file.Id, cursor.Id) > 0));
@@ -122,7 +120,7 @@ public sealed class DatasetGrpcService(
 
     public override async Task<DeleteFileResponse> Delete(DeleteFileRequest request, ServerCallContext context)
     {
-        var caller = context.RequireCaller(_internalToken);
+        var caller = context.GetCaller();
         var file = await FindAsync(caller, request.FileId, context.CancellationToken);
         db.Files.Remove(file);
         await db.SaveChangesAsync(context.CancellationToken);
@@ -132,7 +130,7 @@ public sealed class DatasetGrpcService(
 
     public override async Task ReadContent(ReadContentRequest request, IServerStreamWriter<Contracts.Datasets.ContentChunk> responseStream, ServerCallContext context)
     {
-        var caller = context.RequireCaller(_internalToken);
+        var caller = context.GetCaller();
         var file = await FindAsync(caller, request.FileId, context.CancellationToken);
         await foreach (var data in chunks.ReadAsync(file.Id, context.CancellationToken))
         {
@@ -142,11 +140,11 @@ public sealed class DatasetGrpcService(
 
     public override async Task<ValidationReport> GetReport(GetReportRequest request, ServerCallContext context)
     {
-        var caller = context.RequireCaller(_internalToken);
+        var caller = context.GetCaller();
         var file = await FindAsync(caller, request.FileId, context.CancellationToken);
         if (file.Report is null)
         {
-            throw RpcErrors.NotFound($"File '{file.Id}' (purpose {file.Purpose}) was not validated, so it has no report.", "file_id");
+            throw PlatformException.NotFound($"File '{file.Id}' (purpose {file.Purpose}) was not validated, so it has no report.", "file_id");
         }
 
         return ReportMapping.ToContract(file, JsonSerializer.Deserialize<DatasetReport>(file.Report, FileIngestor.ReportJson)!, NullIfEmpty(request.Model));
@@ -154,32 +152,32 @@ public sealed class DatasetGrpcService(
 
     public override async Task<Contracts.Datasets.UploadSession> CreateUploadSession(CreateUploadSessionRequest request, ServerCallContext context)
     {
-        var caller = context.RequireCaller(_internalToken);
+        var caller = context.GetCaller();
         return await uploads.CreateAsync(caller.ProjectId, request, context.CancellationToken);
     }
 
     public override async Task<Contracts.Datasets.UploadPart> AddUploadPart(IAsyncStreamReader<UploadPartRequest> requestStream, ServerCallContext context)
     {
-        var caller = context.RequireCaller(_internalToken);
+        var caller = context.GetCaller();
         return await IngestMappingErrorsAsync(() => uploads.AddPartAsync(caller.ProjectId, requestStream, context.CancellationToken));
     }
 
     public override async Task<Contracts.Datasets.UploadSession> CompleteUploadSession(CompleteUploadSessionRequest request, ServerCallContext context)
     {
-        var caller = context.RequireCaller(_internalToken);
+        var caller = context.GetCaller();
         return await IngestMappingErrorsAsync(() => uploads.CompleteAsync(caller.ProjectId, request, context.CancellationToken));
     }
 
     public override async Task<Contracts.Datasets.UploadSession> CancelUploadSession(CancelUploadSessionRequest request, ServerCallContext context)
     {
-        var caller = context.RequireCaller(_internalToken);
+        var caller = context.GetCaller();
         return await uploads.CancelAsync(caller.ProjectId, request.UploadId, context.CancellationToken);
     }
 
     /// <summary>Every file query goes through here: a file of another project is as absent as a missing one.</summary>
     private async Task<DatasetFileEntity> FindAsync(InternalCaller caller, string fileId, CancellationToken cancellationToken) =>
         await db.Files.SingleOrDefaultAsync(file => file.Id == fileId && file.ProjectId == caller.ProjectId && file.CompletedAt != null, cancellationToken)
-        ?? throw RpcErrors.NotFound($"No such File object: {fileId}", "file_id");
+        ?? throw PlatformException.NotFound($"No such File object: {fileId}", "file_id");
 
     public static ProtoFile ToContract(DatasetFileEntity file) => new()
     {
@@ -206,19 +204,19 @@ public sealed class DatasetGrpcService(
         }
         catch (FileTooLargeException ex)
         {
-            throw RpcErrors.ResourceExhausted(ex.Message, "file", "payload_too_large");
+            throw PlatformException.ResourceExhausted(ex.Message, "file", "payload_too_large");
         }
         catch (ContentChecksumMismatchException ex)
         {
-            throw RpcErrors.InvalidArgument(ex.Message, "md5", "checksum_mismatch");
+            throw PlatformException.InvalidArgument(ex.Message, "md5", "checksum_mismatch");
         }
         catch (MissingPurposeException ex)
         {
-            throw RpcErrors.InvalidArgument(ex.Message, "purpose");
+            throw PlatformException.InvalidArgument(ex.Message, "purpose");
         }
     }
 
-    private static RpcException UnknownPurpose(string purpose) => RpcErrors.InvalidArgument(
+    private static PlatformException UnknownPurpose(string purpose) => PlatformException.InvalidArgument(
         $"'{purpose}' is not a valid purpose. Expected one of: {string.Join(", ", FilePurposes.Uploadable)}.", "purpose");
 
     private static string? NullIfEmpty(string value) => string.IsNullOrWhiteSpace(value) ? null : value.Trim();

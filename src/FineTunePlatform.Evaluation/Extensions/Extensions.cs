@@ -18,7 +18,6 @@ internal static class Extensions
         // come back), and a consumer-level retry filter measurably slowed every service sharing the process.
         builder.AddMessageBus(bus => bus.AddConsumer<StartJobEvaluationConsumer>());
 
-        _ = builder.Configuration.GetInternalToken();
         // Runs call as their project and name it on each call (no ambient caller), so no interceptor. A call cut by
         // shutdown or cancellation surfaces as OperationCanceledException, which the executor hands the run back on.
         builder.Services.AddInternalGrpcClient<DatasetService.DatasetServiceClient>("datasets")
@@ -35,6 +34,6 @@ internal static class Extensions
         builder.Services.AddHostedService<RunExecutor>();
         builder.Services.AddHostedService<JobEvaluationMonitor>();
 
-        builder.Services.AddGrpc(options => options.Interceptors.Add<NulTextInterceptor>());
+        builder.Services.AddInternalGrpc();
     }
 }

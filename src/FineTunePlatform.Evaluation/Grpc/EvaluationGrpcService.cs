@@ -22,14 +22,12 @@ public sealed class EvaluationGrpcService(
     EvaluationDbContext db,
     RunSignal signal,
     IOptions<RunOptions> runOptions,
-    TimeProvider time,
-    IConfiguration configuration) : EvaluationService.EvaluationServiceBase
+    TimeProvider time) : EvaluationService.EvaluationServiceBase
 {
-    private readonly string _internalToken = configuration.GetInternalToken();
 
     public override async Task<ProtoEval> CreateEval(CreateEvalRequest request, ServerCallContext context)
     {
-        var caller = context.RequireCaller(_internalToken);
+        var caller = context.GetCaller();
         MetadataLimits.Check(request.Metadata);
         var (dataSourceConfig, itemSchema) = Validated(() => EvalDefinition.ReadDataSourceConfig(request.DataSourceConfigJson));
         var (_, criteria) = Validated(() => EvalDefinition.ReadTestingCriteria(request.TestingCriteriaJson));
@@ -75,20 +73,20 @@ public sealed class EvaluationGrpcService(
 
     public override async Task<ListEvalsResponse> ListEvals(ListEvalsRequest request, ServerCallContext context)
     {
-        var caller = context.RequireCaller(_internalToken);
+        var caller = context.GetCaller();
         var limit = PageSizes.Of(request.Limit);
         var ascending = Ascending(request.Order, defaultAscending: false);
         var byUpdate = request.OrderBy switch
         {
             "" or "created_at" => false,
             "updated_at" => true,
-            _ => throw RpcErrors.InvalidArgument("'order_by' must be created_at or updated_at.", "order_by"),
+            _ => throw PlatformException.InvalidArgument("'order_by' must be created_at or updated_at.", "order_by"),
         };
         var query = db.Evals.AsNoTracking().Where(eval => eval.ProjectId == caller.ProjectId);
         if (!string.IsNullOrEmpty(request.After))
         {
             var after = await query.Where(eval => eval.Id == request.After).Select(eval => new { eval.Id, eval.CreatedAt, eval.UpdatedAt }).FirstOrDefaultAsync(context.CancellationToken)
-                ?? throw RpcErrors.InvalidArgument($"'after' names no eval of this project: {request.After}", "after");
+                ?? throw PlatformException.InvalidArgument($"'after' names no eval of this project: {request.After}", "after");
             var at = byUpdate ? after.UpdatedAt : after.CreatedAt;
             query = (byUpdate, ascending) switch
             {
@@ -123,7 +121,7 @@ public sealed class EvaluationGrpcService(
 
     public override async Task<ProtoRun> CreateRun(CreateRunRequest request, ServerCallContext context)
     {
-        var caller = context.RequireCaller(_internalToken);
+        var caller = context.GetCaller();
         var eval = await FindEvalAsync(context, request.EvalId, tracked: false);
         MetadataLimits.Check(request.Metadata);
         var dataSource = Validated(() => RunDataSource.ReadFor(eval, request.DataSourceJson, runOptions.Value.MaxItems));
@@ -158,13 +156,13 @@ public sealed class EvaluationGrpcService(
         {
             query = RunStatus.All.Contains(request.Status)
                 ? query.Where(run => run.Status == request.Status)
-                : throw RpcErrors.InvalidArgument($"'status' must be one of {string.Join(", ", RunStatus.All)}.", "status");
+                : throw PlatformException.InvalidArgument($"'status' must be one of {string.Join(", ", RunStatus.All)}.", "status");
         }
 
         if (!string.IsNullOrEmpty(request.After))
         {
             var after = await db.Runs.AsNoTracking().Where(run => run.EvalId == eval.Id && run.Id == request.After).Select(run => new { run.Id, run.CreatedAt }).FirstOrDefaultAsync(context.CancellationToken)
-                ?? throw RpcErrors.InvalidArgument($"'after' names no run of this eval: {request.After}", "after");
+                ?? throw PlatformException.InvalidArgument($"'after' names no run of this eval: {request.After}", "after");
             query = ascending
                 ? query.Where(run => run.CreatedAt > after.CreatedAt || (run.CreatedAt == after.CreatedAt && string.Compare(run.Id, after.Id) > 0))
                 : query.Where(run => run.CreatedAt < after.CreatedAt || (run.CreatedAt == after.CreatedAt && string.Compare(run.Id, after.Id) < 0));
@@ -189,7 +187,7 @@ public sealed class EvaluationGrpcService(
                 .SetProperty(row => row.LeaseUntil, (DateTimeOffset?)null), context.CancellationToken);
         if (cancelled == 0)
         {
-            throw RpcErrors.FailedPrecondition($"Run {run.Id} has already finished ({(await FindRunAsync(context, request.EvalId, request.RunId)).Status}).", null, "invalid_state");
+            throw PlatformException.FailedPrecondition($"Run {run.Id} has already finished ({(await FindRunAsync(context, request.EvalId, request.RunId)).Status}).", null, "invalid_state");
         }
 
         return (await FindRunAsync(context, request.EvalId, request.RunId)).ToContract();
@@ -214,12 +212,12 @@ public sealed class EvaluationGrpcService(
             "pass" => query.Where(item => item.Status == OutputItemStatus.Pass),
             // OpenAI's filter values are pass and fail; an errored item did not pass either.
             "fail" => query.Where(item => item.Status != OutputItemStatus.Pass),
-            _ => throw RpcErrors.InvalidArgument("'status' must be pass or fail.", "status"),
+            _ => throw PlatformException.InvalidArgument("'status' must be pass or fail.", "status"),
         };
         if (!string.IsNullOrEmpty(request.After))
         {
             var after = await db.OutputItems.AsNoTracking().Where(item => item.RunId == run.Id && item.Id == request.After).Select(item => (int?)item.DatasourceItemId).FirstOrDefaultAsync(context.CancellationToken)
-                ?? throw RpcErrors.InvalidArgument($"'after' names no output item of this run: {request.After}", "after");
+                ?? throw PlatformException.InvalidArgument($"'after' names no output item of this run: {request.After}", "after");
             query = ascending ? query.Where(item => item.DatasourceItemId > after) : query.Where(item => item.DatasourceItemId < after);
         }
 
@@ -234,7 +232,7 @@ public sealed class EvaluationGrpcService(
     {
         var run = await FindRunAsync(context, request.EvalId, request.RunId);
         var item = await db.OutputItems.AsNoTracking().FirstOrDefaultAsync(item => item.RunId == run.Id && item.Id == request.OutputItemId, context.CancellationToken)
-            ?? throw RpcErrors.NotFound($"No output item '{request.OutputItemId}' in run {run.Id}.", "output_item_id");
+            ?? throw PlatformException.NotFound($"No output item '{request.OutputItemId}' in run {run.Id}.", "output_item_id");
         return item.ToContract();
     }
 
@@ -246,13 +244,13 @@ public sealed class EvaluationGrpcService(
         {
             if (run.Status != RunStatus.Completed)
             {
-                throw RpcErrors.FailedPrecondition($"Run {run.Id} is {run.Status}; only completed runs are compared.", param, "invalid_state");
+                throw PlatformException.FailedPrecondition($"Run {run.Id} is {run.Status}; only completed runs are compared.", param, "invalid_state");
             }
         }
 
         if (request.MinImprovement is < -1 or > 1)
         {
-            throw RpcErrors.InvalidArgument("'min_improvement' is a difference in pass rate, between -1 and 1.", "min_improvement");
+            throw PlatformException.InvalidArgument("'min_improvement' is a difference in pass rate, between -1 and 1.", "min_improvement");
         }
 
         var baselineItems = await RunComparer.OutcomesAsync(db, baseline.Id, context.CancellationToken);
@@ -266,16 +264,16 @@ public sealed class EvaluationGrpcService(
 
     public override async Task<ValidateJobEvaluationResponse> ValidateJobEvaluation(ValidateJobEvaluationRequest request, ServerCallContext context)
     {
-        var caller = context.RequireCaller(_internalToken);
+        var caller = context.GetCaller();
         var eval = await db.Evals.AsNoTracking().FirstOrDefaultAsync(eval => eval.Id == request.EvalId && eval.ProjectId == caller.ProjectId, context.CancellationToken)
-            ?? throw RpcErrors.InvalidArgument($"No eval found with id '{request.EvalId}'.", "evaluation.eval_id");
+            ?? throw PlatformException.InvalidArgument($"No eval found with id '{request.EvalId}'.", "evaluation.eval_id");
         try
         {
             JobEvaluation.DataSourcesFor(eval, request.DataSourceJson, runOptions.Value.MaxItems, "validation");
         }
         catch (InvalidEvalException ex)
         {
-            throw RpcErrors.InvalidArgument(ex.Message, $"evaluation.{ex.Param}");
+            throw PlatformException.InvalidArgument(ex.Message, $"evaluation.{ex.Param}");
         }
 
         return new ValidateJobEvaluationResponse();
@@ -283,17 +281,17 @@ public sealed class EvaluationGrpcService(
 
     private async Task<Evals.Eval> FindEvalAsync(ServerCallContext context, string evalId, bool tracked)
     {
-        var caller = context.RequireCaller(_internalToken);
+        var caller = context.GetCaller();
         var query = tracked ? db.Evals : db.Evals.AsNoTracking();
         return await query.FirstOrDefaultAsync(eval => eval.Id == evalId && eval.ProjectId == caller.ProjectId, context.CancellationToken)
-            ?? throw RpcErrors.NotFound($"No eval found with id '{evalId}'.", "eval_id");
+            ?? throw PlatformException.NotFound($"No eval found with id '{evalId}'.", "eval_id");
     }
 
     private async Task<Runs.EvalRun> FindRunAsync(ServerCallContext context, string evalId, string runId, string param = "run_id")
     {
-        var caller = context.RequireCaller(_internalToken);
+        var caller = context.GetCaller();
         return await db.Runs.AsNoTracking().FirstOrDefaultAsync(run => run.Id == runId && run.EvalId == evalId && run.ProjectId == caller.ProjectId, context.CancellationToken)
-            ?? throw RpcErrors.NotFound($"No run found with id '{runId}' in eval '{evalId}'.", param);
+            ?? throw PlatformException.NotFound($"No run found with id '{runId}' in eval '{evalId}'.", param);
     }
 
     private static T Validated<T>(Func<T> read)
@@ -304,13 +302,13 @@ public sealed class EvaluationGrpcService(
         }
         catch (InvalidEvalException ex)
         {
-            throw RpcErrors.InvalidArgument(ex.Message, ex.Param);
+            throw PlatformException.InvalidArgument(ex.Message, ex.Param);
         }
     }
 
     private static string Name(string name) =>
         !StoredText.Fits(name, 256)
-            ? throw RpcErrors.InvalidArgument("'name' is at most 256 characters, without NUL characters.", "name")
+            ? throw PlatformException.InvalidArgument("'name' is at most 256 characters, without NUL characters.", "name")
             : name;
 
     private static bool Ascending(string order, bool defaultAscending) => order switch
@@ -318,6 +316,6 @@ public sealed class EvaluationGrpcService(
         "" => defaultAscending,
         "asc" => true,
         "desc" => false,
-        _ => throw RpcErrors.InvalidArgument("'order' must be asc or desc.", "order"),
+        _ => throw PlatformException.InvalidArgument("'order' must be asc or desc.", "order"),
     };
 }

@@ -28,7 +28,7 @@ public sealed class StartJobEvaluationConsumer(
     public async Task Consume(ConsumeContext<TrainingJobFinished> context)
     {
         var finished = context.Message;
-        if (finished is not { Status: "succeeded", FineTunedModel: { } tunedModel, Evaluation: { } evaluation })
+        if (finished is not { Status: JobStatus.Succeeded, FineTunedModel: { } tunedModel, Evaluation: { } evaluation })
         {
             return;
         }

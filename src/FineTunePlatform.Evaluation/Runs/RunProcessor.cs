@@ -25,10 +25,8 @@ public sealed partial class RunProcessor(
     InferenceService.InferenceServiceClient inference,
     IOptions<RunOptions> options,
     TimeProvider time,
-    IConfiguration configuration,
     ILogger<RunProcessor> logger)
 {
-    private readonly string _internalToken = configuration.GetInternalToken();
 
     public async Task ProcessAsync(string runId, string owner, CancellationToken stoppingToken)
     {
@@ -37,7 +35,7 @@ public sealed partial class RunProcessor(
         var graders = EvalDefinition.Graders(eval);
         var dataSource = RunDataSource.Read(run.DataSource);
         var itemSchema = JsonNode.Parse(eval.ItemSchema);
-        var caller = new InternalCaller(run.ProjectId, "member", run.KeyId).ToMetadata(_internalToken);
+        var caller = new InternalCaller(run.ProjectId, Roles.Member, run.KeyId).ToMetadata();
         var chat = new GatewayChatModel(inference, caller);
         foreach (var usage in JsonNode.Parse(run.PerModelUsage)!.AsArray())
         {

@@ -29,7 +29,6 @@ internal static class Extensions
         builder.Services.AddSingleton(TimeProvider.System);
         builder.Services.AddHttpContextAccessor();
         builder.Services.AddTransient<CallerForwardingInterceptor>();
-        _ = builder.Configuration.GetInternalToken();
 
         builder.Services.AddAuthentication(ApiKeyAuthenticationHandler.SchemeName)
             .AddScheme<AuthenticationSchemeOptions, ApiKeyAuthenticationHandler>(ApiKeyAuthenticationHandler.SchemeName, null);
@@ -48,7 +47,7 @@ internal static class Extensions
             options.SerializerOptions.RespectNullableAnnotations = true;
         });
 
-        builder.Services.AddGrpc(options => options.Interceptors.Add<NulTextInterceptor>());
+        builder.Services.AddInternalGrpc();
 
         builder.Services.Configure<RateLimitDefaults>(builder.Configuration.GetSection("Gateway:RateLimits"));
         builder.Services.AddSingleton<ApiKeyCache>();

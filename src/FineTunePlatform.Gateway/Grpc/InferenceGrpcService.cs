@@ -21,33 +21,31 @@ public sealed class InferenceGrpcService(
     RequestRateLimiter limiter,
     ApiKeyCache identities,
     UsageRecorder usage,
-    TimeProvider time,
-    IConfiguration configuration) : InferenceService.InferenceServiceBase
+    TimeProvider time) : InferenceService.InferenceServiceBase
 {
-    private readonly string _internalToken = configuration.GetInternalToken();
 
     public override async Task<ChatCompletionResult> CompleteChat(ChatCompletionRequest request, ServerCallContext context)
     {
-        var caller = context.RequireCaller(_internalToken);
+        var caller = context.GetCaller();
         var identity = await identities.ResolveProjectAsync(caller, context.CancellationToken)
-            ?? throw RpcErrors.PermissionDenied($"Project '{caller.ProjectId}' does not exist.");
+            ?? throw PlatformException.PermissionDenied($"Project '{caller.ProjectId}' does not exist.");
         if (request.Messages.Count == 0)
         {
-            throw RpcErrors.InvalidArgument("'messages' must not be empty.", "messages");
+            throw PlatformException.InvalidArgument("'messages' must not be empty.", "messages");
         }
 
         var route = router.Find(request.Model);
         var weights = route is null ? await runtime.ResolveAsync(request.Model, caller, forEvaluation: true, context.CancellationToken) : null;
         if (route is null && weights is null)
         {
-            throw RpcErrors.NotFound($"The model `{request.Model}` does not exist or you do not have access to it.", null, "model_not_found");
+            throw PlatformException.NotFound($"The model `{request.Model}` does not exist or you do not have access to it.", null, "model_not_found");
         }
 
         var maxTokens = request.HasMaxTokens ? request.MaxTokens : 256;
         var decision = await limiter.AdmitAsync(identity, (request.Messages.Sum(message => message.Content.Length) / 4) + maxTokens);
         if (!decision.Allowed)
         {
-            throw RpcErrors.ResourceExhausted($"Rate limit reached for {decision.ExceededScope}.", null, "rate_limit_exceeded");
+            throw PlatformException.ResourceExhausted($"Rate limit reached for {decision.ExceededScope}.", null, "rate_limit_exceeded");
         }
 
         var result = route is null
@@ -118,7 +116,7 @@ public sealed class InferenceGrpcService(
             var text = await response.Content.ReadAsStringAsync(cancellationToken);
             if (!response.IsSuccessStatusCode)
             {
-                throw RpcErrors.Create(StatusCode.FailedPrecondition, $"The provider answered {(int)response.StatusCode}: {text}", null, "upstream_error");
+                throw PlatformException.FailedPrecondition($"The provider answered {(int)response.StatusCode}: {text}", null, "upstream_error");
             }
 
             var completion = JsonNode.Parse(text)!;

@@ -14,7 +14,7 @@ public sealed class TrainingJobFinishedConsumer(GatewayDbContext db) : IConsumer
     public async Task Consume(ConsumeContext<TrainingJobFinished> context)
     {
         var finished = context.Message;
-        if (finished.Status != "succeeded" || finished.TrainedTokens <= 0)
+        if (finished.Status != JobStatus.Succeeded || finished.TrainedTokens <= 0)
         {
             return;
         }

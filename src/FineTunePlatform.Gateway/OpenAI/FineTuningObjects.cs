@@ -18,7 +18,7 @@ public static class FineTuningObjects
             ["batch_size"] = job.BatchSize,
             ["learning_rate_multiplier"] = job.LearningRateMultiplier,
         };
-        if (job.Method == "dpo")
+        if (job.Method == FineTuningMethods.Dpo)
         {
             hyperparameters["beta"] = job.Beta;
         }
@@ -37,7 +37,7 @@ public static class FineTuningObjects
             ["validation_file"] = NullIfEmpty(job.ValidationFile),
             ["training_file"] = job.TrainingFile,
             ["hyperparameters"] = hyperparameters.DeepClone(),
-            ["trained_tokens"] = job.TrainedTokens == 0 && job.Status != "succeeded" ? null : job.TrainedTokens,
+            ["trained_tokens"] = job.TrainedTokens == 0 && job.Status != JobStatus.Succeeded ? null : job.TrainedTokens,
             ["error"] = job.Error is null ? null : new JsonObject
             {
                 ["code"] = job.Error.Code,
@@ -139,7 +139,7 @@ public static class CreateJobRequestReader
         }
 
         JsonElement? hyperparameters = body.TryGetProperty("hyperparameters", out var legacy) && legacy.ValueKind == JsonValueKind.Object ? legacy : null;
-        request.Method = "supervised";
+        request.Method = FineTuningMethods.Supervised;
         if (body.TryGetProperty("method", out var method) && method.ValueKind != JsonValueKind.Null)
         {
             var type = method.ValueKind == JsonValueKind.Object ? RequestBody.String(method, "type", "method.type") : null;

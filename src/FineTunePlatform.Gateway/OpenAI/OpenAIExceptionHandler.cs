@@ -19,7 +19,8 @@ public sealed partial class OpenAIExceptionHandler(ILogger<OpenAIExceptionHandle
             BadHttpRequestException bad => OpenAIErrors.Result(bad.StatusCode, RequestBodyMessage(bad), OpenAIErrors.InvalidRequestError),
             InvalidRequestException invalid => OpenAIErrors.BadRequest(invalid.Message, invalid.Param),
             RpcException rpc => FromRpcException(rpc),
-            _ when NulTextInterceptor.IsNulText(exception) => OpenAIErrors.BadRequest(NulTextInterceptor.Message, null, "invalid_text"),
+            PlatformException platform => FromRpcException(PlatformErrorInterceptor.ToRpcException(platform)),
+            _ when PlatformErrorInterceptor.IsNulText(exception) => OpenAIErrors.BadRequest(PlatformErrorInterceptor.NulTextMessage, null, "invalid_text"),
             OperationCanceledException when httpContext.RequestAborted.IsCancellationRequested => null,
             _ => null,
         };

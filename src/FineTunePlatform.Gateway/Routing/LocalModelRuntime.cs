@@ -21,7 +21,6 @@ public sealed class LocalModelRuntime(IServiceProvider services, IConfiguration 
     private readonly LinkedList<(string Sha256, Lazy<Task<TransformerModel>> Load)> _recentlyUsed = new();
     private readonly Dictionary<string, LinkedListNode<(string Sha256, Lazy<Task<TransformerModel>> Load)>> _artifacts = [];
     private readonly int _maxCachedModels = Math.Max(1, configuration.GetValue("Gateway:LocalRuntime:MaxCachedModels", 8));
-    private readonly string _internalToken = configuration.GetInternalToken();
 
     public GenerationScheduler Generation { get; } = new(Math.Max(1, configuration.GetValue("Gateway:LocalRuntime:MaxBatch", 16)));
 
@@ -48,7 +47,7 @@ public sealed class LocalModelRuntime(IServiceProvider services, IConfiguration 
         }
 
         var training = services.GetRequiredService<TrainingService.TrainingServiceClient>();
-        var headers = caller.ToMetadata(_internalToken);
+        var headers = caller.ToMetadata();
         Model found;
         try
         {
@@ -61,7 +60,7 @@ public sealed class LocalModelRuntime(IServiceProvider services, IConfiguration 
 
         if (found.Status is not ("" or "published") && !forEvaluation)
         {
-            throw RpcErrors.PermissionDenied(
+            throw PlatformException.PermissionDenied(
                 $"The model `{model}` is {found.Status.Replace('_', ' ')}: its project publishes a fine-tuned model only when its evaluation shows it does at least as well as its base.",
                 "model_not_published");
         }

@@ -20,7 +20,7 @@ public sealed class LocalBackend(IOptions<WorkerOptions> options) : ITrainingBac
     {
         var job = attempt.Job;
         var session = attempt.Session;
-        var preferenceTraining = job.Method == "dpo";
+        var preferenceTraining = job.Method == FineTuningMethods.Dpo;
         List<SupervisedExample> examples = [];
         List<PreferenceExample> preferences = [];
         await using (var training = await session.OpenFileAsync(job.TrainingFile, cancellationToken))

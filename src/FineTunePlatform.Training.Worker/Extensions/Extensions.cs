@@ -14,15 +14,13 @@ internal static class Extensions
         builder.Services.Configure<WorkerOptions>(builder.Configuration.GetSection("Training:Worker"));
         builder.AddMessageBus(bus => bus.AddConsumer<TrainJobConsumer>(typeof(TrainJobConsumerDefinition)));
 
-        builder.Services.AddSingleton<InternalTokenInterceptor>();
-        builder.Services.AddInternalGrpcClient<TrainerService.TrainerServiceClient>("training")
-            .AddInterceptor<InternalTokenInterceptor>();
+        builder.Services.AddInternalGrpcClient<TrainerService.TrainerServiceClient>("training");
         builder.Services.AddInternalGrpcClient<DatasetService.DatasetServiceClient>("datasets");
 
         builder.Services.AddSingleton<ITrainingBackend, LocalBackend>();
         builder.Services.AddScoped<JobRunner>();
         builder.Services.AddHostedService<WorkerPresenceAnnouncer>();
 
-        builder.Services.AddGrpc();
+        builder.Services.AddInternalGrpc();
     }
 }

@@ -18,10 +18,8 @@ public sealed partial class JobRunner(
     DatasetService.DatasetServiceClient datasets,
     IEnumerable<ITrainingBackend> backends,
     IOptions<WorkerOptions> options,
-    IConfiguration configuration,
     ILogger<JobRunner> logger)
 {
-    private readonly string _internalToken = configuration.GetInternalToken();
 
     public async Task RunAsync(TrainJob command, CancellationToken cancellationToken)
     {
@@ -35,7 +33,7 @@ public sealed partial class JobRunner(
 
         var job = claim.Job;
         LogTraining(logger, job.Id, command.Attempt, job.Model);
-        var projectHeaders = new InternalCaller(job.ProjectId, "member", null).ToMetadata(_internalToken);
+        var projectHeaders = new InternalCaller(job.ProjectId, Roles.Member, null).ToMetadata();
         var session = new TrainingSession(job, command.Attempt, workerId, trainer, datasets, projectHeaders);
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         var heartbeats = session.RunHeartbeatsAsync(options.Value.HeartbeatInterval, stop, ex =>
@@ -60,7 +58,7 @@ public sealed partial class JobRunner(
         }
         catch (OperationCanceledException) when (session.StopReason is not null)
         {
-            LogStopped(logger, job.Id, command.Attempt, session.StopReason);
+            LogStopped(logger, job.Id, command.Attempt, session.StopReason.ToString()!);
         }
         catch (Exception) when (cancellationToken.IsCancellationRequested)
         {

@@ -26,7 +26,7 @@ public sealed class TrainingSession(
     private int _totalSteps;
 
     /// <summary>Why the training service told this attempt to stop (cancelled, paused, lost), or null.</summary>
-    public string? StopReason { get; private set; }
+    public HeartbeatAction? StopReason { get; private set; }
 
     public void ReportProgress(int step, int totalSteps)
     {
@@ -112,7 +112,7 @@ public sealed class TrainingSession(
                     {
                         JobId = job.Id, Attempt = attempt, WorkerId = workerId, Step = Volatile.Read(ref _step), TotalSteps = Volatile.Read(ref _totalSteps),
                     }, deadline: DateTime.UtcNow.AddSeconds(5), cancellationToken: stop.Token);
-                    if (answer.Action != "continue")
+                    if (answer.Action != HeartbeatAction.Continue)
                     {
                         StopReason = answer.Action;
                         await stop.CancelAsync();

@@ -34,9 +34,8 @@ internal static class Extensions
         builder.Services.AddSingleton<JobScheduler>();
         builder.Services.AddHostedService(serviceProvider => serviceProvider.GetRequiredService<JobScheduler>());
 
-        builder.Services.AddGrpc(options =>
+        builder.Services.AddInternalGrpc(options =>
         {
-            options.Interceptors.Add<NulTextInterceptor>();
             // Checkpoints travel in chunks of about 1 MiB.
             options.MaxReceiveMessageSize = 4 * 1024 * 1024;
         });

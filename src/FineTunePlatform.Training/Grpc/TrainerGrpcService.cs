@@ -31,16 +31,13 @@ public sealed class TrainerGrpcService(
     SchedulerSignal scheduler,
     IPublishEndpoint publisher,
     TimeProvider time,
-    IOptions<SchedulerOptions> options,
-    IConfiguration configuration) : TrainerService.TrainerServiceBase
+    IOptions<SchedulerOptions> options) : TrainerService.TrainerServiceBase
 {
     /// <summary>Checkpoints kept per job: the last three epochs', like OpenAI.</summary>
     public const int KeptCheckpoints = 3;
-    private readonly string _internalToken = configuration.GetInternalToken();
 
     public override async Task<WorkerPresenceAck> RegisterWorker(WorkerPresence request, ServerCallContext context)
     {
-        context.RequireInternalToken(_internalToken);
         var worker = await db.Workers.FindAsync([request.WorkerId], context.CancellationToken);
         var isNew = worker is null;
         if (worker is null)
@@ -62,7 +59,6 @@ public sealed class TrainerGrpcService(
 
     public override async Task<ClaimJobResponse> ClaimJob(ClaimJobRequest request, ServerCallContext context)
     {
-        context.RequireInternalToken(_internalToken);
         var job = await db.Jobs.FirstOrDefaultAsync(job => job.Id == request.JobId, context.CancellationToken);
         if (job is null)
         {
@@ -119,20 +115,19 @@ public sealed class TrainerGrpcService(
 
     public override async Task<HeartbeatResponse> Heartbeat(JobHeartbeat request, ServerCallContext context)
     {
-        context.RequireInternalToken(_internalToken);
         var job = await db.Jobs.FirstOrDefaultAsync(job => job.Id == request.JobId, context.CancellationToken);
         if (job is null)
         {
-            return new HeartbeatResponse { Action = "lost" };
+            return new HeartbeatResponse { Action = HeartbeatAction.Lost };
         }
 
         if (job.RefuseWorker(request.Attempt, request.WorkerId, claiming: false) is not null)
         {
-            var action = job.Attempt != request.Attempt ? "lost" : job.Status switch
+            var action = job.Attempt != request.Attempt ? HeartbeatAction.Lost : job.Status switch
             {
-                JobStatus.Cancelled => "cancelled",
-                JobStatus.Paused => "paused",
-                _ => "lost",
+                JobStatus.Cancelled => HeartbeatAction.Cancelled,
+                JobStatus.Paused => HeartbeatAction.Paused,
+                _ => HeartbeatAction.Lost,
             };
             return new HeartbeatResponse { Action = action };
         }
@@ -154,15 +149,14 @@ public sealed class TrainerGrpcService(
         catch (DbUpdateConcurrencyException)
         {
             // A cancel or pause landed between the read and the write: the next heartbeat reports it.
-            return new HeartbeatResponse { Action = "continue" };
+            return new HeartbeatResponse { Action = HeartbeatAction.Continue };
         }
 
-        return new HeartbeatResponse { Action = "continue" };
+        return new HeartbeatResponse { Action = HeartbeatAction.Continue };
     }
 
     public override async Task<ReportEventsResponse> ReportEvents(ReportEventsRequest request, ServerCallContext context)
     {
-        context.RequireInternalToken(_internalToken);
         var job = await RequireLeaseAsync(request.JobId, request.Attempt, request.WorkerId, context.CancellationToken);
         foreach (var reported in request.Events)
         {
@@ -176,11 +170,10 @@ public sealed class TrainerGrpcService(
 
     public override async Task<Checkpoint> UploadCheckpoint(IAsyncStreamReader<CheckpointUpload> requestStream, ServerCallContext context)
     {
-        context.RequireInternalToken(_internalToken);
         var cancellationToken = context.CancellationToken;
         if (!await requestStream.MoveNext(cancellationToken) || requestStream.Current.PartCase != CheckpointUpload.PartOneofCase.Metadata)
         {
-            throw RpcErrors.InvalidArgument("The first checkpoint message must carry its metadata.");
+            throw PlatformException.InvalidArgument("The first checkpoint message must carry its metadata.");
         }
 
         var metadata = requestStream.Current.Metadata;
@@ -241,11 +234,10 @@ public sealed class TrainerGrpcService(
 
     public override async Task ReadCheckpoint(ReadCheckpointRequest request, IServerStreamWriter<ArtifactChunk> responseStream, ServerCallContext context)
     {
-        context.RequireInternalToken(_internalToken);
         var exists = await db.Checkpoints.AnyAsync(checkpoint => checkpoint.Id == request.CheckpointId, context.CancellationToken);
         if (!exists)
         {
-            throw RpcErrors.NotFound($"No checkpoint '{request.CheckpointId}'.", "checkpoint_id");
+            throw PlatformException.NotFound($"No checkpoint '{request.CheckpointId}'.", "checkpoint_id");
         }
 
         await foreach (var chunk in chunks.ReadAsync(request.CheckpointId, context.CancellationToken))
@@ -256,7 +248,6 @@ public sealed class TrainerGrpcService(
 
     public override async Task<ProtoJob> CompleteJob(CompleteJobRequest request, ServerCallContext context)
     {
-        context.RequireInternalToken(_internalToken);
         var cancellationToken = context.CancellationToken;
         var existing = await db.Jobs.AsNoTracking().FirstOrDefaultAsync(job => job.Id == request.JobId, cancellationToken);
         if (existing is { Status: JobStatus.Succeeded } && existing.Attempt == request.Attempt)
@@ -267,7 +258,7 @@ public sealed class TrainerGrpcService(
 
         var job = await RequireLeaseAsync(request.JobId, request.Attempt, request.WorkerId, cancellationToken);
         var final = await db.Checkpoints.AsNoTracking().FirstOrDefaultAsync(checkpoint => checkpoint.Id == request.FinalCheckpointId && checkpoint.JobId == job.Id, cancellationToken)
-            ?? throw RpcErrors.InvalidArgument($"'{request.FinalCheckpointId}' is not a checkpoint of {job.Id}.", "final_checkpoint_id");
+            ?? throw PlatformException.InvalidArgument($"'{request.FinalCheckpointId}' is not a checkpoint of {job.Id}.", "final_checkpoint_id");
         var resultFile = await results.WriteAsync(job, cancellationToken);
         var now = time.GetUtcNow();
         var modelId = job.OutputModelId;
@@ -300,7 +291,6 @@ public sealed class TrainerGrpcService(
 
     public override async Task<ProtoJob> FailJob(FailJobRequest request, ServerCallContext context)
     {
-        context.RequireInternalToken(_internalToken);
         var job = await RequireLeaseAsync(request.JobId, request.Attempt, request.WorkerId, context.CancellationToken);
         var now = time.GetUtcNow();
         var error = request.Error ?? new JobError { Code = "internal", Message = "The worker reported a failure without details." };
@@ -318,7 +308,7 @@ public sealed class TrainerGrpcService(
         }
         catch (DbUpdateConcurrencyException)
         {
-            throw RpcErrors.FailedPrecondition($"Job {job.Id} changed (cancelled or paused) while finishing.", null, "attempt_superseded");
+            throw PlatformException.FailedPrecondition($"Job {job.Id} changed (cancelled or paused) while finishing.", null, "attempt_superseded");
         }
 
         scheduler.Wake();
@@ -328,8 +318,8 @@ public sealed class TrainerGrpcService(
     private async Task<TrainingJob> RequireLeaseAsync(string jobId, int attempt, string workerId, CancellationToken cancellationToken)
     {
         var job = await db.Jobs.FirstOrDefaultAsync(job => job.Id == jobId, cancellationToken)
-            ?? throw RpcErrors.NotFound($"No job '{jobId}'.", "job_id");
+            ?? throw PlatformException.NotFound($"No job '{jobId}'.", "job_id");
         var refusal = job.RefuseWorker(attempt, workerId, claiming: false);
-        return refusal is null ? job : throw RpcErrors.FailedPrecondition($"Refused for {jobId}: {refusal}.", null, "attempt_superseded");
+        return refusal is null ? job : throw PlatformException.FailedPrecondition($"Refused for {jobId}: {refusal}.", null, "attempt_superseded");
     }
 }

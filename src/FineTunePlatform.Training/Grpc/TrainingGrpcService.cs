@@ -30,28 +30,26 @@ public sealed class TrainingGrpcService(
     SchedulerSignal scheduler,
     IPublishEndpoint publisher,
     TimeProvider time,
-    IOptions<SchedulerOptions> schedulerOptions,
-    IConfiguration configuration) : TrainingService.TrainingServiceBase
+    IOptions<SchedulerOptions> schedulerOptions) : TrainingService.TrainingServiceBase
 {
-    private readonly string _internalToken = configuration.GetInternalToken();
 
     public override async Task<ProtoJob> CreateJob(CreateJobRequest request, ServerCallContext context)
     {
-        var caller = context.RequireCaller(_internalToken);
+        var caller = context.GetCaller();
         var job = await creator.CreateAsync(caller, request, context.CancellationToken);
         return job.ToContract(time.GetUtcNow());
     }
 
     public override async Task<ProtoJob> GetJob(JobRequest request, ServerCallContext context)
     {
-        var caller = context.RequireCaller(_internalToken);
+        var caller = context.GetCaller();
         var job = await FindJobAsync(caller, request.JobId, tracking: false, context.CancellationToken);
         return job.ToContract(time.GetUtcNow());
     }
 
     public override async Task<ListJobsResponse> ListJobs(ListJobsRequest request, ServerCallContext context)
     {
-        var caller = context.RequireCaller(_internalToken);
+        var caller = context.GetCaller();
         var limit = PageSizes.Of(request.Limit, 20);
         var query = db.Jobs.AsNoTracking().Where(job => job.ProjectId == caller.ProjectId);
         if (request.Metadata.Count > 0)
@@ -64,7 +62,7 @@ public sealed class TrainingGrpcService(
         {
             var after = await db.Jobs.AsNoTracking().Where(job => job.Id == request.After && job.ProjectId == caller.ProjectId)
                 .Select(job => new { job.CreatedAt, job.Id }).FirstOrDefaultAsync(context.CancellationToken)
-                ?? throw RpcErrors.InvalidArgument($"'after' names no job of this project: {request.After}", "after");
+                ?? throw PlatformException.InvalidArgument($"'after' names no job of this project: {request.After}", "after");
             query = query.Where(job => job.CreatedAt < after.CreatedAt || (job.CreatedAt == after.CreatedAt && string.Compare(job.Id, after.Id) < 0));
         }
 
@@ -99,7 +97,7 @@ public sealed class TrainingGrpcService(
 
     public override async Task<ListJobEventsResponse> ListJobEvents(ListJobEventsRequest request, ServerCallContext context)
     {
-        var caller = context.RequireCaller(_internalToken);
+        var caller = context.GetCaller();
         var job = await FindJobAsync(caller, request.JobId, tracking: false, context.CancellationToken);
         var limit = PageSizes.Of(request.Limit, 20);
         var query = db.Events.AsNoTracking().Where(jobEvent => jobEvent.JobId == job.Id);
@@ -107,7 +105,7 @@ public sealed class TrainingGrpcService(
         {
             var after = await db.Events.AsNoTracking().Where(jobEvent => jobEvent.Id == request.After && jobEvent.JobId == job.Id)
                 .Select(jobEvent => (long?)jobEvent.Sequence).FirstOrDefaultAsync(context.CancellationToken)
-                ?? throw RpcErrors.InvalidArgument($"'after' names no event of this job: {request.After}", "after");
+                ?? throw PlatformException.InvalidArgument($"'after' names no event of this job: {request.After}", "after");
             query = query.Where(jobEvent => jobEvent.Sequence < after);
         }
 
@@ -119,7 +117,7 @@ public sealed class TrainingGrpcService(
 
     public override async Task WatchJobEvents(WatchJobEventsRequest request, IServerStreamWriter<Contracts.Training.JobEvent> responseStream, ServerCallContext context)
     {
-        var caller = context.RequireCaller(_internalToken);
+        var caller = context.GetCaller();
         var job = await FindJobAsync(caller, request.JobId, tracking: false, context.CancellationToken);
         var cancellationToken = context.CancellationToken;
         var last = request.AfterSequence;
@@ -153,7 +151,7 @@ public sealed class TrainingGrpcService(
 
     public override async Task<ListCheckpointsResponse> ListCheckpoints(ListCheckpointsRequest request, ServerCallContext context)
     {
-        var caller = context.RequireCaller(_internalToken);
+        var caller = context.GetCaller();
         var job = await FindJobAsync(caller, request.JobId, tracking: false, context.CancellationToken);
         var limit = PageSizes.Of(request.Limit, 10);
         var query = db.Checkpoints.AsNoTracking().Where(checkpoint => checkpoint.JobId == job.Id);
@@ -161,7 +159,7 @@ public sealed class TrainingGrpcService(
         {
             var after = await db.Checkpoints.AsNoTracking().Where(checkpoint => checkpoint.Id == request.After && checkpoint.JobId == job.Id)
                 .Select(checkpoint => (int?)checkpoint.Step).FirstOrDefaultAsync(context.CancellationToken)
-                ?? throw RpcErrors.InvalidArgument($"'after' names no checkpoint of this job: {request.After}", "after");
+                ?? throw PlatformException.InvalidArgument($"'after' names no checkpoint of this job: {request.After}", "after");
             query = query.Where(checkpoint => checkpoint.Step < after);
         }
 
@@ -173,10 +171,10 @@ public sealed class TrainingGrpcService(
 
     public override async Task<ProtoQuota> SetProjectQuota(ProtoQuota request, ServerCallContext context)
     {
-        RequireAdmin(context.RequireCaller(_internalToken));
+        RequireAdmin(context.GetCaller());
         if (string.IsNullOrWhiteSpace(request.ProjectId) || request.MaxConcurrentJobs < 0 || request.TrainingTokensPerDay < 0)
         {
-            throw RpcErrors.InvalidArgument("A quota needs a project id and non-negative limits.");
+            throw PlatformException.InvalidArgument("A quota needs a project id and non-negative limits.");
         }
 
         var quota = await db.Quotas.FindAsync([request.ProjectId], context.CancellationToken);
@@ -197,7 +195,7 @@ public sealed class TrainingGrpcService(
 
     public override async Task<ProtoQuota> GetProjectQuota(GetProjectQuotaRequest request, ServerCallContext context)
     {
-        RequireAdmin(context.RequireCaller(_internalToken));
+        RequireAdmin(context.GetCaller());
         var quota = await db.Quotas.AsNoTracking().FirstOrDefaultAsync(quota => quota.ProjectId == request.ProjectId, context.CancellationToken);
         var defaults = schedulerOptions.Value;
         return new ProtoQuota
@@ -212,7 +210,7 @@ public sealed class TrainingGrpcService(
 
     public override async Task<ListModelsResponse> ListModels(ListModelsRequest request, ServerCallContext context)
     {
-        var caller = context.RequireCaller(_internalToken);
+        var caller = context.GetCaller();
         var response = new ListModelsResponse();
         response.Models.AddRange((await catalog.ListAsync(caller.ProjectId, context.CancellationToken)).Select(model => model.ToContract()));
         return response;
@@ -220,7 +218,7 @@ public sealed class TrainingGrpcService(
 
     public override async Task<Model> GetModel(GetModelRequest request, ServerCallContext context)
     {
-        var caller = context.RequireCaller(_internalToken);
+        var caller = context.GetCaller();
         var model = await FindModelAsync(caller, request.ModelId, context.CancellationToken);
         var contract = model.ToContract();
         if (model.CheckpointId is not null)
@@ -235,11 +233,11 @@ public sealed class TrainingGrpcService(
 
     public override async Task<DeleteModelResponse> DeleteModel(DeleteModelRequest request, ServerCallContext context)
     {
-        var caller = context.RequireCaller(_internalToken);
+        var caller = context.GetCaller();
         var model = await FindModelAsync(caller, request.ModelId, context.CancellationToken);
-        if (model.Kind != "fine_tuned" || model.Access != ModelAccess.Owner)
+        if (model.Kind != ModelKinds.FineTuned || model.Access != ModelAccess.Owner)
         {
-            throw RpcErrors.PermissionDenied($"Only the owning project can delete '{model.Id}', and only fine-tuned models can be deleted.", "model_not_deletable");
+            throw PlatformException.PermissionDenied($"Only the owning project can delete '{model.Id}', and only fine-tuned models can be deleted.", "model_not_deletable");
         }
 
         await db.Permissions.Where(permission => permission.ModelId == model.Id || permission.ModelId.StartsWith(model.Id + ":ckpt-step-"))
@@ -251,11 +249,11 @@ public sealed class TrainingGrpcService(
 
     public override async Task ReadModelArtifact(ReadModelArtifactRequest request, IServerStreamWriter<ArtifactChunk> responseStream, ServerCallContext context)
     {
-        var caller = context.RequireCaller(_internalToken);
+        var caller = context.GetCaller();
         var model = await FindModelAsync(caller, request.ModelId, context.CancellationToken);
         if (model.CheckpointId is null)
         {
-            throw RpcErrors.NotFound($"'{model.Id}' is a built-in preset: its weights come with the runtime.", "model", "no_artifact");
+            throw PlatformException.NotFound($"'{model.Id}' is a built-in preset: its weights come with the runtime.", "model", "no_artifact");
         }
 
         await foreach (var chunk in chunks.ReadAsync(model.CheckpointId, context.CancellationToken))
@@ -266,18 +264,18 @@ public sealed class TrainingGrpcService(
 
     public override async Task<ModelPermissionList> CreateModelPermissions(CreateModelPermissionsRequest request, ServerCallContext context)
     {
-        var caller = context.RequireCaller(_internalToken);
+        var caller = context.GetCaller();
         var model = await FindOwnedShareableAsync(caller, request.ModelId, context.CancellationToken);
         ModelCatalog.RequirePublished(model, "model");
         var projects = request.ProjectIds.Select(id => id.Trim()).Where(id => id.Length > 0).Distinct().ToList();
         if (projects.Count == 0)
         {
-            throw RpcErrors.InvalidArgument("'project_ids' must name at least one project.", "project_ids");
+            throw PlatformException.InvalidArgument("'project_ids' must name at least one project.", "project_ids");
         }
 
         if (projects.Contains(caller.ProjectId))
         {
-            throw RpcErrors.InvalidArgument("A project already owns its models; grant them to other projects.", "project_ids");
+            throw PlatformException.InvalidArgument("A project already owns its models; grant them to other projects.", "project_ids");
         }
 
         var existing = await db.Permissions.Where(permission => permission.ModelId == model.Id && projects.Contains(permission.ProjectId)).ToListAsync(context.CancellationToken);
@@ -300,7 +298,7 @@ public sealed class TrainingGrpcService(
 
     public override async Task<ModelPermissionList> ListModelPermissions(ListModelPermissionsRequest request, ServerCallContext context)
     {
-        var caller = context.RequireCaller(_internalToken);
+        var caller = context.GetCaller();
         var model = await FindOwnedShareableAsync(caller, request.ModelId, context.CancellationToken);
         var limit = PageSizes.Of(request.Limit, 10);
         var query = db.Permissions.AsNoTracking().Where(permission => permission.ModelId == model.Id);
@@ -322,13 +320,13 @@ public sealed class TrainingGrpcService(
 
     public override async Task<DeleteModelPermissionResponse> DeleteModelPermission(DeleteModelPermissionRequest request, ServerCallContext context)
     {
-        var caller = context.RequireCaller(_internalToken);
+        var caller = context.GetCaller();
         var model = await FindOwnedShareableAsync(caller, request.ModelId, context.CancellationToken);
         var deleted = await db.Permissions.Where(permission => permission.Id == request.PermissionId && permission.ModelId == model.Id)
             .ExecuteDeleteAsync(context.CancellationToken);
         if (deleted == 0)
         {
-            throw RpcErrors.NotFound($"No permission '{request.PermissionId}' on '{model.Id}'.", "permission_id");
+            throw PlatformException.NotFound($"No permission '{request.PermissionId}' on '{model.Id}'.", "permission_id");
         }
 
         await publisher.Publish(new ModelAccessChanged(model.Id, caller.ProjectId, "revoked"), context.CancellationToken);
@@ -342,7 +340,7 @@ public sealed class TrainingGrpcService(
 
     private async Task<ProtoJob> TransitionAsync(JobRequest request, ServerCallContext context, Func<Jobs.TrainingJob, DateTimeOffset, string> transition)
     {
-        var caller = context.RequireCaller(_internalToken);
+        var caller = context.GetCaller();
         for (var attempt = 1; ; attempt++)
         {
             var job = await FindJobAsync(caller, request.JobId, tracking: true, context.CancellationToken);
@@ -353,7 +351,7 @@ public sealed class TrainingGrpcService(
             }
             catch (InvalidJobTransitionException ex)
             {
-                throw RpcErrors.FailedPrecondition(ex.Message, null, "invalid_state");
+                throw PlatformException.FailedPrecondition(ex.Message, null, "invalid_state");
             }
 
             try
@@ -383,19 +381,19 @@ public sealed class TrainingGrpcService(
     {
         var query = tracking ? db.Jobs : db.Jobs.AsNoTracking();
         return await query.FirstOrDefaultAsync(job => job.Id == jobId && job.ProjectId == caller.ProjectId, cancellationToken)
-            ?? throw RpcErrors.NotFound($"Could not find fine-tuning job {jobId}.", "fine_tuning_job_id", "fine_tuning_job_not_found");
+            ?? throw PlatformException.NotFound($"Could not find fine-tuning job {jobId}.", "fine_tuning_job_id", "fine_tuning_job_not_found");
     }
 
     private async Task<VisibleModel> FindModelAsync(InternalCaller caller, string modelId, CancellationToken cancellationToken) =>
         await catalog.FindAsync(caller.ProjectId, modelId, cancellationToken)
-        ?? throw RpcErrors.NotFound($"The model '{modelId}' does not exist or you do not have access to it.", "model", "model_not_found");
+        ?? throw PlatformException.NotFound($"The model '{modelId}' does not exist or you do not have access to it.", "model", "model_not_found");
 
     private async Task<VisibleModel> FindOwnedShareableAsync(InternalCaller caller, string modelId, CancellationToken cancellationToken)
     {
         var model = await FindModelAsync(caller, modelId, cancellationToken);
         if (model.Access != ModelAccess.Owner || model.Kind == ModelAccess.Base)
         {
-            throw RpcErrors.PermissionDenied($"Only the project that owns '{model.Id}' can manage who may use it.", "not_owner");
+            throw PlatformException.PermissionDenied($"Only the project that owns '{model.Id}' can manage who may use it.", "not_owner");
         }
 
         return model;
@@ -411,9 +409,9 @@ public sealed class TrainingGrpcService(
 
     private static void RequireAdmin(InternalCaller caller)
     {
-        if (caller.Role != "admin")
+        if (caller.Role != Roles.Admin)
         {
-            throw RpcErrors.PermissionDenied("Project quotas are managed by the platform team (an admin key).");
+            throw PlatformException.PermissionDenied("Project quotas are managed by the platform team (an admin key).");
         }
     }
 }

@@ -21,37 +21,32 @@ public sealed class JobCreator(
     DatasetService.DatasetServiceClient datasets,
     JobEventLog events,
     SchedulerSignal scheduler,
-    TimeProvider time,
-    IConfiguration configuration)
+    TimeProvider time)
 {
-    public const string Supervised = "supervised";
-    public const string Dpo = "dpo";
-    private readonly string _internalToken = configuration.GetInternalToken();
-
     public async Task<TrainingJob> CreateAsync(InternalCaller caller, CreateJobRequest request, CancellationToken cancellationToken)
     {
-        var method = string.IsNullOrEmpty(request.Method) ? Supervised : request.Method;
+        var method = string.IsNullOrEmpty(request.Method) ? FineTuningMethods.Supervised : request.Method;
         switch (method)
         {
-            case Supervised:
+            case FineTuningMethods.Supervised:
                 if (request.HasBeta)
                 {
-                    throw RpcErrors.InvalidArgument("'beta' applies to the 'dpo' method only.", "hyperparameters.beta");
+                    throw PlatformException.InvalidArgument("'beta' applies to the 'dpo' method only.", "hyperparameters.beta");
                 }
 
                 break;
-            case Dpo:
+            case FineTuningMethods.Dpo:
                 if (request.HasBeta && !(request.Beta > 0 && request.Beta <= 2))
                 {
-                    throw RpcErrors.InvalidArgument("'beta' must be greater than 0 and at most 2.", "hyperparameters.beta");
+                    throw PlatformException.InvalidArgument("'beta' must be greater than 0 and at most 2.", "hyperparameters.beta");
                 }
 
                 break;
             case "reinforcement":
-                throw RpcErrors.InvalidArgument(
+                throw PlatformException.InvalidArgument(
                     "The 'reinforcement' method is not supported by this platform; use 'supervised'.", "method", "unsupported_method");
             default:
-                throw RpcErrors.InvalidArgument($"Invalid method '{method}'. Expected 'supervised' or 'dpo'.", "method");
+                throw PlatformException.InvalidArgument($"Invalid method '{method}'. Expected 'supervised' or 'dpo'.", "method");
         }
 
         CheckHyperparameters(request);
@@ -59,16 +54,16 @@ public sealed class JobCreator(
         var metadata = CheckMetadata(request.Metadata);
         if (request.HasSeed && request.Seed < 0)
         {
-            throw RpcErrors.InvalidArgument("'seed' must be a non-negative integer.", "seed");
+            throw PlatformException.InvalidArgument("'seed' must be a non-negative integer.", "seed");
         }
 
         if (string.IsNullOrWhiteSpace(request.Model))
         {
-            throw RpcErrors.InvalidArgument("'model' is required.", "model");
+            throw PlatformException.InvalidArgument("'model' is required.", "model");
         }
 
         var baseModel = await catalog.FindAsync(caller.ProjectId, request.Model, cancellationToken)
-            ?? throw RpcErrors.InvalidArgument(
+            ?? throw PlatformException.InvalidArgument(
                 $"Model '{request.Model}' does not exist or is not available for fine-tuning to this project.", "model", "model_not_available");
         ModelCatalog.RequirePublished(baseModel, "model");
         var gated = await db.Quotas.AsNoTracking().Where(quota => quota.ProjectId == caller.ProjectId).Select(quota => quota.RequireEvaluation).FirstOrDefaultAsync(cancellationToken);
@@ -76,18 +71,18 @@ public sealed class JobCreator(
 
         if (string.IsNullOrWhiteSpace(request.TrainingFile))
         {
-            throw RpcErrors.InvalidArgument("'training_file' is required.", "training_file");
+            throw PlatformException.InvalidArgument("'training_file' is required.", "training_file");
         }
 
-        var metadataHeaders = caller.ToMetadata(_internalToken);
-        var format = method == Dpo ? "preference" : "chat";
+        var metadataHeaders = caller.ToMetadata();
+        var format = method == FineTuningMethods.Dpo ? "preference" : "chat";
         var (trainingFile, report) = await CheckFileAsync(request.TrainingFile, "training_file", format, metadataHeaders, cancellationToken);
         if (!string.IsNullOrEmpty(request.ValidationFile))
         {
             var (validationFile, _) = await CheckFileAsync(request.ValidationFile, "validation_file", format, metadataHeaders, cancellationToken);
             if (validationFile.Format != trainingFile.Format)
             {
-                throw RpcErrors.InvalidArgument(
+                throw PlatformException.InvalidArgument(
                     $"The validation file is in the '{validationFile.Format}' format but the training file is '{trainingFile.Format}'.", "validation_file", "invalid_validation_file");
             }
         }
@@ -109,7 +104,7 @@ public sealed class JobCreator(
             Epochs = epochs,
             BatchSize = auto.BatchSize,
             LearningRateMultiplier = auto.LearningRateMultiplier,
-            Beta = method == Dpo ? (request.HasBeta ? request.Beta : AutoBeta) : null,
+            Beta = method == FineTuningMethods.Dpo ? (request.HasBeta ? request.Beta : AutoBeta) : null,
             EstimatedTokens = (auto.Fit?.TokensPerEpoch ?? report.BillableTokensPerEpoch) * epochs,
             EvalId = evaluation?.EvalId,
             EvaluationDataSource = evaluation?.DataSourceJson,
@@ -160,7 +155,7 @@ public sealed class JobCreator(
         if (evaluation is null || string.IsNullOrEmpty(evaluation.EvalId))
         {
             return required
-                ? throw RpcErrors.InvalidArgument(
+                ? throw PlatformException.InvalidArgument(
                     "This project requires every fine-tuning job to name an evaluation ({\"evaluation\": {\"eval_id\": ..., \"data_source\": ...}}): its model is published only when it does at least as well as its base.",
                     "evaluation", "evaluation_required")
                 : null;
@@ -168,11 +163,11 @@ public sealed class JobCreator(
 
         if (evaluation.MinImprovement is < -1 or > 1 || double.IsNaN(evaluation.MinImprovement))
         {
-            throw RpcErrors.InvalidArgument("'min_improvement' is a difference in pass rate, between -1 and 1.", "evaluation.min_improvement");
+            throw PlatformException.InvalidArgument("'min_improvement' is a difference in pass rate, between -1 and 1.", "evaluation.min_improvement");
         }
 
         return string.IsNullOrEmpty(evaluation.DataSourceJson)
-            ? throw RpcErrors.InvalidArgument("'evaluation.data_source' is required: the completions data source to sample both models with.", "evaluation.data_source")
+            ? throw PlatformException.InvalidArgument("'evaluation.data_source' is required: the completions data source to sample both models with.", "evaluation.data_source")
             : evaluation;
     }
 
@@ -218,7 +213,7 @@ public sealed class JobCreator(
             var fit = report.ModelFits.FirstOrDefault(candidate => candidate.Model == preset.Name);
             if (fit is not null && examples > 0 && fit.ExamplesWithoutLearnedTokens >= examples)
             {
-                throw RpcErrors.InvalidArgument(
+                throw PlatformException.InvalidArgument(
                     $"File '{report.FileId}' has nothing to learn on {baseModel.Id}: {fit.Message} Shorten the examples (a long system prompt or early turns) or keep the answers within {fit.ContextTokens} tokens.",
                     "training_file", "invalid_training_file");
             }
@@ -263,17 +258,17 @@ public sealed class JobCreator(
         }
         catch (RpcException ex) when (ex.StatusCode == StatusCode.NotFound)
         {
-            throw RpcErrors.InvalidArgument($"File '{fileId}' does not exist in this project.", param, $"invalid_{param}");
+            throw PlatformException.InvalidArgument($"File '{fileId}' does not exist in this project.", param, $"invalid_{param}");
         }
 
         if (file.Purpose != "fine-tune")
         {
-            throw RpcErrors.InvalidArgument($"File '{fileId}' has purpose '{file.Purpose}'; fine-tuning needs a file uploaded with purpose 'fine-tune'.", param, $"invalid_{param}");
+            throw PlatformException.InvalidArgument($"File '{fileId}' has purpose '{file.Purpose}'; fine-tuning needs a file uploaded with purpose 'fine-tune'.", param, $"invalid_{param}");
         }
 
         if (file.Status != "processed" || file.ErrorCount > 0)
         {
-            throw RpcErrors.InvalidArgument(
+            throw PlatformException.InvalidArgument(
                 $"File '{fileId}' is {file.Status} with {file.ErrorCount} validation errors; see GET /v1/files/{fileId}/report. {file.StatusDetails}".TrimEnd(),
                 param, $"invalid_{param}");
         }
@@ -283,7 +278,7 @@ public sealed class JobCreator(
             var expected = format == "chat"
                 ? "the supervised method trains on chat examples ({\"messages\": [...]})"
                 : "the dpo method trains on preference examples ({\"input\": ..., \"preferred_output\": ..., \"non_preferred_output\": ...})";
-            throw RpcErrors.InvalidArgument($"File '{fileId}' is in the '{file.Format}' format; {expected}.", param, $"invalid_{param}");
+            throw PlatformException.InvalidArgument($"File '{fileId}' is in the '{file.Format}' format; {expected}.", param, $"invalid_{param}");
         }
 
         var report = await datasets.GetReportAsync(new GetReportRequest { FileId = fileId }, headers, cancellationToken: cancellationToken);
@@ -294,17 +289,17 @@ public sealed class JobCreator(
     {
         if (request.HasNEpochs && request.NEpochs is < 1 or > 50)
         {
-            throw RpcErrors.InvalidArgument("'n_epochs' must be between 1 and 50.", "hyperparameters.n_epochs");
+            throw PlatformException.InvalidArgument("'n_epochs' must be between 1 and 50.", "hyperparameters.n_epochs");
         }
 
         if (request.HasBatchSize && request.BatchSize is < 1 or > 256)
         {
-            throw RpcErrors.InvalidArgument("'batch_size' must be between 1 and 256.", "hyperparameters.batch_size");
+            throw PlatformException.InvalidArgument("'batch_size' must be between 1 and 256.", "hyperparameters.batch_size");
         }
 
         if (request.HasLearningRateMultiplier && !(request.LearningRateMultiplier > 0 && request.LearningRateMultiplier <= 10))
         {
-            throw RpcErrors.InvalidArgument("'learning_rate_multiplier' must be greater than 0 and at most 10.", "hyperparameters.learning_rate_multiplier");
+            throw PlatformException.InvalidArgument("'learning_rate_multiplier' must be greater than 0 and at most 10.", "hyperparameters.learning_rate_multiplier");
         }
     }
 
@@ -318,7 +313,7 @@ public sealed class JobCreator(
         // The suffix becomes part of a model id whose fields are separated by ':'.
         if (suffix.Length > 64 || !suffix.All(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_' or '.'))
         {
-            throw RpcErrors.InvalidArgument("'suffix' must be 1 to 64 characters of letters, digits, '-', '_' or '.'.", "suffix");
+            throw PlatformException.InvalidArgument("'suffix' must be 1 to 64 characters of letters, digits, '-', '_' or '.'.", "suffix");
         }
 
         return suffix;

@@ -13,9 +13,8 @@ namespace FineTunePlatform.Training.Jobs;
 /// valid_mean_token_accuracy) to the dataset service, built from the job's metrics events. A step trained twice
 /// (an attempt resumed from a checkpoint) keeps its last report.
 /// </summary>
-public sealed class ResultsFile(TrainingDbContext db, DatasetService.DatasetServiceClient datasets, IConfiguration configuration)
+public sealed class ResultsFile(TrainingDbContext db, DatasetService.DatasetServiceClient datasets)
 {
-    private readonly string _internalToken = configuration.GetInternalToken();
 
     public async Task<string> WriteAsync(TrainingJob job, CancellationToken cancellationToken)
     {
@@ -37,7 +36,7 @@ public sealed class ResultsFile(TrainingDbContext db, DatasetService.DatasetServ
             csv.Append(CultureInfo.InvariantCulture, $"{step},{Value(row, "train_loss")},{Value(row, "train_mean_token_accuracy")},{Value(row, "valid_loss")},{Value(row, "valid_mean_token_accuracy")}\n");
         }
 
-        var headers = new InternalCaller(job.ProjectId, "owner", null).ToMetadata(_internalToken);
+        var headers = new InternalCaller(job.ProjectId, Roles.Owner, null).ToMetadata();
         using var upload = datasets.Upload(headers, cancellationToken: cancellationToken);
         await upload.RequestStream.WriteAsync(new UploadRequest { Metadata = new UploadMetadata { Filename = "step_metrics.csv", Purpose = "fine-tune-results" } }, cancellationToken);
         await upload.RequestStream.WriteAsync(new UploadRequest { Chunk = ByteString.CopyFromUtf8(csv.ToString()) }, cancellationToken);

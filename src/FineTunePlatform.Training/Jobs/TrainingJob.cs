@@ -1,19 +1,5 @@
 namespace FineTunePlatform.Training.Jobs;
 
-/// <summary>OpenAI's job statuses, plus `paused`.</summary>
-public static class JobStatus
-{
-    public const string ValidatingFiles = "validating_files";
-    public const string Queued = "queued";
-    public const string Running = "running";
-    public const string Paused = "paused";
-    public const string Succeeded = "succeeded";
-    public const string Failed = "failed";
-    public const string Cancelled = "cancelled";
-
-    public static bool IsTerminal(string status) => status is Succeeded or Failed or Cancelled;
-}
-
 /// <summary>
 /// A fine-tuning job and its state machine. The row is the truth: a worker acts on an attempt only while it holds
 /// that attempt's lease, so every transition below checks the state it starts from and says why when it cannot.

@@ -77,7 +77,7 @@ public sealed class ModelCatalog(TrainingDbContext db)
     {
         if (model.Status != ModelStatus.Published)
         {
-            throw RpcErrors.FailedPrecondition(
+            throw PlatformException.FailedPrecondition(
                 $"Model '{model.Id}' is {model.Status.Replace('_', ' ')}: its project publishes a fine-tuned model only when its evaluation shows it does at least as well as its base.",
                 param, "model_not_published");
         }
@@ -116,7 +116,7 @@ public sealed class ModelCatalog(TrainingDbContext db)
     }
 
     private static VisibleModel FineTuned(FineTunedModel model, string rootModel, string access) =>
-        new(model.Id, "fine_tuned", model.ProjectId, model.BaseModel, rootModel, access, model.JobId, model.CheckpointId, model.CreatedAt, model.Status);
+        new(model.Id, ModelKinds.FineTuned, model.ProjectId, model.BaseModel, rootModel, access, model.JobId, model.CheckpointId, model.CreatedAt, model.Status);
 
     private static VisibleModel Preset(ModelPreset preset) =>
         new(preset.Name, ModelAccess.Base, SystemOwner, "", preset.Name, ModelAccess.Base, null, null, PresetsCreatedAt, ModelStatus.Published);

@@ -1,16 +1,19 @@
 using FineTunePlatform.Contracts;
 using Grpc.Core;
 using Grpc.Core.Interceptors;
+using Microsoft.Extensions.Options;
 
 namespace Microsoft.Extensions.Hosting;
 
 /// <summary>
-/// The one way a platform service stamps its outgoing gRPC calls to other internal services: every call kind gets
-/// the metadata `AddMetadata` writes (the internal token, and a caller where there is one), unless the call already
-/// carries the internal token because its code named the caller explicitly.
+/// Stamps every outgoing call of an internal gRPC client (all of them are registered by AddInternalGrpcClient) with
+/// the internal token, and, where a subclass knows one, the caller the call acts for, unless the call names its
+/// caller explicitly (<see cref="InternalCaller.ToMetadata"/>).
 /// </summary>
-public abstract class InternalMetadataInterceptor : Interceptor
+public class InternalTokenClientInterceptor(IOptions<InternalOptions> options) : Interceptor
 {
+    private readonly string _token = options.Value.Token;
+
     public override AsyncUnaryCall<TResponse> AsyncUnaryCall<TRequest, TResponse>(TRequest request, ClientInterceptorContext<TRequest, TResponse> context, AsyncUnaryCallContinuation<TRequest, TResponse> continuation) =>
         continuation(request, WithMetadata(context));
 
@@ -23,20 +26,27 @@ public abstract class InternalMetadataInterceptor : Interceptor
     public override AsyncDuplexStreamingCall<TRequest, TResponse> AsyncDuplexStreamingCall<TRequest, TResponse>(ClientInterceptorContext<TRequest, TResponse> context, AsyncDuplexStreamingCallContinuation<TRequest, TResponse> continuation) =>
         continuation(WithMetadata(context));
 
-    /// <summary>Adds this service's metadata to an outgoing call's headers.</summary>
-    protected abstract void AddMetadata(Metadata headers);
+    /// <summary>The caller a call acts for when its code names none; null for calls the platform makes for itself.</summary>
+    protected virtual InternalCaller? AmbientCaller() => null;
 
     private ClientInterceptorContext<TRequest, TResponse> WithMetadata<TRequest, TResponse>(ClientInterceptorContext<TRequest, TResponse> context)
         where TRequest : class
         where TResponse : class
     {
-        if (context.Options.Headers?.Get(CallerMetadata.InternalToken) is not null)
+        var headers = context.Options.Headers ?? [];
+        if (headers.Get(CallerMetadata.InternalToken) is null)
         {
-            return context;
+            headers.Add(CallerMetadata.InternalToken, _token);
         }
 
-        var headers = context.Options.Headers ?? [];
-        AddMetadata(headers);
+        if (headers.Get(CallerMetadata.ProjectId) is null && AmbientCaller() is { } caller)
+        {
+            foreach (var entry in caller.ToMetadata())
+            {
+                headers.Add(entry);
+            }
+        }
+
         return new ClientInterceptorContext<TRequest, TResponse>(context.Method, context.Host, context.Options.WithHeaders(headers));
     }
 }
