@@ -20,8 +20,9 @@ public static class UploadsApi
         return uploads;
     }
 
-    private static async Task<IResult> CreateUpload(CreateUploadRequest request, DatasetService.DatasetServiceClient datasets, CancellationToken cancellationToken)
+    private static async Task<IResult> CreateUpload(HttpRequest body, DatasetService.DatasetServiceClient datasets, CancellationToken cancellationToken)
     {
+        var request = await RequestBody.ReadAsync<CreateUploadRequest>(body, cancellationToken);
         if (string.IsNullOrWhiteSpace(request.Filename))
         {
             return OpenAIErrors.BadRequest("'filename' is a required property.", "filename");
@@ -94,8 +95,9 @@ public static class UploadsApi
         return OpenAIErrors.BadRequest("'data' is a required field.", "data");
     }
 
-    private static async Task<IResult> CompleteUpload(string uploadId, CompleteUploadRequest request, DatasetService.DatasetServiceClient datasets, CancellationToken cancellationToken)
+    private static async Task<IResult> CompleteUpload(string uploadId, HttpRequest body, DatasetService.DatasetServiceClient datasets, CancellationToken cancellationToken)
     {
+        var request = await RequestBody.ReadAsync<CompleteUploadRequest>(body, cancellationToken);
         if (request.PartIds is not { Count: > 0 })
         {
             return OpenAIErrors.BadRequest("'part_ids' must list the upload's parts in order.", "part_ids");

@@ -46,6 +46,9 @@ internal static class Extensions
         {
             options.SerializerOptions.PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower;
             options.SerializerOptions.RespectNullableAnnotations = true;
+            // Request bodies are read through RequestBody, which refuses duplicate keys; binding refuses them too
+            // (including keys that differ only in case, which the case-insensitive binding would otherwise merge).
+            options.SerializerOptions.AllowDuplicateProperties = false;
         });
 
         builder.Services.AddGrpc(options => options.Interceptors.Add<NulTextInterceptor>());
