@@ -24,6 +24,8 @@ public static class AdminApi
         admin.MapPost("/projects/{projectId}/training-quota", SetTrainingQuotaAsync);
         admin.MapGet("/projects/{projectId}/training-quota", async (string projectId, TrainingService.TrainingServiceClient training, CancellationToken ct) =>
             TypedResults.Ok(TrainingQuotaResponse.From(await training.GetProjectQuotaAsync(new GetProjectQuotaRequest { ProjectId = projectId }, cancellationToken: ct))));
+        // Operators' health: every check with its description and error text, which the public /health withholds.
+        admin.MapHealthChecks("/health", new Microsoft.AspNetCore.Diagnostics.HealthChecks.HealthCheckOptions { ResponseWriter = HealthResponseWriter.WriteDetailsAsync });
         admin.MapGet("/projects/{projectId}/usage", (string projectId, GatewayDbContext db, CancellationToken ct) => UsageApi.ListAsync(db, projectId, ct));
         return admin;
     }
