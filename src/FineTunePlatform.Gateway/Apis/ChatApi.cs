@@ -41,7 +41,7 @@ public static class ChatApi
         RateLimitHeaders.Apply(context.Response, decision);
         if (!decision.Allowed)
         {
-            await RateLimitHeaders.TooManyRequests(decision).ExecuteAsync(context);
+            await RateLimitHeaders.Refusal(decision).ExecuteAsync(context);
             return;
         }
 

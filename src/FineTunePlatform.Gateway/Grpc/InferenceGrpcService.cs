@@ -45,6 +45,11 @@ public sealed class InferenceGrpcService(
 
         var maxTokens = request.HasMaxTokens ? request.MaxTokens : 256;
         var decision = await limiter.AdmitAsync(identity, (request.Messages.Sum(message => message.Content.Length) / 4) + maxTokens);
+        if (decision.ExceedsLimit)
+        {
+            throw RpcErrors.InvalidArgument(RateLimitHeaders.TooLargeMessage(decision), null, "request_too_large");
+        }
+
         if (!decision.Allowed)
         {
             throw RpcErrors.ResourceExhausted($"Rate limit reached for {decision.ExceededScope}.", null, "rate_limit_exceeded");
