@@ -50,16 +50,15 @@ public static class UploadsApi
 
     private static async Task<IResult> AddPart(string uploadId, HttpRequest request, DatasetService.DatasetServiceClient datasets, IOptions<FileUploadLimits> limits, CancellationToken cancellationToken)
     {
+        if (MultipartStreaming.RefuseDeclaredOver(request, limits.Value.MaxUploadPartBytes, FilesApi.TooLarge(limits.Value.MaxUploadPartBytes)) is { } refused)
+        {
+            return refused;
+        }
+
         var reader = MultipartStreaming.CreateReader(request, limits.Value.MaxUploadPartBytes);
         if (reader is null)
         {
             return OpenAIErrors.BadRequest("Expected a multipart/form-data body with the field 'data'.", "data");
-        }
-
-        if (MultipartStreaming.DeclaresMoreThan(request, limits.Value.MaxUploadPartBytes))
-        {
-            await MultipartStreaming.DrainAsync(request, request.ContentLength!.Value);
-            return FilesApi.TooLarge(limits.Value.MaxUploadPartBytes);
         }
 
         for (var section = await reader.ReadNextSectionAsync(cancellationToken); section is not null; section = await reader.ReadNextSectionAsync(cancellationToken))
