@@ -50,6 +50,7 @@ internal static class Extensions
             // (including keys that differ only in case, which the case-insensitive binding would otherwise merge).
             options.SerializerOptions.AllowDuplicateProperties = false;
         });
+        builder.Services.Configure<Microsoft.AspNetCore.Server.Kestrel.Core.KestrelServerOptions>(RequestLimits.ConfigureKestrel);
 
         builder.Services.AddGrpc(options => options.Interceptors.Add<NulTextInterceptor>());
 
