@@ -234,4 +234,7 @@ public sealed class RateLimitDefaults
     public int? RequestsPerMinute { get; set; } = 600;
 
     public int? TokensPerMinute { get; set; } = 1_000_000;
+
+    /// <summary>Event streams (`/events?stream=true`) one key may hold open at once on one gateway.</summary>
+    public int ConcurrentStreamsPerKey { get; set; } = 20;
 }

@@ -57,6 +57,7 @@ internal static class Extensions
         builder.Services.Configure<RateLimitDefaults>(builder.Configuration.GetSection("Gateway:RateLimits"));
         builder.Services.AddSingleton<ApiKeyCache>();
         builder.Services.AddSingleton<AuthenticationFailures>();
+        builder.Services.AddSingleton<ConcurrentStreams>();
         builder.Services.AddSingleton<RedisTokenBuckets>();
         builder.Services.AddSingleton<LocalTokenBuckets>();
         builder.Services.AddSingleton<RequestRateLimiter>();
