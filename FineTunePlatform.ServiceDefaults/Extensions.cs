@@ -88,8 +88,9 @@ public static class Extensions
     }
 
     /// <summary>
-    /// /health is readiness (every registered check, so every dependency must answer);
-    /// /alive is liveness (only checks tagged "live": the process is responsive).
+    /// /health is readiness (every registered check): 200 when Healthy or Degraded (a dependency the service can do
+    /// without is down, such as the gateway's Redis), 503 when Unhealthy; /alive is liveness (only checks tagged
+    /// "live": the process is responsive). Both answer statuses only (<see cref="HealthResponseWriter"/>).
     /// </summary>
     public static WebApplication MapDefaultEndpoints(this WebApplication app)
     {

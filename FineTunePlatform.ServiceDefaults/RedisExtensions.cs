@@ -1,3 +1,5 @@
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Diagnostics.HealthChecks;
 using StackExchange.Redis;
 
 namespace Microsoft.Extensions.Hosting;
@@ -6,7 +8,7 @@ namespace Microsoft.Extensions.Hosting;
 /// Redis through Aspire.StackExchange.Redis (IConnectionMultiplexer, its health check and tracing), with the gateway's
 /// choices: keep reconnecting in the background instead of failing start-up, and fail commands fast while
 /// disconnected, because every caller has a fallback (per-process rate limits) and a Redis outage must degrade the
-/// gateway, not stop it. A missing or malformed connection string stops start-up with our message.
+/// gateway, not stop it; its health check reports Degraded, not Unhealthy, for the same reason. A missing or malformed connection string stops start-up with our message.
 /// </summary>
 public static class RedisExtensions
 {
@@ -33,5 +35,18 @@ public static class RedisExtensions
             options.BacklogPolicy = BacklogPolicy.FailFast;
             options.AsyncTimeout = 2000;
         });
+
+        // Redis down is the degraded mode (per-process limits), not an outage: readiness must say Degraded (still 200)
+        // so probes keep the gateway in rotation. Aspire registers its Redis check as Unhealthy on failure.
+        builder.Services.Configure<HealthCheckServiceOptions>(options =>
+        {
+            foreach (var registration in options.Registrations.Where(registration => registration.Name.StartsWith(AspireRedisHealthCheckName, StringComparison.Ordinal)))
+            {
+                registration.FailureStatus = HealthStatus.Degraded;
+            }
+        });
     }
+
+    /// <summary>The name Aspire.StackExchange.Redis gives its health check (with `_{connection}` for a keyed client).</summary>
+    private const string AspireRedisHealthCheckName = "StackExchange.Redis";
 }

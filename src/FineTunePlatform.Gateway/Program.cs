@@ -12,6 +12,7 @@ var app = builder.Build();
 
 app.UseExceptionHandler();
 app.UseStatusCodePages(OpenAIErrors.StatusCodePage);
+app.Use(RequestLimits.EnforceAsync);
 app.UseAuthentication();
 app.UseAuthorization();
 

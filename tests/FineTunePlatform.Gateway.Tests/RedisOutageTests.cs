@@ -1,11 +1,12 @@
 using System.Diagnostics;
 using System.Net;
 using System.Net.Http.Json;
+using System.Text.Json;
 using FineTunePlatform.Testing;
 
 namespace FineTunePlatform.Gateway.Tests;
 
-/// <summary>Redis down: inference keeps working, limits then hold per gateway process.</summary>
+/// <summary>Redis down: inference keeps working, limits then hold per gateway process, and readiness says Degraded.</summary>
 public sealed class RedisOutageTests
 {
     [Fact]
@@ -39,7 +40,25 @@ public sealed class RedisOutageTests
 
         // The process-local bucket starts full: two more requests pass, the third is limited.
         Assert.Equal([HttpStatusCode.OK, HttpStatusCode.OK, HttpStatusCode.TooManyRequests], during);
+
+        // Readiness says Degraded, still 200: a probe must keep a gateway that serves in rotation. The public answer
+        // is statuses only; the Redis error and its address are for operators, behind the admin key.
         using var probe = gateway.CreateHttpClient();
-        Assert.Equal(HttpStatusCode.ServiceUnavailable, (await probe.GetAsync(new Uri("/health", UriKind.Relative))).StatusCode);
+        var health = await probe.GetAsync(new Uri("/health", UriKind.Relative));
+        var publicBody = await health.Content.ReadAsStringAsync();
+        Assert.True(health.StatusCode == HttpStatusCode.OK, publicBody);
+        var report = JsonDocument.Parse(publicBody).RootElement;
+        Assert.Equal("Degraded", report.GetProperty("status").GetString());
+        Assert.Contains(report.GetProperty("checks").EnumerateObject(), check => check.Value.GetProperty("status").GetString() == "Degraded");
+        Assert.All(report.GetProperty("checks").EnumerateObject(), check => Assert.Equal(["status"], check.Value.EnumerateObject().Select(field => field.Name)));
+        Assert.DoesNotContain(port.ToString(System.Globalization.CultureInfo.InvariantCulture), publicBody, StringComparison.Ordinal);
+        Assert.DoesNotContain("127.0.0.1", publicBody, StringComparison.Ordinal);
+
+        Assert.Equal(HttpStatusCode.Unauthorized, (await probe.GetAsync(new Uri("/admin/v1/health", UriKind.Relative))).StatusCode);
+        Assert.Equal(HttpStatusCode.Forbidden, (await http.GetAsync(new Uri("/admin/v1/health", UriKind.Relative))).StatusCode);
+        using var operatorClient = admin.Client(GatewayFixture.AdminKey);
+        var details = await operatorClient.GetStringAsync(new Uri("/admin/v1/health", UriKind.Relative));
+        var redisCheck = JsonDocument.Parse(details).RootElement.GetProperty("checks").EnumerateObject().Single(check => check.Value.GetProperty("status").GetString() == "Degraded");
+        Assert.False(string.IsNullOrEmpty(redisCheck.Value.GetProperty("error").GetString() ?? redisCheck.Value.GetProperty("description").GetString()), details);
     }
 }

@@ -64,12 +64,14 @@ public sealed class RolesAndKeysTests(GatewayFixture fixture) : IClassFixture<Ga
     {
         var (_, ownerKey) = await fixture.CreateProjectAsync("owner");
         using var owner = fixture.CreateClient(ownerKey);
-        var expiresAt = DateTimeOffset.UtcNow.AddSeconds(2).ToUnixTimeSeconds() + 1;
+        // Long enough for the first call on a loaded machine (the suite shares 2 cores), short enough to wait out.
+        var expiresAt = DateTimeOffset.UtcNow.AddSeconds(10).ToUnixTimeSeconds() + 1;
         var created = JsonDocument.Parse(await (await owner.PostAsJsonAsync("/v1/project/api_keys", new { name = "short", role = "member", expires_at = expiresAt })).Content.ReadAsStringAsync()).RootElement;
         var value = created.GetProperty("value").GetString()!;
 
         await fixture.ChatClient(value).CompleteChatAsync([new UserChatMessage("still valid")]);
-        await Task.Delay(TimeSpan.FromSeconds(expiresAt - DateTimeOffset.UtcNow.ToUnixTimeSeconds() + 1));
+        // Never a negative delay, however long the first call took.
+        await Task.Delay(TimeSpan.FromSeconds(Math.Max(0, expiresAt - DateTimeOffset.UtcNow.ToUnixTimeSeconds() + 1)));
 
         var error = await Assert.ThrowsAsync<ClientResultException>(() => fixture.ChatClient(value).CompleteChatAsync([new UserChatMessage("expired")]));
         Assert.Equal(401, error.Status);

@@ -16,13 +16,16 @@ public static class AdminApi
         var admin = app.MapGroup("/admin/v1").RequireAuthorization(Policies.PlatformAdmin);
         admin.MapPost("/projects", CreateProject);
         admin.MapGet("/projects", ListProjects);
-        admin.MapPost("/projects/{projectId}/keys", CreateKeyAsync);
+        admin.MapPost("/projects/{projectId}/keys", async (string projectId, HttpRequest body, GatewayDbContext db, TimeProvider time, CancellationToken ct) =>
+            await CreateKeyAsync(projectId, await RequestBody.ReadAsync<CreateKeyRequest>(body, ct), db, time, ct));
         admin.MapGet("/projects/{projectId}/keys", ListKeysAsync);
         admin.MapPost("/projects/{projectId}/keys/{keyId}/revoke", RevokeKeyAsync);
         admin.MapPost("/projects/{projectId}/limits", SetLimits);
         admin.MapPost("/projects/{projectId}/training-quota", SetTrainingQuotaAsync);
         admin.MapGet("/projects/{projectId}/training-quota", async (string projectId, TrainingService.TrainingServiceClient training, CancellationToken ct) =>
             TypedResults.Ok(TrainingQuotaResponse.From(await training.GetProjectQuotaAsync(new GetProjectQuotaRequest { ProjectId = projectId }, cancellationToken: ct))));
+        // Operators' health: every check with its description and error text, which the public /health withholds.
+        admin.MapHealthChecks("/health", new Microsoft.AspNetCore.Diagnostics.HealthChecks.HealthCheckOptions { ResponseWriter = HealthResponseWriter.WriteDetailsAsync });
         admin.MapGet("/projects/{projectId}/usage", (string projectId, GatewayDbContext db, CancellationToken ct) => UsageApi.ListAsync(db, projectId, ct));
         return admin;
     }
@@ -64,8 +67,9 @@ public static class AdminApi
         [property: JsonPropertyName("object")] string Object,
         [property: JsonPropertyName("data")] IReadOnlyList<T> Data);
 
-    private static async Task<IResult> CreateProject(CreateProjectRequest request, GatewayDbContext db, TimeProvider time, CancellationToken ct)
+    private static async Task<IResult> CreateProject(HttpRequest body, GatewayDbContext db, TimeProvider time, CancellationToken ct)
     {
+        var request = await RequestBody.ReadAsync<CreateProjectRequest>(body, ct);
         var name = request.Name?.Trim();
         if (string.IsNullOrEmpty(name) || !StoredText.Fits(name, 256))
         {
@@ -137,8 +141,9 @@ public static class AdminApi
         [property: JsonPropertyName("tokens_per_minute")] int? TokensPerMinute);
 
     /// <summary>Sets a project's rate limits (null: back to the platform default) and applies them on the next request.</summary>
-    private static async Task<IResult> SetLimits(string projectId, LimitsRequest request, GatewayDbContext db, ApiKeyCache keys, CancellationToken ct)
+    private static async Task<IResult> SetLimits(string projectId, HttpRequest body, GatewayDbContext db, ApiKeyCache keys, CancellationToken ct)
     {
+        var request = await RequestBody.ReadAsync<LimitsRequest>(body, ct);
         if (request.RequestsPerMinute is <= 0 || request.TokensPerMinute is <= 0)
         {
             return OpenAIErrors.BadRequest("Limits must be positive (or null for the platform default).", request.RequestsPerMinute is <= 0 ? "requests_per_minute" : "tokens_per_minute");
@@ -178,8 +183,9 @@ public static class AdminApi
     /// at once, and how many training tokens it may start per day; and the promotion gate (`require_evaluation`: every
     /// job names an evaluation, and its model is published only when it passes). Omitted fields keep their current value.
     /// </summary>
-    private static async Task<IResult> SetTrainingQuotaAsync(string projectId, TrainingQuotaRequest request, GatewayDbContext db, TrainingService.TrainingServiceClient training, CancellationToken ct)
+    private static async Task<IResult> SetTrainingQuotaAsync(string projectId, HttpRequest body, GatewayDbContext db, TrainingService.TrainingServiceClient training, CancellationToken ct)
     {
+        var request = await RequestBody.ReadAsync<TrainingQuotaRequest>(body, ct);
         if (request.MaxConcurrentJobs is < 0 || request.TrainingTokensPerDay is < 0)
         {
             return OpenAIErrors.BadRequest("Quotas must not be negative.", request.MaxConcurrentJobs is < 0 ? "max_concurrent_jobs" : "training_tokens_per_day");

@@ -41,7 +41,7 @@ public static class ChatApi
         RateLimitHeaders.Apply(context.Response, decision);
         if (!decision.Allowed)
         {
-            await RateLimitHeaders.TooManyRequests(decision).ExecuteAsync(context);
+            await RateLimitHeaders.Refusal(decision).ExecuteAsync(context);
             return;
         }
 
@@ -138,20 +138,7 @@ public static class ChatApi
 
     private static async Task<(JsonObject? Request, IResult? Problem)> ReadRequestAsync(HttpRequest httpRequest)
     {
-        JsonNode? node;
-        try
-        {
-            node = await JsonNode.ParseAsync(httpRequest.Body, cancellationToken: httpRequest.HttpContext.RequestAborted);
-        }
-        catch (JsonException ex)
-        {
-            return (null, OpenAIErrors.BadRequest($"We could not parse the JSON body of your request. ({ex.Message})"));
-        }
-
-        if (node is not JsonObject request)
-        {
-            return (null, OpenAIErrors.BadRequest("The request body must be a JSON object."));
-        }
+        var request = await RequestBody.ReadNodeAsync(httpRequest, httpRequest.HttpContext.RequestAborted);
 
         if (request["model"] is not JsonValue modelValue || modelValue.GetValueKind() != JsonValueKind.String || string.IsNullOrEmpty(modelValue.GetValue<string>()))
         {

@@ -1,9 +1,12 @@
 using System.Globalization;
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using FineTunePlatform.Contracts.Datasets;
 using FineTunePlatform.Contracts.Evaluation;
 using FineTunePlatform.Gateway.Auth;
 using FineTunePlatform.Gateway.OpenAI;
+using FineTunePlatform.Gateway.Routing;
+using Grpc.Core;
 
 namespace FineTunePlatform.Gateway.Apis;
 
@@ -88,9 +91,15 @@ public static class EvalsApi
         return Results.Json(OpenAIList.Of(response.Evals.Select(EvalObjects.Eval), response.HasMore, withCursorIds: true));
     }
 
-    private static async Task<IResult> CreateRunAsync(string evalId, HttpRequest request, EvaluationService.EvaluationServiceClient evaluation, CancellationToken ct)
+    private static async Task<IResult> CreateRunAsync(string evalId, HttpRequest request, EvaluationService.EvaluationServiceClient evaluation,
+        DatasetService.DatasetServiceClient datasets, ModelRouter router, LocalModelRuntime runtime, CancellationToken ct)
     {
         var body = await RequestBody.ReadObjectAsync(request, ct);
+        if (await InaccessibleRunInputAsync(body, request.HttpContext, datasets, router, runtime, ct) is { } inaccessible)
+        {
+            return inaccessible;
+        }
+
         var create = new CreateRunRequest
         {
             EvalId = evalId,
@@ -99,6 +108,43 @@ public static class EvalsApi
         };
         RequestBody.ReadMetadata(body, create.Metadata);
         return Results.Json(EvalObjects.Run(await evaluation.CreateRunAsync(create, cancellationToken: ct), BaseUrl(request)), statusCode: StatusCodes.Status201Created);
+    }
+
+    /// <summary>
+    /// A run names a file and a model that its project must be able to use; the evaluation service would only find
+    /// out once the run starts (a 201, then a failed run). Asked here, at create, like every other reference:
+    /// another project's file or model is a 404 naming the param. The rest of the data source is the evaluation
+    /// service's to check.
+    /// </summary>
+    private static async Task<IResult?> InaccessibleRunInputAsync(JsonElement body, HttpContext context, DatasetService.DatasetServiceClient datasets,
+        ModelRouter router, LocalModelRuntime runtime, CancellationToken ct)
+    {
+        if (!body.TryGetProperty("data_source", out var dataSource) || dataSource.ValueKind != JsonValueKind.Object)
+        {
+            return null;
+        }
+
+        if (dataSource.TryGetProperty("source", out var source) && source.ValueKind == JsonValueKind.Object
+            && RequestBody.String(source, "type", "data_source.source.type") == "file_id"
+            && RequestBody.String(source, "id", "data_source.source.id") is { Length: > 0 } fileId)
+        {
+            try
+            {
+                await datasets.GetAsync(new GetFileRequest { FileId = fileId }, cancellationToken: ct);
+            }
+            catch (RpcException ex) when (ex.StatusCode == StatusCode.NotFound)
+            {
+                return OpenAIErrors.NotFound($"No such File object: {fileId}", "data_source.source.id");
+            }
+        }
+
+        if (RequestBody.String(dataSource, "model", "data_source.model") is { Length: > 0 } model
+            && router.Find(model) is null && !await runtime.IsVisibleAsync(model, context.GetCaller(), ct))
+        {
+            return OpenAIErrors.NotFound($"The model `{model}` does not exist or you do not have access to it.", "data_source.model", "model_not_found");
+        }
+
+        return null;
     }
 
     private static async Task<IResult> ListRunsAsync(string evalId, HttpRequest request, EvaluationService.EvaluationServiceClient evaluation, CancellationToken ct)

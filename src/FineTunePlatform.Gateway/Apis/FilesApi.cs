@@ -24,16 +24,15 @@ public static class FilesApi
 
     private static async Task<IResult> UploadFile(HttpRequest request, DatasetService.DatasetServiceClient datasets, IOptions<FileUploadLimits> limits, CancellationToken cancellationToken)
     {
+        if (MultipartStreaming.RefuseDeclaredOver(request, limits.Value.MaxFileBytes, TooLarge(limits.Value.MaxFileBytes)) is { } refused)
+        {
+            return refused;
+        }
+
         var reader = MultipartStreaming.CreateReader(request, limits.Value.MaxFileBytes);
         if (reader is null)
         {
             return OpenAIErrors.BadRequest("Expected a multipart/form-data body with the fields 'file' and 'purpose'.");
-        }
-
-        if (MultipartStreaming.DeclaresMoreThan(request, limits.Value.MaxFileBytes))
-        {
-            await MultipartStreaming.DrainAsync(request, request.ContentLength!.Value);
-            return TooLarge(limits.Value.MaxFileBytes);
         }
 
         string? purpose = null;

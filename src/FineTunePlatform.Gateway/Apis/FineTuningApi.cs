@@ -5,6 +5,7 @@ using FineTunePlatform.Contracts.Training;
 using FineTunePlatform.Gateway.Auth;
 using FineTunePlatform.Gateway.Infrastructure;
 using FineTunePlatform.Gateway.OpenAI;
+using FineTunePlatform.Gateway.RateLimiting;
 using Grpc.Core;
 using Microsoft.EntityFrameworkCore;
 
@@ -75,7 +76,7 @@ public static class FineTuningApi
         return Results.Json(OpenAIList.Of(response.Jobs.Select(FineTuningObjects.Job), response.HasMore));
     }
 
-    private static async Task ListOrStreamEventsAsync(string jobId, HttpContext context, TrainingService.TrainingServiceClient training)
+    private static async Task ListOrStreamEventsAsync(string jobId, HttpContext context, TrainingService.TrainingServiceClient training, ConcurrentStreams streams)
     {
         var request = context.Request;
         var ct = context.RequestAborted;
@@ -83,6 +84,14 @@ public static class FineTuningApi
         {
             var response = await training.ListJobEventsAsync(new ListJobEventsRequest { JobId = jobId, After = request.Query["after"].ToString(), Limit = OpenAIList.Limit(request) }, cancellationToken: ct);
             await Results.Json(OpenAIList.Of(response.Events.Select(FineTuningObjects.Event), response.HasMore)).ExecuteAsync(context);
+            return;
+        }
+
+        // A stream holds a connection and a gRPC call for as long as the job runs: bounded per key, like rate limits.
+        using var lease = streams.TryAcquire(context.Features.Get<KeyIdentity>()!.KeyId);
+        if (lease is null)
+        {
+            await ConcurrentStreams.TooMany().ExecuteAsync(context);
             return;
         }
 
@@ -121,6 +130,13 @@ public static class FineTuningApi
 
         // Projects are the gateway's: a grant to one that does not exist would be kept and never used.
         var projectIds = projects.EnumerateArray().Select(project => project.GetString()!.Trim()).Where(id => id.Length > 0).Distinct().ToList();
+        // The platform team's project holds only platform-admin keys: a grant to it would hand a team's model to
+        // every admin key, which is not what sharing between teams is for.
+        if (projectIds.Contains(Project.PlatformProjectId))
+        {
+            return OpenAIErrors.BadRequest($"Models cannot be shared with the platform team's project '{Project.PlatformProjectId}'.", "project_ids");
+        }
+
         var known = await db.Projects.Where(project => projectIds.Contains(project.Id)).Select(project => project.Id).ToListAsync(ct);
         if (projectIds.Except(known).FirstOrDefault() is { } unknown)
         {

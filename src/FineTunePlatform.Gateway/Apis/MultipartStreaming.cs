@@ -32,13 +32,13 @@ internal static class MultipartStreaming
             return null;
         }
 
-        // Kestrel's 30 MB cap would stop big files, and any cap enforced by Kestrel closes the connection mid-body,
-        // which HTTP/1.1 clients see as a broken pipe rather than a 413. The content limit is enforced by the dataset
-        // service instead, and DrainAsync lets the client finish sending so it reads our answer.
+        // Kestrel's 30 MB default would stop big files; the body is capped at the content limit plus framing instead,
+        // so whatever the client declares (or does not: chunked) the gateway never reads past it. The dataset service
+        // enforces the exact content limit; this cap is what stops a body with no or a false Content-Length.
         var sizeFeature = request.HttpContext.Features.Get<IHttpMaxRequestBodySizeFeature>();
         if (sizeFeature is { IsReadOnly: false })
         {
-            sizeFeature.MaxRequestBodySize = null;
+            sizeFeature.MaxRequestBodySize = contentLimit + FramingAllowance;
         }
 
         return new MultipartReader(boundary, request.Body) { BodyLengthLimit = contentLimit + FramingAllowance };
@@ -70,7 +70,8 @@ internal static class MultipartStreaming
     /// <summary>
     /// Reads and discards the rest of a request body before answering an error mid-upload: a client still sending
     /// would otherwise see a broken pipe instead of our 413 (HTTP/1.1 clients read the response only after sending).
-    /// A client that keeps sending past `maxBytes` more is cut off.
+    /// Reading stops at the request's body cap (<see cref="CreateReader"/>) or after `maxBytes` more, whichever
+    /// comes first; a client still sending then is cut off.
     /// </summary>
     public static async Task DrainAsync(HttpRequest request, long maxBytes)
     {
@@ -111,9 +112,21 @@ internal static class MultipartStreaming
         return failure;
     }
 
-    /// <summary>A body announced larger than the limit is refused before any of it is forwarded.</summary>
-    public static bool DeclaresMoreThan(HttpRequest request, long contentLimit) =>
-        request.ContentLength > contentLimit + FramingAllowance;
+    /// <summary>
+    /// A body announced larger than the limit is refused on its Content-Length, before a byte of it is read. The
+    /// connection is closed after the answer (rather than read to the end to keep it open), so a declared 3 GB costs
+    /// the gateway nothing; clients that read while they send (curl, .NET's HttpClient) see the 413.
+    /// </summary>
+    public static IResult? RefuseDeclaredOver(HttpRequest request, long contentLimit, IResult tooLarge)
+    {
+        if (request.ContentLength <= contentLimit + FramingAllowance)
+        {
+            return null;
+        }
+
+        request.HttpContext.Response.Headers.Connection = "close";
+        return tooLarge;
+    }
 
     /// <summary>
     /// A read of a section's body; a body that ends before the section's closing boundary (a truncated or malformed

@@ -1,5 +1,6 @@
 using FineTunePlatform.Gateway.Auth;
 using FineTunePlatform.Gateway.Infrastructure;
+using FineTunePlatform.Gateway.OpenAI;
 using Microsoft.EntityFrameworkCore;
 using static FineTunePlatform.Gateway.Apis.AdminApi;
 
@@ -15,8 +16,8 @@ public static class ProjectKeysApi
     {
         var keys = app.MapGroup("/v1/project/api_keys").RequireAuthorization(Policies.Owner);
         keys.MapGet("", (HttpContext context, GatewayDbContext db, CancellationToken ct) => ListKeysAsync(context.GetCaller().ProjectId, db, ct));
-        keys.MapPost("", (HttpContext context, CreateKeyRequest request, GatewayDbContext db, TimeProvider time, CancellationToken ct) =>
-            CreateKeyAsync(context.GetCaller().ProjectId, request, db, time, ct));
+        keys.MapPost("", async (HttpContext context, GatewayDbContext db, TimeProvider time, CancellationToken ct) =>
+            await CreateKeyAsync(context.GetCaller().ProjectId, await RequestBody.ReadAsync<CreateKeyRequest>(context.Request, ct), db, time, ct));
         keys.MapPost("/{keyId}/revoke", (HttpContext context, string keyId, GatewayDbContext db, ApiKeyCache cache, TimeProvider time, CancellationToken ct) =>
             RevokeKeyAsync(context.GetCaller().ProjectId, keyId, db, cache, time, ct));
         return keys;

@@ -20,8 +20,9 @@ public static class UploadsApi
         return uploads;
     }
 
-    private static async Task<IResult> CreateUpload(CreateUploadRequest request, DatasetService.DatasetServiceClient datasets, CancellationToken cancellationToken)
+    private static async Task<IResult> CreateUpload(HttpRequest body, DatasetService.DatasetServiceClient datasets, CancellationToken cancellationToken)
     {
+        var request = await RequestBody.ReadAsync<CreateUploadRequest>(body, cancellationToken);
         if (string.IsNullOrWhiteSpace(request.Filename))
         {
             return OpenAIErrors.BadRequest("'filename' is a required property.", "filename");
@@ -49,16 +50,15 @@ public static class UploadsApi
 
     private static async Task<IResult> AddPart(string uploadId, HttpRequest request, DatasetService.DatasetServiceClient datasets, IOptions<FileUploadLimits> limits, CancellationToken cancellationToken)
     {
+        if (MultipartStreaming.RefuseDeclaredOver(request, limits.Value.MaxUploadPartBytes, FilesApi.TooLarge(limits.Value.MaxUploadPartBytes)) is { } refused)
+        {
+            return refused;
+        }
+
         var reader = MultipartStreaming.CreateReader(request, limits.Value.MaxUploadPartBytes);
         if (reader is null)
         {
             return OpenAIErrors.BadRequest("Expected a multipart/form-data body with the field 'data'.", "data");
-        }
-
-        if (MultipartStreaming.DeclaresMoreThan(request, limits.Value.MaxUploadPartBytes))
-        {
-            await MultipartStreaming.DrainAsync(request, request.ContentLength!.Value);
-            return FilesApi.TooLarge(limits.Value.MaxUploadPartBytes);
         }
 
         for (var section = await reader.ReadNextSectionAsync(cancellationToken); section is not null; section = await reader.ReadNextSectionAsync(cancellationToken))
@@ -94,8 +94,9 @@ public static class UploadsApi
         return OpenAIErrors.BadRequest("'data' is a required field.", "data");
     }
 
-    private static async Task<IResult> CompleteUpload(string uploadId, CompleteUploadRequest request, DatasetService.DatasetServiceClient datasets, CancellationToken cancellationToken)
+    private static async Task<IResult> CompleteUpload(string uploadId, HttpRequest body, DatasetService.DatasetServiceClient datasets, CancellationToken cancellationToken)
     {
+        var request = await RequestBody.ReadAsync<CompleteUploadRequest>(body, cancellationToken);
         if (request.PartIds is not { Count: > 0 })
         {
             return OpenAIErrors.BadRequest("'part_ids' must list the upload's parts in order.", "part_ids");

@@ -28,6 +28,20 @@ public sealed partial class ApiKeyCache(IServiceScopeFactory scopes, TimeProvide
         return (entry.Identity, entry.Failure);
     }
 
+    /// <summary>
+    /// The identity for a key hash only if it is held here and valid, within the same 10 s a cached identity is
+    /// served for anyway: no database read. Used while the caller's address is throttled for failed authentications
+    /// (<see cref="AuthenticationFailures"/>), so a key in use keeps working beside a guesser at the same address.
+    /// </summary>
+    public KeyIdentity? TryGetValid(string hash)
+    {
+        var now = time.GetUtcNow();
+        return _entries.TryGetValue(hash, out var entry) && entry.FreshUntil + Lifetime > now && entry.Identity is { } identity
+            && (identity.ExpiresAt is null || identity.ExpiresAt > now)
+            ? identity
+            : null;
+    }
+
     private async Task<(KeyIdentity?, string?)> LoadKeyAsync(string hash)
     {
         var now = time.GetUtcNow();
@@ -149,6 +163,10 @@ public sealed partial class ApiKeyCache(IServiceScopeFactory scopes, TimeProvide
                 if (Interlocked.Read(ref _generation) == generation)
                 {
                     _entries[cacheKey] = entry;
+                    if (_entries.Count > SweepThreshold)
+                    {
+                        ForgetExpired();
+                    }
                 }
 
                 _loads.TryRemove(cacheKey, out _);
@@ -158,6 +176,25 @@ public sealed partial class ApiKeyCache(IServiceScopeFactory scopes, TimeProvide
             {
                 _loads.TryRemove(cacheKey, out _);
                 completion.SetException(ex);
+            }
+        }
+    }
+
+    /// <summary>
+    /// Entries past their stale window are never served again but would stay: unknown keys are cached too (a client
+    /// retrying a wrong key costs one read per 5 s), so a stream of random keys would grow the cache without bound.
+    /// Past this many entries, each new one sweeps out the expired.
+    /// </summary>
+    private const int SweepThreshold = 10_000;
+
+    private void ForgetExpired()
+    {
+        var now = time.GetUtcNow();
+        foreach (var (cacheKey, entry) in _entries)
+        {
+            if (entry.FreshUntil + Lifetime <= now)
+            {
+                _entries.TryRemove(cacheKey, out _);
             }
         }
     }
@@ -197,4 +234,7 @@ public sealed class RateLimitDefaults
     public int? RequestsPerMinute { get; set; } = 600;
 
     public int? TokensPerMinute { get; set; } = 1_000_000;
+
+    /// <summary>Event streams (`/events?stream=true`) one key may hold open at once on one gateway.</summary>
+    public int ConcurrentStreamsPerKey { get; set; } = 20;
 }

@@ -45,12 +45,18 @@ internal static class Extensions
         {
             options.SerializerOptions.PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower;
             options.SerializerOptions.RespectNullableAnnotations = true;
+            // Request bodies are read through RequestBody, which refuses duplicate keys; binding refuses them too
+            // (including keys that differ only in case, which the case-insensitive binding would otherwise merge).
+            options.SerializerOptions.AllowDuplicateProperties = false;
         });
+        builder.Services.Configure<Microsoft.AspNetCore.Server.Kestrel.Core.KestrelServerOptions>(RequestLimits.ConfigureKestrel);
 
         builder.Services.AddInternalGrpc();
 
         builder.Services.Configure<RateLimitDefaults>(builder.Configuration.GetSection("Gateway:RateLimits"));
         builder.Services.AddSingleton<ApiKeyCache>();
+        builder.Services.AddSingleton<AuthenticationFailures>();
+        builder.Services.AddSingleton<ConcurrentStreams>();
         builder.Services.AddSingleton<RedisTokenBuckets>();
         builder.Services.AddSingleton<LocalTokenBuckets>();
         builder.Services.AddSingleton<RequestRateLimiter>();

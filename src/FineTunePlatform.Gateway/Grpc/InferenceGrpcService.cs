@@ -43,6 +43,11 @@ public sealed class InferenceGrpcService(
 
         var maxTokens = request.HasMaxTokens ? request.MaxTokens : 256;
         var decision = await limiter.AdmitAsync(identity, (request.Messages.Sum(message => message.Content.Length) / 4) + maxTokens);
+        if (decision.ExceedsLimit)
+        {
+            throw PlatformException.InvalidArgument(RateLimitHeaders.TooLargeMessage(decision), null, "request_too_large");
+        }
+
         if (!decision.Allowed)
         {
             throw PlatformException.ResourceExhausted($"Rate limit reached for {decision.ExceededScope}.", null, "rate_limit_exceeded");

@@ -1,5 +1,8 @@
 using System.Text.Json;
+using System.Text.Json.Nodes;
 using Google.Protobuf.Collections;
+using Microsoft.AspNetCore.Http.Json;
+using Microsoft.Extensions.Options;
 
 namespace FineTunePlatform.Gateway.OpenAI;
 
@@ -9,27 +12,133 @@ public sealed class InvalidRequestException(string message, string? param) : Exc
     public string? Param { get; } = param;
 }
 
-/// <summary>The one way JSON request bodies are read and their common fields checked.</summary>
+/// <summary>
+/// The one way JSON request bodies are read, strictly, and their common fields checked. Every endpoint that takes
+/// JSON reads through here (never through minimal-API body binding or another parser), so they all agree on what a
+/// body says: a key given twice, text that is not valid UTF-8 and an escaped lone surrogate (`"\ud800"`) are a 400
+/// naming where, instead of last-wins (`{"role":"reader","role":"owner"}` must not create an owner key) or a 500.
+/// </summary>
 public static class RequestBody
 {
+    /// <summary>
+    /// System.Text.Json checks the grammar but not the text: invalid UTF-8 and lone surrogates only fail when a string
+    /// is read (an InvalidOperationException, which used to escape as a 500), and its own duplicate-key check
+    /// (AllowDuplicateProperties = false) names no path. So <see cref="CheckObject"/> walks every name and string
+    /// once and reports exactly which one is wrong; binding to a type (<see cref="ReadAsync"/>) then runs with
+    /// AllowDuplicateProperties = false as well, which also catches keys that differ only in case.
+    /// </summary>
+    private static readonly JsonDocumentOptions DocumentOptions = new() { MaxDepth = 64 };
+
     /// <summary>The body as a JSON object, or an <see cref="InvalidRequestException"/>.</summary>
     public static async Task<JsonElement> ReadObjectAsync(HttpRequest request, CancellationToken cancellationToken)
     {
-        JsonElement body;
+        JsonDocument document;
         try
         {
-            using var document = await JsonDocument.ParseAsync(request.Body, cancellationToken: cancellationToken);
-            body = document.RootElement.Clone();
+            document = await JsonDocument.ParseAsync(request.Body, DocumentOptions, cancellationToken);
         }
-        catch (JsonException)
+        catch (JsonException ex)
         {
-            throw new InvalidRequestException("We could not parse the JSON body of your request.", null);
+            throw new InvalidRequestException($"We could not parse the JSON body of your request. ({ex.Message})", null);
+        }
+        catch (InvalidOperationException)
+        {
+            throw InvalidText(null);
         }
 
-        return body.ValueKind == JsonValueKind.Object
-            ? body
-            : throw new InvalidRequestException("The request body must be a JSON object.", null);
+        using (document)
+        {
+            var root = document.RootElement;
+            if (root.ValueKind != JsonValueKind.Object)
+            {
+                throw new InvalidRequestException("The request body must be a JSON object.", null);
+            }
+
+            CheckObject(root, "");
+            return root.Clone();
+        }
     }
+
+    /// <summary>The body as a mutable JSON object (for a request relayed onwards), read as <see cref="ReadObjectAsync"/> reads it.</summary>
+    public static async Task<JsonObject> ReadNodeAsync(HttpRequest request, CancellationToken cancellationToken) =>
+        JsonObject.Create(await ReadObjectAsync(request, cancellationToken))!;
+
+    /// <summary>The body bound to a request type with the API's JSON options, read as <see cref="ReadObjectAsync"/> reads it.</summary>
+    public static async Task<T> ReadAsync<T>(HttpRequest request, CancellationToken cancellationToken)
+    {
+        var body = await ReadObjectAsync(request, cancellationToken);
+        var options = request.HttpContext.RequestServices.GetRequiredService<IOptions<JsonOptions>>().Value.SerializerOptions;
+        try
+        {
+            return body.Deserialize<T>(options) ?? throw new InvalidRequestException("The request body must be a JSON object.", null);
+        }
+        catch (JsonException ex)
+        {
+            var param = ex.Path is { Length: > 2 } path && path.StartsWith("$.", StringComparison.Ordinal) ? path[2..] : null;
+            throw new InvalidRequestException(
+                param is null ? $"We could not read the JSON body of your request. ({ex.Message})" : $"Invalid type or value for '{param}'.",
+                param);
+        }
+    }
+
+    /// <summary>Refuses duplicate keys and invalid text anywhere in the body, naming the place (`messages[0].content`).</summary>
+    private static void CheckObject(JsonElement element, string path)
+    {
+        var names = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var property in element.EnumerateObject())
+        {
+            string name;
+            try
+            {
+                name = property.Name;
+            }
+            catch (InvalidOperationException)
+            {
+                throw InvalidText(path.Length == 0 ? null : path);
+            }
+
+            var child = path.Length == 0 ? name : $"{path}.{name}";
+            if (!names.Add(name))
+            {
+                throw new InvalidRequestException($"Duplicate key '{child}' in the JSON body: give each key once.", child);
+            }
+
+            CheckValue(property.Value, child);
+        }
+    }
+
+    private static void CheckValue(JsonElement value, string path)
+    {
+        switch (value.ValueKind)
+        {
+            case JsonValueKind.Object:
+                CheckObject(value, path);
+                break;
+            case JsonValueKind.Array:
+                var index = 0;
+                foreach (var item in value.EnumerateArray())
+                {
+                    CheckValue(item, $"{path}[{index++}]");
+                }
+
+                break;
+            case JsonValueKind.String:
+                try
+                {
+                    _ = value.GetString();
+                }
+                catch (InvalidOperationException)
+                {
+                    throw InvalidText(path);
+                }
+
+                break;
+        }
+    }
+
+    private static InvalidRequestException InvalidText(string? param) => new(
+        $"The JSON body has invalid text{(param is null ? "" : $" in '{param}'")}: strings must be valid UTF-8, and a \\u escape of a surrogate must be a complete pair.",
+        param);
 
     /// <summary>OpenAI's `metadata`: an object of string values (absent or null: none).</summary>
     public static void ReadMetadata(JsonElement body, MapField<string, string> into)

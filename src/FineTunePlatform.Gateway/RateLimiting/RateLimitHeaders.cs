@@ -23,14 +23,22 @@ public static class RateLimitHeaders
             headers["x-ratelimit-reset-tokens"] = Duration(decision.ResetTokens);
         }
 
-        if (!decision.Allowed)
+        if (!decision.Allowed && !decision.ExceedsLimit)
         {
             headers.RetryAfter = Math.Max(1, (int)Math.Ceiling(decision.RetryAfter.TotalSeconds)).ToString(CultureInfo.InvariantCulture);
             headers["retry-after-ms"] = ((long)Math.Ceiling(decision.RetryAfter.TotalMilliseconds)).ToString(CultureInfo.InvariantCulture);
         }
     }
 
-    public static IResult TooManyRequests(RateLimitDecision decision) => OpenAIErrors.Result(
+    /// <summary>The answer to a refused request: a 400 when it can never fit (<see cref="RateLimitDecision.ExceedsLimit"/>), else a 429.</summary>
+    public static IResult Refusal(RateLimitDecision decision) => decision.ExceedsLimit
+        ? OpenAIErrors.BadRequest(TooLargeMessage(decision), null, "request_too_large")
+        : TooManyRequests(decision);
+
+    public static string TooLargeMessage(RateLimitDecision decision) =>
+        $"Request too large for {decision.ExceededScope}. The request exceeds the limit however long it waits: reduce the prompt or max_tokens / max_completion_tokens.";
+
+    private static IResult TooManyRequests(RateLimitDecision decision) => OpenAIErrors.Result(
         StatusCodes.Status429TooManyRequests,
         $"Rate limit reached for {decision.ExceededScope}. Please try again in {Duration(decision.RetryAfter)}.",
         decision.ExceededScope?.Contains("TPM", StringComparison.Ordinal) == true ? "tokens" : "requests",

@@ -34,6 +34,17 @@ public sealed partial class RequestRateLimiter(RedisTokenBuckets redis, LocalTok
             return RateLimitDecision.Unlimited;
         }
 
+        // Checked before charging anything: a request larger than a bucket's capacity is refused outright.
+        if (buckets.Find(bucket => bucket.Cost > bucket.PerMinute) is { } tooLarge)
+        {
+            return RateLimitDecision.Unlimited with
+            {
+                Allowed = false,
+                ExceedsLimit = true,
+                ExceededScope = $"{tooLarge.Scope} {(tooLarge.IsTokens ? "tokens per min (TPM)" : "requests per min (RPM)")}: Limit {tooLarge.PerMinute}, Requested {tooLarge.Cost}",
+            };
+        }
+
         var now = time.GetUtcNow();
         (bool Allowed, long[] Remaining) taken;
         try

@@ -34,6 +34,26 @@ public sealed class LocalModelRuntime(IServiceProvider services, IConfiguration 
     /// A model its evaluation has not published (see the training service's promotion gate) is refused unless
     /// `forEvaluation`: its own project's evals may sample it, nothing else may.
     /// </summary>
+    /// <summary>
+    /// Whether the caller's project may use the model on this runtime (a base preset, or a fine-tuned model it owns or
+    /// was granted), asked without loading any weights: for checks at the edge, such as an eval run's model at create.
+    /// </summary>
+    public async Task<bool> IsVisibleAsync(string model, InternalCaller caller, CancellationToken cancellationToken) =>
+        IsBaseModel(model) || (IsLocalModel(model)
+            && await FindAsync(services.GetRequiredService<TrainingService.TrainingServiceClient>(), model, caller.ToMetadata(), cancellationToken) is not null);
+
+    private static async Task<Model?> FindAsync(TrainingService.TrainingServiceClient training, string model, Metadata headers, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return await training.GetModelAsync(new GetModelRequest { ModelId = model }, headers, cancellationToken: cancellationToken);
+        }
+        catch (RpcException ex) when (ex.StatusCode == StatusCode.NotFound)
+        {
+            return null;
+        }
+    }
+
     public async Task<TransformerModel?> ResolveAsync(string model, InternalCaller caller, bool forEvaluation, CancellationToken cancellationToken)
     {
         if (IsBaseModel(model))
@@ -48,12 +68,7 @@ public sealed class LocalModelRuntime(IServiceProvider services, IConfiguration 
 
         var training = services.GetRequiredService<TrainingService.TrainingServiceClient>();
         var headers = caller.ToMetadata();
-        Model found;
-        try
-        {
-            found = await training.GetModelAsync(new GetModelRequest { ModelId = model }, headers, cancellationToken: cancellationToken);
-        }
-        catch (RpcException ex) when (ex.StatusCode == StatusCode.NotFound)
+        if (await FindAsync(training, model, headers, cancellationToken) is not { } found)
         {
             return null;
         }
