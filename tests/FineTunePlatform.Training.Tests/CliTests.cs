@@ -61,7 +61,7 @@ public sealed class CliTests(FineTuningFixture fixture) : IClassFixture<FineTuni
         var notUrl = await Ftune.InvokeAsync(["models", "list", "--base-url", "ftp://example", "--api-key", key], TextWriter.Null, new StringWriter());
         Assert.Equal(2, notUrl);
         var usage = new StringWriter();
-        Assert.Equal(1, await Ftune.InvokeAsync(["jobs", "create", "--training-file", "file-x"], TextWriter.Null, usage));
+        Assert.Equal(2, await Ftune.InvokeAsync(["jobs", "create", "--training-file", "file-x"], TextWriter.Null, usage));
         Assert.Contains("--model", usage.ToString(), StringComparison.Ordinal);
     }
 
