@@ -37,9 +37,9 @@ public static class Table
             _ => "-",
         } : "-";
 
-    /// <summary>A unix-seconds property as local time, or "-".</summary>
+    /// <summary>A unix-seconds property as local time without spaces (one awk field), or "-".</summary>
     public static string Time(JsonElement item, string name) =>
         item.TryGetProperty(name, out var value) && value.ValueKind == JsonValueKind.Number && value.GetInt64() > 0
-            ? DateTimeOffset.FromUnixTimeSeconds(value.GetInt64()).ToLocalTime().ToString("yyyy-MM-dd HH:mm", CultureInfo.InvariantCulture)
+            ? DateTimeOffset.FromUnixTimeSeconds(value.GetInt64()).ToLocalTime().ToString("yyyy-MM-ddTHH:mm", CultureInfo.InvariantCulture)
             : "-";
 }
