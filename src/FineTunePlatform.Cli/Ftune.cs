@@ -81,7 +81,7 @@ public static class Ftune
                 return (ex.Message, 2);
             case HttpRequestException or SocketException or IOException:
                 return ($"cannot reach the platform at {where}: {Innermost(ex).Message}; {RunHint}", 1);
-            case TaskCanceledException or OperationCanceledException:
+            case OperationCanceledException:
                 return ($"the platform at {where} did not answer in time; {RunHint}", 1);
             case JsonException json:
                 return ($"the platform at {where} answered with JSON ftune does not understand ({json.Message.Split('.')[0]}); is --base-url the platform's API root (…/v1)?", 1);

@@ -143,11 +143,11 @@ public sealed class CliTests(FineTuningFixture fixture) : IClassFixture<FineTuni
         // A port nobody listens on: the SDK's calls (upload, chat, models) and ours (report, jobs) say the same line.
         var nobody = $"http://127.0.0.1:{FineTunePlatform.Testing.LoopbackPorts.Free()}/v1";
         var upload = WriteFile([Example("hi", "hello")]);
-        foreach (var command in new[] { new[] { "models", "list" }, ["chat", "local-nano", "hi"], ["files", "upload", upload], ["files", "report", "file-x"], ["jobs", "list"] })
+        foreach (var command in new string[][] { ["models", "list"], ["chat", "local-nano", "hi"], ["files", "upload", upload], ["files", "report", "file-x"], ["jobs", "list"] })
         {
             var result = await InvokeAsync([.. command, "--base-url", nobody, "--api-key", "sk-x"]);
             Assert.True(result.ExitCode == 1, $"{string.Join(' ', command)}: exit {result.ExitCode}: {result.Error}");
-            Assert.Matches($"^ftune: cannot reach the platform at {Regex.Escape(nobody)}: [^\n]+; is ./run.sh running\? \(./run.sh status\)\r?\n$", result.Error);
+            Assert.Matches($@"^ftune: cannot reach the platform at {Regex.Escape(nobody)}: [^\n]+; is \./run\.sh running\? \(\./run\.sh status\)\r?\n$", result.Error);
         }
     }
 
