@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Starts the whole platform on this machine under its .NET Aspire AppHost (FineTunePlatform.AppHost): DCP runs every
 # service, the trainer workers, and PostgreSQL, Redis and RabbitMQ (as local executables where no container runtime
-# answers), and the Aspire dashboard shows every log, trace and metric. Prints the gateway's base URL, a bootstrap
-# platform-admin key and the dashboard's URL (also in .run/platform.env).
+# answers), and the Aspire dashboard shows every log, trace and metric. Prints the gateway's base URL (port 8480
+# unless taken or Platform__GatewayPort says otherwise), a bootstrap platform-admin key and the dashboard's URL
+# (also in .run/platform.env, as FINETUNE_BASE_URL, FINETUNE_ADMIN_KEY and FINETUNE_DASHBOARD_URL).
 #
 #   ./run.sh                 start, then follow the AppHost's output; Ctrl-C stops everything it started
 #   ./run.sh --detach        start in the background and return once the platform is healthy
 #   ./run.sh --fresh         forget all data (databases, keys) before starting
+#   ./run.sh --verbose       console logs at Information (default: Warning; the dashboard has Information either way)
 #   ./run.sh stop            stop a detached platform (and anything it left behind)
 #   ./run.sh status          every resource's state and health
 #   ./run.sh restart NAME    restart one resource (gateway, training, training-worker, postgres, ...)
@@ -74,7 +76,8 @@ while [ $# -gt 0 ]; do
     restart|logs) command=$1; resource=${2:?"usage: ./run.sh $1 NAME"}; shift ;;
     --detach) detach=1 ;;
     --fresh) fresh=1 ;;
-    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
+    --verbose) export Logging__Console__LogLevel__Default=Information Logging__LogLevel__Default=Information ;;
+    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
     *) echo "unknown argument: $1 (see ./run.sh --help)" >&2; exit 2 ;;
   esac
   shift
@@ -85,7 +88,12 @@ mkdir -p "$run/logs"
 case "$command" in
   stop) stop_platform; exit 0 ;;
   status)
-    if apphost_pid >/dev/null; then cat "$run/platform.env" 2>/dev/null || true; aspire describe --non-interactive; else say "not running"; fi
+    apphost_pid >/dev/null || { say "not running"; exit 0; }
+    cat "$run/platform.env" 2>/dev/null || true
+    # shellcheck disable=SC1091
+    [ -s "$run/platform.env" ] && . "$run/platform.env" && say "gateway ${FINETUNE_BASE_URL%/v1}/health: HTTP $(curl -s -m 5 -o /dev/null -w '%{http_code}' "${FINETUNE_BASE_URL%/v1}/health" || true) (000: unreachable)"
+    # Every resource with its state, health and URLs.
+    aspire describe --non-interactive
     exit 0 ;;
   restart)
     apphost_pid >/dev/null || { say "not running"; exit 1; }
@@ -180,10 +188,10 @@ cat <<EOF
 [run] FineTunePlatform is ready in $((elapsed_ms / 1000)).$(((elapsed_ms % 1000) / 100)) s.
 
   FINETUNE_BASE_URL=$FINETUNE_BASE_URL
-  FINETUNE_API_KEY=$FINETUNE_API_KEY
+  FINETUNE_ADMIN_KEY=$FINETUNE_ADMIN_KEY
   FINETUNE_DASHBOARD_URL=$FINETUNE_DASHBOARD_URL
 
-  (all in .run/platform.env: \`set -a; . .run/platform.env; set +a\`)
+  (all in .run/platform.env: \`set -a; . .run/platform.env; set +a\`; README.md, "Using it", makes a team's key)
   status: ./run.sh status    one resource: ./run.sh restart NAME, ./run.sh logs NAME    stop: ./run.sh stop$([ "$detach" = 1 ] || echo " or Ctrl-C")
 EOF
 

@@ -9,17 +9,22 @@ namespace FineTunePlatform.AppHost;
 /// range the test suite uses). The reservation is the protocol every FineTunePlatform process follows
 /// (eng/servers/lib.sh reserve_port, the test suite's LoopbackPorts): an exclusive flock(2) on
 /// /tmp/finetuneplatform-ports/PORT.lock, which .NET takes for a FileStream opened with FileShare.None, held for this
-/// process's lifetime. Endpoints with a port set in configuration keep it (`Platform:GatewayPort` fixes the
-/// gateway's); replicated resources keep DCP's per-replica target ports.
+/// process's lifetime. Replicated resources keep DCP's per-replica target ports.
+/// The gateway's port is stable by default (<see cref="DefaultGatewayPort"/>), so an exported FINETUNE_BASE_URL
+/// survives restarts; `Platform:GatewayPort` chooses another (0: any free port). When the default is taken (another
+/// platform on this machine), the gateway gets a reserved free port and a line on stderr says so.
 /// </summary>
 internal static class LoopbackPortReservations
 {
+    /// <summary>Below every Linux ephemeral range (32768+) and the range the tests reserve from (15000+).</summary>
+    public const int DefaultGatewayPort = 8480;
+
     private static readonly List<FileStream> Held = [];
 
     public static void ReserveLoopbackPorts(this IDistributedApplicationBuilder builder, IResourceBuilder<ProjectResource> gateway)
     {
         var lockDirectory = Environment.GetEnvironmentVariable("FTP_PORT_LOCKS") is { Length: > 0 } configured ? configured : "/tmp/finetuneplatform-ports";
-        var gatewayPort = builder.Configuration.GetValue<int?>("Platform:GatewayPort");
+        var gatewayPort = GatewayPort(builder.Configuration, lockDirectory);
         foreach (var resource in builder.Resources.OfType<IResourceWithEndpoints>())
         {
             var replicated = resource.TryGetLastAnnotation<ReplicaAnnotation>(out var replicas) && replicas.Replicas > 1;
@@ -40,28 +45,47 @@ internal static class LoopbackPortReservations
         }
     }
 
-    private static int Reserve(string lockDirectory)
+    /// <summary>The configured gateway port as given; else the default if it is free and unreserved; else null (any).</summary>
+    private static int? GatewayPort(IConfiguration configuration, string lockDirectory)
+    {
+        if (configuration.GetValue<int?>("Platform:GatewayPort") is { } configured)
+        {
+            return configured == 0 ? null : configured;
+        }
+
+        if (IsFree(DefaultGatewayPort) && TryHold(lockDirectory, DefaultGatewayPort))
+        {
+            return DefaultGatewayPort;
+        }
+
+        Console.Error.WriteLine($"FineTunePlatform: port {DefaultGatewayPort} is taken (another platform?); the gateway gets another free port this time (Platform:GatewayPort sets one)");
+        return null;
+    }
+
+    private static bool TryHold(string lockDirectory, int port)
     {
         Directory.CreateDirectory(lockDirectory);
+        try
+        {
+            Held.Add(new FileStream(Path.Combine(lockDirectory, $"{port}.lock"), FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None));
+            return true;
+        }
+        catch (IOException)
+        {
+            return false;
+        }
+    }
+
+    private static int Reserve(string lockDirectory)
+    {
         var high = EphemeralRangeStart() - 1;
         for (var attempt = 0; attempt < 1000; attempt++)
         {
             var port = Random.Shared.Next(15000, high);
-            if (!IsFree(port))
+            if (IsFree(port) && TryHold(lockDirectory, port))
             {
-                continue;
+                return port;
             }
-
-            try
-            {
-                Held.Add(new FileStream(Path.Combine(lockDirectory, $"{port}.lock"), FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None));
-            }
-            catch (IOException)
-            {
-                continue;
-            }
-
-            return port;
         }
 
         throw new InvalidOperationException($"No free, unreserved loopback port in 15000-{high}.");

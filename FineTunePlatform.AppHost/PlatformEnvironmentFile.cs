@@ -6,9 +6,11 @@ internal static class PlatformEnvironmentFile
 {
     /// <summary>
     /// Once the gateway is healthy, writes what a user needs to call the platform to `Platform:EnvironmentFile` (when
-    /// set; ./run.sh sets .run/platform.env and waits for it): FINETUNE_BASE_URL, FINETUNE_API_KEY (the bootstrap
+    /// set; ./run.sh sets .run/platform.env and waits for it): FINETUNE_BASE_URL, FINETUNE_ADMIN_KEY (the bootstrap
     /// platform-admin key) and FINETUNE_DASHBOARD_URL (the dashboard with its login token, so it opens without a
-    /// separate token step). Written to a temporary name and renamed, so a reader never sees half a file.
+    /// separate token step). Written to a temporary name and renamed, so a reader never sees half a file. The admin
+    /// key has its own name, not FINETUNE_API_KEY (the project key `ftune` and the SDK samples use): sourcing the
+    /// file again after a restart must not switch a shell from a team's key to the admin's.
     /// </summary>
     public static void WritePlatformEnvironmentWhenReady(
         this IDistributedApplicationBuilder builder, IResourceBuilder<ProjectResource> gateway, IResourceBuilder<ParameterResource> adminKey)
@@ -25,7 +27,7 @@ internal static class PlatformEnvironmentFile
             var lines = new List<string>
             {
                 $"FINETUNE_BASE_URL={baseUrl}",
-                $"FINETUNE_API_KEY={await adminKey.Resource.GetValueAsync(cancellationToken)}",
+                $"FINETUNE_ADMIN_KEY={await adminKey.Resource.GetValueAsync(cancellationToken)}",
             };
             if (DashboardUrl(builder.Configuration) is { } dashboard)
             {

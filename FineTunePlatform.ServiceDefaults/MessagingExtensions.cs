@@ -6,7 +6,9 @@ namespace Microsoft.Extensions.Hosting;
 /// <summary>
 /// RabbitMQ through MassTransit 8.5 (Apache-2.0; 9.x is commercial) from Aspire's `ConnectionStrings:rabbitmq`
 /// amqp:// URI. MassTransit adds its own bus health check (tagged "ready") and its OpenTelemetry source
-/// "MassTransit" is exported by ConfigureOpenTelemetry.
+/// "MassTransit" is exported by ConfigureOpenTelemetry. Its anonymous usage telemetry (on by default since 8.4, a
+/// report posted to MassTransit's own host after the bus starts) is off: a self-hosted platform sends nothing outside
+/// the machines it runs on.
 /// </summary>
 public static class MessagingExtensions
 {
@@ -19,6 +21,7 @@ public static class MessagingExtensions
 
         builder.Services.AddMassTransit(bus =>
         {
+            bus.DisableUsageTelemetry();
             bus.SetKebabCaseEndpointNameFormatter();
             configure?.Invoke(bus);
             bus.UsingRabbitMq((context, rabbit) =>

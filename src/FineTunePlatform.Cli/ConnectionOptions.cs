@@ -1,4 +1,5 @@
 using System.ClientModel;
+using System.ClientModel.Primitives;
 using System.CommandLine;
 using System.Net.Http.Headers;
 using System.Text.Json;
@@ -8,13 +9,15 @@ namespace FineTunePlatform.Cli;
 
 /// <summary>
 /// Where the platform is and which key to use: `--base-url`/`--api-key`, else FINETUNE_BASE_URL/FINETUNE_API_KEY,
-/// else OPENAI_BASE_URL/OPENAI_API_KEY (so a shell already set up for the OpenAI SDK works unchanged).
+/// else OPENAI_BASE_URL/OPENAI_API_KEY (so a shell already set up for the OpenAI SDK works unchanged). A variable set
+/// to nothing counts as unset: `export FINETUNE_API_KEY=$TEAM_KEY` with TEAM_KEY unset must say the key is missing,
+/// not send an empty one and report the platform's "Incorrect API key".
 /// </summary>
 public sealed class ConnectionOptions
 {
     public Option<string?> BaseUrl { get; } = new("--base-url")
     {
-        Description = "The platform's API root, e.g. http://127.0.0.1:8080/v1 (default: $FINETUNE_BASE_URL, then $OPENAI_BASE_URL).",
+        Description = "The platform's API root, e.g. http://127.0.0.1:8480/v1 (default: $FINETUNE_BASE_URL, then $OPENAI_BASE_URL).",
         Recursive = true,
     };
 
@@ -26,23 +29,43 @@ public sealed class ConnectionOptions
 
     public PlatformConnection Open(ParseResult parse)
     {
-        var baseUrl = parse.GetValue(BaseUrl) ?? Environment.GetEnvironmentVariable("FINETUNE_BASE_URL") ?? Environment.GetEnvironmentVariable("OPENAI_BASE_URL")
-            ?? throw new CliException("no platform address: pass --base-url or set FINETUNE_BASE_URL (e.g. http://127.0.0.1:8080/v1).", 2);
-        var apiKey = parse.GetValue(ApiKey) ?? Environment.GetEnvironmentVariable("FINETUNE_API_KEY") ?? Environment.GetEnvironmentVariable("OPENAI_API_KEY")
-            ?? throw new CliException("no API key: pass --api-key or set FINETUNE_API_KEY.", 2);
+        var baseUrl = FirstSet(parse.GetValue(BaseUrl), "FINETUNE_BASE_URL", "OPENAI_BASE_URL")
+            ?? throw new CliException("no platform address: pass --base-url or set FINETUNE_BASE_URL (./run.sh writes it to .run/platform.env, e.g. http://127.0.0.1:8480/v1).", 2);
+        var apiKey = FirstSet(parse.GetValue(ApiKey), "FINETUNE_API_KEY", "OPENAI_API_KEY")
+            ?? throw new CliException("no API key: pass --api-key or set FINETUNE_API_KEY (a project key: see README.md, \"Using it\").", 2);
         if (!Uri.TryCreate(baseUrl.TrimEnd('/') + "/", UriKind.Absolute, out var root) || root.Scheme is not ("http" or "https"))
         {
             throw new CliException($"'{baseUrl}' is not an http(s) URL.", 2);
         }
 
-        return new PlatformConnection(root, apiKey);
+        if (root.AbsolutePath == "/")
+        {
+            // The gateway serves its API under /v1 only: a bare host:port answers every call with a 404.
+            throw new CliException($"'{baseUrl}' has no API path: the platform's API root ends in /v1 (try {root}v1).", 2);
+        }
+
+        return Opened = new PlatformConnection(root, apiKey);
     }
+
+    /// <summary>The connection the running command opened, so that a failure can name the URL it could not reach.</summary>
+    public PlatformConnection? Opened { get; private set; }
+
+    private static string? FirstSet(string? given, params string[] variables) =>
+        new[] { given }.Concat(variables.Select(Environment.GetEnvironmentVariable)).FirstOrDefault(value => !string.IsNullOrWhiteSpace(value));
 }
 
 /// <summary>The SDK client for OpenAI's calls and an HttpClient for ours, both on the same root and key.</summary>
 public sealed class PlatformConnection(Uri root, string apiKey)
 {
-    public OpenAIClient OpenAI { get; } = new(new ApiKeyCredential(apiKey), new OpenAIClientOptions { Endpoint = root, NetworkTimeout = TimeSpan.FromMinutes(10) });
+    public Uri Root { get; } = root;
+
+    // One retry, not the SDK's three with back-off: a platform that is down should be reported in a second.
+    public OpenAIClient OpenAI { get; } = new(new ApiKeyCredential(apiKey), new OpenAIClientOptions
+    {
+        Endpoint = root,
+        NetworkTimeout = TimeSpan.FromMinutes(10),
+        RetryPolicy = new ClientRetryPolicy(maxRetries: 1),
+    });
 
     public HttpClient Http { get; } = new()
     {
@@ -56,11 +79,26 @@ public sealed class PlatformConnection(Uri root, string apiKey)
     {
         using var response = await Http.SendAsync(request, cancellationToken);
         var text = await response.Content.ReadAsStringAsync(cancellationToken);
-        return response.IsSuccessStatusCode ? JsonDocument.Parse(text).RootElement.Clone() : throw ErrorOf((int)response.StatusCode, text);
+        if (!response.IsSuccessStatusCode)
+        {
+            throw ErrorOf((int)response.StatusCode, text);
+        }
+
+        try
+        {
+            return JsonDocument.Parse(text).RootElement.Clone();
+        }
+        catch (JsonException)
+        {
+            throw new CliException($"{Root} answered {request.RequestUri} with something that is not JSON; is it the platform's API root (…/v1)?");
+        }
     }
 
+    public Task<JsonElement> GetAsync(string path, CancellationToken cancellationToken) =>
+        SendAsync(new HttpRequestMessage(HttpMethod.Get, path), cancellationToken);
+
     /// <summary>OpenAI's error shape as one line: the message, and which field (`param`) and why (`code`) when given.</summary>
-    public static CliException ErrorOf(int status, string body)
+    public CliException ErrorOf(int status, string body)
     {
         try
         {
@@ -72,7 +110,10 @@ public sealed class PlatformConnection(Uri root, string apiKey)
         }
         catch (Exception ex) when (ex is JsonException or KeyNotFoundException or InvalidOperationException)
         {
-            return new CliException($"{status}: {body}");
+            // Not the platform's error shape: a proxy, another server on the port, or a root without /v1.
+            var hint = status == 404 && !Root.AbsolutePath.TrimEnd('/').EndsWith("/v1", StringComparison.Ordinal) ? $" (the platform's API root ends in /v1; --base-url is {Root})" : "";
+            var text = body.ReplaceLineEndings(" ").Trim();
+            return new CliException($"{status}: {(text.Length == 0 ? "no error message" : text.Length > 200 ? text[..200] + "…" : text)}{hint}");
         }
     }
 }

@@ -1,17 +1,22 @@
 using System.ClientModel;
 using System.CommandLine;
+using System.Net.Sockets;
+using System.Text.Json;
 using FineTunePlatform.Cli.Commands;
 
 namespace FineTunePlatform.Cli;
 
 /// <summary>
-/// `ftune`: the platform from a terminal — upload and check training files, start and follow fine-tuning jobs, list
-/// models and chat with them. It speaks the same public API as the OpenAI SDKs (through the official .NET SDK where
-/// the call is OpenAI's, plain HTTP for our additions: file reports, the job event stream, a job's evaluation).
-/// Exit codes: 0 done, 1 the platform refused or the job did not succeed, 2 a usage or configuration mistake.
+/// `ftune`: the platform from a terminal — upload and check files, start and follow fine-tuning jobs, create and run
+/// evals, list models and chat with them. It speaks the same public API as the OpenAI SDKs (through the official .NET
+/// SDK where the call is OpenAI's, plain HTTP for our additions: file reports, the job event stream, a job's
+/// evaluation, a model's publication). Exit codes: 0 done, 1 the platform refused or the job or run did not succeed,
+/// 2 a usage or configuration mistake. Every failure is one line on stderr, never a stack trace.
 /// </summary>
 public static class Ftune
 {
+    public const string RunHint = "is ./run.sh running? (./run.sh status)";
+
     public static async Task<int> InvokeAsync(string[] args, TextWriter output, TextWriter error, CancellationToken cancellationToken = default)
     {
         var connection = new ConnectionOptions();
@@ -21,29 +26,89 @@ public static class Ftune
             connection.ApiKey,
             FileCommands.Create(connection, output),
             JobCommands.Create(connection, output),
+            EvalCommands.Create(connection, output),
             ModelCommands.Create(connection, output),
             ModelCommands.Chat(connection, output),
         };
+        var parse = root.Parse(args);
+        if (parse.Errors.Count > 0)
+        {
+            // A usage mistake (bare `ftune` included: a command is required): what was wrong, then the usage of the
+            // command that was meant, on stderr, exit 2.
+            foreach (var parseError in parse.Errors)
+            {
+                await error.WriteLineAsync($"ftune: {parseError.Message}");
+            }
+
+            await root.Parse([.. CommandPath(parse), "--help"]).InvokeAsync(new InvocationConfiguration { Output = error, Error = error }, cancellationToken);
+            return 2;
+        }
+
         try
         {
             var configuration = new InvocationConfiguration { Output = output, Error = error, EnableDefaultExceptionHandler = false };
-            return await root.Parse(args).InvokeAsync(configuration, cancellationToken);
+            return await parse.InvokeAsync(configuration, cancellationToken);
         }
-        catch (CliException ex)
+        catch (Exception ex)
         {
-            await error.WriteLineAsync($"ftune: {ex.Message}");
-            return ex.ExitCode;
+            var (message, exitCode) = Describe(ex, connection.Opened);
+            await error.WriteLineAsync($"ftune: {message}");
+            return exitCode;
         }
-        catch (ClientResultException ex)
+    }
+
+    /// <summary>One line and an exit code for whatever a command threw.</summary>
+    private static (string Message, int ExitCode) Describe(Exception ex, PlatformConnection? platform)
+    {
+        // The SDK's retry policy throws an AggregateException of each attempt's failure; the last says it all.
+        while (ex is AggregateException { InnerExceptions.Count: > 0 } aggregate)
         {
-            await error.WriteLineAsync($"ftune: {PlatformConnection.ErrorOf(ex.Status, ex.GetRawResponse()?.Content.ToString() ?? ex.Message).Message}");
-            return 1;
+            ex = aggregate.InnerExceptions[^1];
         }
-        catch (HttpRequestException ex)
+
+        var where = platform?.Root.ToString().TrimEnd('/') ?? "the configured URL";
+        switch (ex)
         {
-            await error.WriteLineAsync($"ftune: could not reach the platform: {ex.Message}");
-            return 1;
+            case CliException cli:
+                return (cli.Message, cli.ExitCode);
+            case ClientResultException { Status: 0 } transport:
+                return ($"cannot reach the platform at {where}: {Innermost(transport).Message}; {RunHint}", 1);
+            case ClientResultException result when platform is not null:
+                return (platform.ErrorOf(result.Status, result.GetRawResponse()?.Content.ToString() ?? result.Message).Message, 1);
+            case ClientResultException result:
+                return ($"{result.Status}: {result.Message}", 1);
+            case FileNotFoundException or DirectoryNotFoundException or UnauthorizedAccessException:
+                return (ex.Message, 2);
+            case HttpRequestException or SocketException or IOException:
+                return ($"cannot reach the platform at {where}: {Innermost(ex).Message}; {RunHint}", 1);
+            case OperationCanceledException:
+                return ($"the platform at {where} did not answer in time; {RunHint}", 1);
+            case JsonException json:
+                return ($"the platform at {where} answered with JSON ftune does not understand ({json.Message.Split('.')[0]}); is --base-url the platform's API root (…/v1)?", 1);
+            default:
+                return ($"unexpected {ex.GetType().Name}: {ex.Message.ReplaceLineEndings(" ")}", 1);
         }
+    }
+
+    private static Exception Innermost(Exception ex)
+    {
+        while (ex.InnerException is not null)
+        {
+            ex = ex.InnerException;
+        }
+
+        return ex;
+    }
+
+    private static string[] CommandPath(ParseResult parse)
+    {
+        var path = new List<string>();
+        for (var result = parse.CommandResult; result.Parent is System.CommandLine.Parsing.CommandResult parent; result = parent)
+        {
+            path.Insert(0, result.Command.Name);
+        }
+
+        return [.. path];
     }
 }
 

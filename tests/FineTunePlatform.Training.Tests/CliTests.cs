@@ -1,4 +1,5 @@
 using System.Text.Json;
+using System.Text.RegularExpressions;
 using FineTunePlatform.Cli;
 
 namespace FineTunePlatform.Training.Tests;
@@ -61,8 +62,101 @@ public sealed class CliTests(FineTuningFixture fixture) : IClassFixture<FineTuni
         var notUrl = await Ftune.InvokeAsync(["models", "list", "--base-url", "ftp://example", "--api-key", key], TextWriter.Null, new StringWriter());
         Assert.Equal(2, notUrl);
         var usage = new StringWriter();
-        Assert.Equal(1, await Ftune.InvokeAsync(["jobs", "create", "--training-file", "file-x"], TextWriter.Null, usage));
+        Assert.Equal(2, await Ftune.InvokeAsync(["jobs", "create", "--training-file", "file-x"], TextWriter.Null, usage));
         Assert.Contains("--model", usage.ToString(), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Lists_are_tables_or_empty_and_evals_run_from_the_command_line()
+    {
+        var (_, key) = await Platform.Admin.CreateProjectAsync("owner");
+        Assert.Equal("(empty)" + Environment.NewLine, (await RunAsync(key, "files", "list")).Output);
+        Assert.Equal("(empty)" + Environment.NewLine, (await RunAsync(key, "evals", "list")).Output);
+
+        var upload = await RunAsync(key, "files", "upload", WriteFile(Enumerable.Range(0, 10).Select(i => Example($"ticket {i}: refund?", "billing"))));
+        var files = await RunAsync(key, "files", "list");
+        Assert.Matches(@"^ID +PURPOSE +STATUS +BYTES +CREATED +FILENAME\r?\nfile-\S+ +fine-tune +processed +\d+ +\S+ +ftune-\w+\.jsonl\r?\n$", files.Output);
+        Assert.StartsWith(upload.Output.Split(' ')[0], files.Output.Split('\n')[1], StringComparison.Ordinal);
+        Assert.Matches(@"\nlocal-nano +system +published\r?\n", (await RunAsync(key, "models", "list")).Output);
+
+        var examples = Path.Combine(FineTunePlatform.Testing.RepositoryRoot.Path, "examples");
+        var eval = await RunAsync(key, "evals", "create", Path.Combine(examples, "ticket-eval.json"));
+        Assert.True(eval.ExitCode == 0, eval.Error);
+        Assert.Matches(@"^eval_\S+  ticket routing  1 testing criteria\r?\n  routed to the right team: string_check", eval.Output);
+        var evalId = eval.Output.Split(' ')[0];
+        var items = await RunAsync(key, "files", "upload", Path.Combine(examples, "tickets-eval.jsonl"), "--purpose", "evals");
+        Assert.True(items.ExitCode == 0, items.Error);
+        // The upstream echo model answers each ticket reversed, never a team's name: every item is graded and fails.
+        var run = await RunAsync(key, "evals", "runs", "create", evalId, "--model", TrainingPlatform.UpstreamModel,
+            "--data-source", Path.Combine(examples, "ticket-eval-source.json"), "--eval-file", items.Output.Split(' ')[0], "--watch");
+        Assert.True(run.ExitCode == 0, run.Output + run.Error);
+        Assert.Matches($@"\nevalrun_\S+  completed  {TrainingPlatform.UpstreamModel}  passed 0/16\r?\n$", run.Output);
+        var runs = await RunAsync(key, "evals", "runs", "list", evalId);
+        Assert.Matches($@"^ID +STATUS +PASSED +MODEL +NAME\r?\nevalrun_\S+ +completed +0/16 +{TrainingPlatform.UpstreamModel} ", runs.Output);
+        Assert.Contains(evalId, (await RunAsync(key, "evals", "list")).Output, StringComparison.Ordinal);
+
+        var missing = await RunAsync(key, "evals", "runs", "get", evalId, "evalrun_missing");
+        Assert.Equal(1, missing.ExitCode);
+        Assert.StartsWith("ftune: 404: ", missing.Error, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Jobs_pause_resume_and_cancel_from_the_command_line()
+    {
+        var (_, key) = await Platform.Admin.CreateProjectAsync("owner");
+        var fileId = (await RunAsync(key, "files", "upload", WriteFile(Enumerable.Range(0, 10).Select(i => Example($"ticket {i}: refund?", "billing"))))).Output.Split(' ')[0];
+        // Enough epochs that it cannot finish before it is paused.
+        var created = await RunAsync(key, "jobs", "create", "--model", "local-nano", "--training-file", fileId, "--epochs", "40");
+        var jobId = created.Output.Split(' ')[0];
+        var paused = await RunAsync(key, "jobs", "pause", jobId);
+        Assert.True(paused.ExitCode == 0, paused.Error);
+        Assert.StartsWith($"{jobId}  paused  local-nano", paused.Output, StringComparison.Ordinal);
+        var resumed = await RunAsync(key, "jobs", "resume", jobId);
+        Assert.True(resumed.ExitCode == 0, resumed.Error);
+        Assert.DoesNotContain("  paused  ", resumed.Output, StringComparison.Ordinal);
+        Assert.Equal(0, (await RunAsync(key, "jobs", "cancel", jobId)).ExitCode);
+        var again = await RunAsync(key, "jobs", "resume", jobId);
+        Assert.Equal(1, again.ExitCode);
+        Assert.Contains("code invalid_state", again.Error, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Usage_mistakes_and_an_unreachable_platform_are_one_line_and_never_a_stack_trace()
+    {
+        var bare = await InvokeAsync();
+        Assert.Equal(2, bare.ExitCode);
+        Assert.StartsWith("ftune: Required command was not provided.", bare.Error, StringComparison.Ordinal);
+        Assert.Contains("Usage:", bare.Error, StringComparison.Ordinal);
+        var unknown = await InvokeAsync("models", "list", "--bogus");
+        Assert.Equal(2, unknown.ExitCode);
+        Assert.StartsWith("ftune: Unrecognized command or argument '--bogus'", unknown.Error, StringComparison.Ordinal);
+
+        var noApiPath = await InvokeAsync("models", "list", "--base-url", "http://127.0.0.1:8480", "--api-key", "sk-x");
+        Assert.Equal(2, noApiPath.ExitCode);
+        Assert.Equal("ftune: 'http://127.0.0.1:8480' has no API path: the platform's API root ends in /v1 (try http://127.0.0.1:8480/v1)." + Environment.NewLine, noApiPath.Error);
+
+        var malformed = WriteFile(["{\"name\": "]);
+        var badJson = await InvokeAsync("evals", "create", malformed, "--base-url", "http://127.0.0.1:8480/v1", "--api-key", "sk-x");
+        Assert.Equal(2, badJson.ExitCode);
+        Assert.Matches(@"^ftune: definition: ftune-\w+\.jsonl is not valid JSON at line \d+, column \d+\.\r?\n$", badJson.Error);
+
+        // A port nobody listens on: the SDK's calls (upload, chat, models) and ours (report, jobs) say the same line.
+        var nobody = $"http://127.0.0.1:{FineTunePlatform.Testing.LoopbackPorts.Free()}/v1";
+        var upload = WriteFile([Example("hi", "hello")]);
+        foreach (var command in new string[][] { ["models", "list"], ["chat", "local-nano", "hi"], ["files", "upload", upload], ["files", "report", "file-x"], ["jobs", "list"] })
+        {
+            var result = await InvokeAsync([.. command, "--base-url", nobody, "--api-key", "sk-x"]);
+            Assert.True(result.ExitCode == 1, $"{string.Join(' ', command)}: exit {result.ExitCode}: {result.Error}");
+            Assert.Matches($@"^ftune: cannot reach the platform at {Regex.Escape(nobody)}: [^\n]+; is \./run\.sh running\? \(\./run\.sh status\)\r?\n$", result.Error);
+        }
+    }
+
+    private static async Task<(int ExitCode, string Output, string Error)> InvokeAsync(params string[] args)
+    {
+        var output = new StringWriter();
+        var error = new StringWriter();
+        var exitCode = await Ftune.InvokeAsync(args, output, error);
+        return (exitCode, output.ToString(), error.ToString());
     }
 
     private async Task<(int ExitCode, string Output, string Error)> RunAsync(string key, params string[] args)

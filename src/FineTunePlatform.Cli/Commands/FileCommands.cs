@@ -9,7 +9,7 @@ public static class FileCommands
 {
     public static Command Create(ConnectionOptions connection, TextWriter output)
     {
-        var path = new Argument<FileInfo>("path") { Description = "A JSONL file: chat examples, DPO preferences, or eval items." };
+        var path = new Argument<FileInfo>("path") { Description = "A JSONL file: chat examples, DPO preferences, or eval items ({\"item\": {...}} per line)." };
         var purpose = new Option<string>("--purpose") { Description = "fine-tune (default) or evals.", DefaultValueFactory = _ => "fine-tune" };
         purpose.AcceptOnlyFromAmong("fine-tune", "evals");
         var upload = new Command("upload", "Upload a file (streamed) and show its validation: id, status, and every error with its line.") { path, purpose };
@@ -49,11 +49,12 @@ public static class FileCommands
         var list = new Command("list", "List the project's files.");
         list.SetAction(async (parse, cancellationToken) =>
         {
-            foreach (var file in (await connection.Open(parse).OpenAI.GetOpenAIFileClient().GetFilesAsync(cancellationToken)).Value)
-            {
-                await output.WriteLineAsync($"{file.Id}  {file.Filename}  {file.SizeInBytes} bytes  {file.Purpose}");
-            }
-
+            // Plain HTTP, not the SDK: its FilePurpose and FileStatus print as enum names (FineTune, Processed).
+            var page = await connection.Open(parse).GetAsync("files", cancellationToken);
+            var rows = page.GetProperty("data").EnumerateArray()
+                .Select(file => new[] { Table.Text(file, "id"), Table.Text(file, "purpose"), Table.Text(file, "status"), Table.Text(file, "bytes"), Table.Time(file, "created_at"), Table.Text(file, "filename") })
+                .ToList();
+            await Table.WriteAsync(output, ["ID", "PURPOSE", "STATUS", "BYTES", "CREATED", "FILENAME"], rows);
             return 0;
         });
 
@@ -61,7 +62,7 @@ public static class FileCommands
     }
 
     private static Task<JsonElement> ReportAsync(PlatformConnection platform, string fileId, CancellationToken cancellationToken) =>
-        platform.SendAsync(new HttpRequestMessage(HttpMethod.Get, $"files/{Uri.EscapeDataString(fileId)}/report"), cancellationToken);
+        platform.GetAsync($"files/{Uri.EscapeDataString(fileId)}/report", cancellationToken);
 
     private static async Task WriteReportAsync(TextWriter output, JsonElement report)
     {
@@ -70,8 +71,12 @@ public static class FileCommands
             + $"{report.GetProperty("billable_tokens_per_epoch").GetInt64()} billable tokens per epoch, {report.GetProperty("recommended_epochs").GetInt32()} epochs recommended");
         foreach (var error in report.GetProperty("errors").EnumerateArray())
         {
-            var at = error.GetProperty("path").GetString() is { Length: > 0 } jsonPath ? $" {jsonPath}" : "";
-            await output.WriteLineAsync($"  line {error.GetProperty("line").GetInt64()}{at}: {error.GetProperty("message").GetString()} [{error.GetProperty("category").GetString()}]");
+            // Line 0 is the report's way of saying "the file as a whole" (too few examples, nothing to learn): no
+            // line to point at, and "$" is no field either.
+            var line = error.TryGetProperty("line", out var number) && number.ValueKind == JsonValueKind.Number ? number.GetInt64() : 0;
+            var jsonPath = error.TryGetProperty("path", out var at) && at.ValueKind == JsonValueKind.String && at.GetString() is { Length: > 0 } p && p != "$" ? $" {p}" : "";
+            var where = line > 0 ? $"line {line}{jsonPath}" : "file";
+            await output.WriteLineAsync($"  {where}: {error.GetProperty("message").GetString()} [{error.GetProperty("category").GetString()}]");
         }
     }
 }

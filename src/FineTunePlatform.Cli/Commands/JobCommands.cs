@@ -6,7 +6,7 @@ using System.Text.Json.Nodes;
 
 namespace FineTunePlatform.Cli.Commands;
 
-/// <summary>`ftune jobs create|get|list|cancel|watch`: fine-tuning jobs, followed live through the event stream.</summary>
+/// <summary>`ftune jobs create|get|list|cancel|pause|resume|watch`: fine-tuning jobs, followed live through the event stream.</summary>
 public static class JobCommands
 {
     public static Command Create(ConnectionOptions connection, TextWriter output)
@@ -23,11 +23,12 @@ public static class JobCommands
         var seed = new Option<int?>("--seed");
         var evalId = new Option<string?>("--eval") { Description = "Evaluate the tuned model against its base with this eval when the job succeeds." };
         var evalDataSource = new Option<FileInfo?>("--eval-data-source") { Description = "JSON file: the completions data source to sample both models with (no model in it)." };
+        var evalFile = new Option<string?>("--eval-file") { Description = "An uploaded evals file (purpose evals) with the items: sets the data source's source to it." };
         var minImprovement = new Option<double?>("--min-improvement") { Description = "Pass-rate margin over the base the tuned model needs (-1..1, default 0)." };
         var watch = new Option<bool>("--watch") { Description = "Follow the job's events until it ends." };
         var create = new Command("create", "Start a fine-tuning job.")
         {
-            model, trainingFile, validationFile, suffix, method, epochs, batchSize, learningRate, seed, evalId, evalDataSource, minImprovement, watch,
+            model, trainingFile, validationFile, suffix, method, epochs, batchSize, learningRate, seed, evalId, evalDataSource, evalFile, minImprovement, watch,
         };
         create.SetAction(async (parse, cancellationToken) =>
         {
@@ -47,16 +48,8 @@ public static class JobCommands
             if (parse.GetValue(evalId) is { } eval)
             {
                 var source = parse.GetValue(evalDataSource) ?? throw new CliException("--eval needs --eval-data-source: the data source to sample both models with.", 2);
-                JsonNode? dataSource;
-                try
-                {
-                    dataSource = JsonNode.Parse(await File.ReadAllTextAsync(source.FullName, cancellationToken));
-                }
-                catch (Exception ex) when (ex is JsonException or IOException)
-                {
-                    throw new CliException($"--eval-data-source: {ex.Message}", 2);
-                }
-
+                var dataSource = await JsonFiles.ReadObjectAsync(source, "--eval-data-source", cancellationToken);
+                JsonFiles.UseItemsFile(dataSource, parse.GetValue(evalFile));
                 var evaluation = new JsonObject { ["eval_id"] = eval, ["data_source"] = dataSource };
                 Add(evaluation, "min_improvement", parse.GetValue(minImprovement));
                 body["evaluation"] = evaluation;
@@ -81,11 +74,10 @@ public static class JobCommands
         list.SetAction(async (parse, cancellationToken) =>
         {
             var page = await connection.Open(parse).SendAsync(new HttpRequestMessage(HttpMethod.Get, $"fine_tuning/jobs?limit={parse.GetValue(limit)}"), cancellationToken);
-            foreach (var job in page.GetProperty("data").EnumerateArray())
-            {
-                await WriteJobAsync(output, job);
-            }
-
+            var rows = page.GetProperty("data").EnumerateArray()
+                .Select(job => new[] { Table.Text(job, "id"), Table.Text(job, "status"), Table.Time(job, "created_at"), Table.Text(job, "model"), Table.Text(job, "fine_tuned_model") })
+                .ToList();
+            await Table.WriteAsync(output, ["ID", "STATUS", "CREATED", "MODEL", "FINE-TUNED MODEL"], rows);
             return 0;
         });
 
@@ -96,10 +88,24 @@ public static class JobCommands
             return 0;
         });
 
+        var pause = new Command("pause", "Pause a queued or running job (it stops at its next step); `resume` continues from its last checkpoint.") { jobId };
+        pause.SetAction(async (parse, cancellationToken) =>
+        {
+            await WriteJobAsync(output, await connection.Open(parse).SendAsync(new HttpRequestMessage(HttpMethod.Post, JobPath(parse.GetValue(jobId)!) + "/pause"), cancellationToken));
+            return 0;
+        });
+
+        var resume = new Command("resume", "Resume a paused job from its last checkpoint.") { jobId };
+        resume.SetAction(async (parse, cancellationToken) =>
+        {
+            await WriteJobAsync(output, await connection.Open(parse).SendAsync(new HttpRequestMessage(HttpMethod.Post, JobPath(parse.GetValue(jobId)!) + "/resume"), cancellationToken));
+            return 0;
+        });
+
         var follow = new Command("watch", "Follow a job's events (from its first) until it ends; exit 0 only if it succeeded.") { jobId };
         follow.SetAction((parse, cancellationToken) => WatchAsync(connection.Open(parse), output, parse.GetValue(jobId)!, cancellationToken));
 
-        return new Command("jobs", "Fine-tuning jobs.") { create, get, list, cancel, follow };
+        return new Command("jobs", "Fine-tuning jobs.") { create, get, list, cancel, pause, resume, follow };
     }
 
     /// <summary>Our SSE stream of the job's events (each OpenAI's fine_tuning.job.event), then the job's outcome.</summary>
@@ -109,7 +115,7 @@ public static class JobCommands
         {
             if (!response.IsSuccessStatusCode)
             {
-                throw PlatformConnection.ErrorOf((int)response.StatusCode, await response.Content.ReadAsStringAsync(cancellationToken));
+                throw platform.ErrorOf((int)response.StatusCode, await response.Content.ReadAsStringAsync(cancellationToken));
             }
 
             using var reader = new StreamReader(await response.Content.ReadAsStreamAsync(cancellationToken));

@@ -8,14 +8,15 @@ public static class ModelCommands
 {
     public static Command Create(ConnectionOptions connection, TextWriter output)
     {
-        var list = new Command("list", "List the models this project may call: presets, its fine-tuned models and those shared with it.");
+        var list = new Command("list", "List the models this project may call: presets, its fine-tuned models and those shared with it, and which the promotion gate holds back.");
         list.SetAction(async (parse, cancellationToken) =>
         {
-            foreach (var model in (await connection.Open(parse).OpenAI.GetOpenAIModelClient().GetModelsAsync(cancellationToken)).Value)
-            {
-                await output.WriteLineAsync($"{model.Id}  {model.OwnedBy}");
-            }
-
+            // Plain HTTP, not the SDK: `publication` is our addition to OpenAI's model object.
+            var page = await connection.Open(parse).GetAsync("models", cancellationToken);
+            var rows = page.GetProperty("data").EnumerateArray()
+                .Select(model => new[] { Table.Text(model, "id"), Table.Text(model, "owned_by"), Publication(Table.Text(model, "publication")) })
+                .ToList();
+            await Table.WriteAsync(output, ["ID", "OWNED BY", "PUBLICATION"], rows);
             return 0;
         });
 
@@ -30,6 +31,15 @@ public static class ModelCommands
 
         return new Command("models", "Models.") { list, delete };
     }
+
+    /// <summary>What a user can do with the model, in words: held models answer chat with 403 model_not_published.</summary>
+    private static string Publication(string publication) => publication switch
+    {
+        "published" or "-" => "published",
+        "pending_evaluation" => "held: evaluation pending",
+        "rejected" => "held: did worse than its base",
+        _ => $"held: {publication}",
+    };
 
     public static Command Chat(ConnectionOptions connection, TextWriter output)
     {

@@ -22,8 +22,11 @@ public static class AdminApi
         admin.MapPost("/projects/{projectId}/keys/{keyId}/revoke", RevokeKeyAsync);
         admin.MapPost("/projects/{projectId}/limits", SetLimits);
         admin.MapPost("/projects/{projectId}/training-quota", SetTrainingQuotaAsync);
-        admin.MapGet("/projects/{projectId}/training-quota", async (string projectId, TrainingService.TrainingServiceClient training, CancellationToken ct) =>
-            TypedResults.Ok(TrainingQuotaResponse.From(await training.GetProjectQuotaAsync(new GetProjectQuotaRequest { ProjectId = projectId }, cancellationToken: ct))));
+        // A project that does not exist is a 404 here as for the POST (the training service alone would answer defaults).
+        admin.MapGet("/projects/{projectId}/training-quota", async (string projectId, GatewayDbContext db, TrainingService.TrainingServiceClient training, CancellationToken ct) =>
+            await db.Projects.AnyAsync(candidate => candidate.Id == projectId, ct)
+                ? Results.Ok(TrainingQuotaResponse.From(await training.GetProjectQuotaAsync(new GetProjectQuotaRequest { ProjectId = projectId }, cancellationToken: ct)))
+                : OpenAIErrors.NotFound($"No project with id '{projectId}'.", "project_id"));
         // Operators' health: every check with its description and error text, which the public /health withholds.
         admin.MapHealthChecks("/health", new Microsoft.AspNetCore.Diagnostics.HealthChecks.HealthCheckOptions { ResponseWriter = HealthResponseWriter.WriteDetailsAsync });
         admin.MapGet("/projects/{projectId}/usage", (string projectId, GatewayDbContext db, CancellationToken ct) => UsageApi.ListAsync(db, projectId, ct));

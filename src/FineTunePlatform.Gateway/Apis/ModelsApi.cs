@@ -8,7 +8,9 @@ namespace FineTunePlatform.Gateway.Apis;
 
 /// <summary>
 /// /v1/models: what the caller's project can call. The training service's registry answers for the built-in presets
-/// and the fine-tuned models the project owns or was granted; the configured upstream providers add theirs.
+/// and the fine-tuned models the project owns or was granted; the configured upstream providers add theirs. Each
+/// model carries our addition `publication`: `published`, or `pending_evaluation`/`rejected` for a fine-tuned model
+/// its project's promotion gate holds back (listed so its owner can evaluate it; chat answers 403 model_not_published).
 /// </summary>
 public static class ModelsApi
 {
@@ -37,11 +39,16 @@ public static class ModelsApi
         [property: JsonPropertyName("id")] string Id,
         [property: JsonPropertyName("object")] string Object,
         [property: JsonPropertyName("created")] long Created,
-        [property: JsonPropertyName("owned_by")] string OwnedBy)
+        [property: JsonPropertyName("owned_by")] string OwnedBy,
+        [property: JsonPropertyName("publication")] string Publication)
     {
-        public static ModelObject From(ModelRoute route) => new(route.Model, "model", 0, route.ProviderName);
+        public const string Published = "published";
 
-        public static ModelObject From(Model model) => new(model.Id, "model", model.CreatedAt, model.OwnedBy);
+        public static ModelObject From(ModelRoute route) => new(route.Model, "model", 0, route.ProviderName, Published);
+
+        // The registry's status is published, pending_evaluation or rejected; empty from a training service that
+        // predates the promotion gate, whose models are all published.
+        public static ModelObject From(Model model) => new(model.Id, "model", model.CreatedAt, model.OwnedBy, model.Status is { Length: > 0 } status ? status : Published);
     }
 
     public sealed record ModelList(
