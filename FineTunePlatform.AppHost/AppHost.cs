@@ -34,6 +34,7 @@ builder.AddProject<Projects.FineTunePlatform_Training_Worker>("training-worker")
     .WithReference(training).WaitFor(training)
     .WithEnvironment("Internal__Token", internalToken)
     .WithReplicas(builder.Configuration.GetValue("Platform:WorkerReplicas", 2))
+    .WithRestartOnCrash()
     .WithHttpHealthCheck("/health");
 
 var gateway = builder.AddProject<Projects.FineTunePlatform_Gateway>("gateway")

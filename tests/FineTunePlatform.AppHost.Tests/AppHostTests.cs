@@ -2,6 +2,7 @@ using System.ClientModel;
 using System.Net;
 using System.Text;
 using System.Text.Json;
+using Aspire.Hosting.ApplicationModel;
 using FineTunePlatform.Testing;
 using OpenAI;
 using OpenAI.Chat;
@@ -34,6 +35,8 @@ public sealed class AppHostTests
                 $"--Parameters:bootstrap-admin-key={AdminKey}",
                 "--Parameters:internal-token=apphost-test-internal-token-0123456789",
                 "--Parameters:postgres-password=apphostTestPassword0123",
+                "--Parameters:rabbitmq-password=apphostTestBrokerPassword0123",
+                "--Parameters:rabbitmq-admin-password=apphostTestBrokerAdmin0123",
                 // Keep the ports the AppHost reserved for itself (LoopbackPortReservations) instead of DCP's random ones.
                 "--DcpPublisher:RandomizePorts=false",
             ],
@@ -66,6 +69,18 @@ public sealed class AppHostTests
                 })).Append('\n');
             }
 
+            // kill -9 the trainer worker: it shows as exited with its exit code, comes back by itself, and trains the
+            // job below (it is the only worker).
+            var killed = WorkerPid(await app.ResourceNotifications.WaitForResourceAsync("training-worker",
+                update => update.Snapshot.State?.Text == KnownResourceStates.Running && WorkerPid(update) is not null, timeout.Token));
+            System.Diagnostics.Process.GetProcessById(killed!.Value).Kill();
+            var exited = await app.ResourceNotifications.WaitForResourceAsync("training-worker",
+                update => update.Snapshot.State?.Text == KnownResourceStates.Exited, timeout.Token);
+            Assert.NotEqual(0, exited.Snapshot.ExitCode);
+            await app.ResourceNotifications.WaitForResourceAsync("training-worker",
+                update => update.Snapshot.State?.Text == KnownResourceStates.Running && update.Snapshot.HealthStatus == Microsoft.Extensions.Diagnostics.HealthChecks.HealthStatus.Healthy
+                    && WorkerPid(update) is { } pid && pid != killed, timeout.Token);
+
             OpenAIFile file = await client.GetOpenAIFileClient().UploadFileAsync(BinaryData.FromString(lines.ToString()), "tickets.jsonl", FileUploadPurpose.FineTune);
 #pragma warning disable OPENAI001 // the SDK marks its fine-tuning client experimental
             var job = await client.GetFineTuningClient().FineTuneAsync(
@@ -91,4 +106,10 @@ public sealed class AppHostTests
             }
         }
     }
+
+    /// <summary>The process id DCP reports for a running replica.</summary>
+    private static int? WorkerPid(ResourceEvent update) =>
+        update.Snapshot.Properties.FirstOrDefault(property => property.Name == "executable.pid")?.Value is { } pid
+            ? Convert.ToInt32(pid, System.Globalization.CultureInfo.InvariantCulture)
+            : null;
 }
