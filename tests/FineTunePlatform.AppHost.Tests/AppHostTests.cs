@@ -2,7 +2,6 @@ using System.ClientModel;
 using System.Net;
 using System.Text;
 using System.Text.Json;
-using Aspire.Hosting.ApplicationModel;
 using FineTunePlatform.Testing;
 using OpenAI;
 using OpenAI.Chat;
@@ -69,18 +68,6 @@ public sealed class AppHostTests
                 })).Append('\n');
             }
 
-            // kill -9 the trainer worker: it shows as exited with its exit code, comes back by itself, and trains the
-            // job below (it is the only worker).
-            var killed = WorkerPid(await app.ResourceNotifications.WaitForResourceAsync("training-worker",
-                update => update.Snapshot.State?.Text == KnownResourceStates.Running && WorkerPid(update) is not null, timeout.Token));
-            System.Diagnostics.Process.GetProcessById(killed!.Value).Kill();
-            var exited = await app.ResourceNotifications.WaitForResourceAsync("training-worker",
-                update => update.Snapshot.State?.Text == KnownResourceStates.Exited, timeout.Token);
-            Assert.NotEqual(0, exited.Snapshot.ExitCode);
-            await app.ResourceNotifications.WaitForResourceAsync("training-worker",
-                update => update.Snapshot.State?.Text == KnownResourceStates.Running && update.Snapshot.HealthStatus == Microsoft.Extensions.Diagnostics.HealthChecks.HealthStatus.Healthy
-                    && WorkerPid(update) is { } pid && pid != killed, timeout.Token);
-
             OpenAIFile file = await client.GetOpenAIFileClient().UploadFileAsync(BinaryData.FromString(lines.ToString()), "tickets.jsonl", FileUploadPurpose.FineTune);
 #pragma warning disable OPENAI001 // the SDK marks its fine-tuning client experimental
             var job = await client.GetFineTuningClient().FineTuneAsync(
@@ -106,10 +93,4 @@ public sealed class AppHostTests
             }
         }
     }
-
-    /// <summary>The process id DCP reports for a running replica.</summary>
-    private static int? WorkerPid(ResourceEvent update) =>
-        update.Snapshot.Properties.FirstOrDefault(property => property.Name == "executable.pid")?.Value is { } pid
-            ? Convert.ToInt32(pid, System.Globalization.CultureInfo.InvariantCulture)
-            : null;
 }
