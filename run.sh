@@ -134,6 +134,10 @@ if [ ! -s "$run/secrets.env" ]; then
   } > "$run/secrets.env"
   chmod 600 "$run/secrets.env"
 fi
+# The broker's passwords (the services' user, the operators' management user), added to older secrets.env too.
+for secret in rabbitmq_password rabbitmq_admin_password; do
+  grep -q "^$secret=" "$run/secrets.env" || echo "$secret=$(openssl rand -hex 16)" >> "$run/secrets.env"
+done
 # shellcheck disable=SC1091
 . "$run/secrets.env"
 
@@ -159,6 +163,8 @@ rm -f "$run/platform.env"
     "Parameters__internal-token=$internal_token" \
     "Parameters__bootstrap-admin-key=$bootstrap_admin_key" \
     "Parameters__postgres-password=$postgres_password" \
+    "Parameters__rabbitmq-password=$rabbitmq_password" \
+    "Parameters__rabbitmq-admin-password=$rabbitmq_admin_password" \
     setsid dotnet "$apphost_dll" --Platform:DataDirectory="$run/data" --Platform:EnvironmentFile="$run/platform.env" \
     </dev/null >"$run/logs/apphost.log" 2>&1
 ) &

@@ -34,6 +34,7 @@ builder.AddProject<Projects.FineTunePlatform_Training_Worker>("training-worker")
     .WithReference(training).WaitFor(training)
     .WithEnvironment("Internal__Token", internalToken)
     .WithReplicas(builder.Configuration.GetValue("Platform:WorkerReplicas", 2))
+    .WithRestartOnCrash()
     .WithHttpHealthCheck("/health");
 
 var gateway = builder.AddProject<Projects.FineTunePlatform_Gateway>("gateway")
@@ -57,8 +58,10 @@ var evaluation = builder.AddProject<Projects.FineTunePlatform_Evaluation>("evalu
     .WithHttpHealthCheck("/health");
 
 // The gateway serves /v1/evals through the evaluation service, which samples models through the gateway's
-// InferenceService: each references the other (service discovery only; neither waits for the other).
+// InferenceService: each references the other (service discovery only; neither waits for the other). Training
+// reads each job's verdict from the evaluation service, which reads jobs from training: the same.
 gateway.WithReference(evaluation);
+training.WithReference(evaluation);
 
 builder.WritePlatformEnvironmentWhenReady(gateway, bootstrapAdminKey);
 builder.ReserveLoopbackPorts(gateway);

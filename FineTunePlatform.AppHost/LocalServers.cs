@@ -62,13 +62,25 @@ internal static class LocalServers
             });
     }
 
-    public static IResourceBuilder<LocalRabbitMQResource> AddLocalRabbitMQ(this IDistributedApplicationBuilder builder, string name, string scripts, string dataDirectory)
+    /// <summary>
+    /// The broker with the platform's own users (eng/servers/rabbitmq.sh makes them at every start, and no guest):
+    /// the services' user with permissions on the platform's virtual host only and no management access, and the
+    /// operators' administrator for the management UI, whose password services never receive.
+    /// </summary>
+    public static IResourceBuilder<LocalRabbitMQResource> AddLocalRabbitMQ(
+        this IDistributedApplicationBuilder builder, string name, string scripts, string dataDirectory,
+        IResourceBuilder<ParameterResource> password, IResourceBuilder<ParameterResource> adminPassword)
     {
-        var resource = new LocalRabbitMQResource(name, Path.Combine(scripts, "rabbitmq.sh"), scripts);
+        var resource = new LocalRabbitMQResource(name, Path.Combine(scripts, "rabbitmq.sh"), scripts, password.Resource);
         return builder.AddResource(resource)
             .WithEndpoint(name: LocalRabbitMQResource.EndpointName, scheme: "tcp", isProxied: false)
             .WithHttpEndpoint(name: LocalRabbitMQResource.ManagementEndpointName, isProxied: false)
-            .WithUrlForEndpoint(LocalRabbitMQResource.ManagementEndpointName, url => url.DisplayText = "Management UI (guest/guest)")
+            .WithUrlForEndpoint(LocalRabbitMQResource.ManagementEndpointName, url => url.DisplayText = $"Management UI ({LocalRabbitMQResource.AdminUser})")
+            .WithEnvironment("RABBITMQ_VHOST", LocalRabbitMQResource.VirtualHost)
+            .WithEnvironment("RABBITMQ_USER", LocalRabbitMQResource.ServiceUser)
+            .WithEnvironment("RABBITMQ_PASSWORD", password)
+            .WithEnvironment("RABBITMQ_ADMIN_USER", LocalRabbitMQResource.AdminUser)
+            .WithEnvironment("RABBITMQ_ADMIN_PASSWORD", adminPassword)
             .WithArgs(context =>
             {
                 context.Args.Add(Path.Combine(dataDirectory, name));
@@ -133,15 +145,20 @@ internal sealed class LocalRedisResource(string name, string command, string wor
         ReferenceExpression.Create($"127.0.0.1:{PrimaryEndpoint.Property(EndpointProperty.Port)}");
 }
 
-/// <summary>RabbitMQ (with the management plugin) from eng/servers/rabbitmq.sh.</summary>
-internal sealed class LocalRabbitMQResource(string name, string command, string workingDirectory)
+/// <summary>RabbitMQ (with the management plugin) from eng/servers/rabbitmq.sh; the connection string is the services' user on the platform's virtual host.</summary>
+internal sealed class LocalRabbitMQResource(string name, string command, string workingDirectory, ParameterResource password)
     : ExecutableResource(name, command, workingDirectory), IResourceWithConnectionString
 {
     public const string EndpointName = "amqp";
     public const string ManagementEndpointName = "management";
 
+    // The same names eng/servers.sh gives the broker of the tests.
+    public const string VirtualHost = "finetuneplatform";
+    public const string ServiceUser = "finetuneplatform";
+    public const string AdminUser = "finetuneplatform-admin";
+
     public EndpointReference PrimaryEndpoint => field ??= new EndpointReference(this, EndpointName);
 
     public ReferenceExpression ConnectionStringExpression =>
-        ReferenceExpression.Create($"amqp://guest:guest@127.0.0.1:{PrimaryEndpoint.Property(EndpointProperty.Port)}");
+        ReferenceExpression.Create($"amqp://{ServiceUser}:{password}@127.0.0.1:{PrimaryEndpoint.Property(EndpointProperty.Port)}/{VirtualHost}");
 }

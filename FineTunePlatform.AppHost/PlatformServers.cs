@@ -37,7 +37,9 @@ internal sealed record PlatformServers(
     {
         var postgres = builder.AddPostgres("postgres").WithDataVolume("finetuneplatform-postgres");
         var redis = builder.AddRedis("redis");
-        var rabbitmq = builder.AddRabbitMQ("rabbitmq").WithManagementPlugin().WithDataVolume("finetuneplatform-rabbitmq");
+        // The image makes its one user (these credentials, no guest) an administrator: container mode has no
+        // separate services' user (docs/security.md).
+        var rabbitmq = builder.AddRabbitMQ("rabbitmq", RabbitMQUser(builder), RabbitMQPassword(builder)).WithManagementPlugin().WithDataVolume("finetuneplatform-rabbitmq");
         PlatformServer Database(string name)
         {
             var database = postgres.AddDatabase(name);
@@ -60,7 +62,8 @@ internal sealed record PlatformServers(
 
         var postgres = builder.AddLocalPostgres("postgres", scripts, data, password);
         var redis = builder.AddLocalRedis("redis", scripts, data);
-        var rabbitmq = builder.AddLocalRabbitMQ("rabbitmq", scripts, data);
+        var rabbitmqAdminPassword = builder.AddParameter("rabbitmq-admin-password", new GenerateParameterDefault { MinLength = 24, Special = false }, secret: true, persist: true);
+        var rabbitmq = builder.AddLocalRabbitMQ("rabbitmq", scripts, data, RabbitMQPassword(builder), rabbitmqAdminPassword);
         PlatformServer Database(string name) =>
             new(builder.AddConnectionString(name, postgres.Resource.DatabaseConnectionString(name)), postgres);
 
@@ -68,6 +71,13 @@ internal sealed record PlatformServers(
             Database("datasetsdb"), Database("trainingdb"), Database("evaluationdb"), Database("gatewaydb"),
             new PlatformServer(redis, redis), new PlatformServer(rabbitmq, rabbitmq));
     }
+
+    /// <summary>The services' broker password: generated once like the platform's other secrets (./run.sh keeps its own).</summary>
+    private static IResourceBuilder<ParameterResource> RabbitMQPassword(IDistributedApplicationBuilder builder) =>
+        builder.AddParameter("rabbitmq-password", new GenerateParameterDefault { MinLength = 24, Special = false }, secret: true, persist: true);
+
+    private static IResourceBuilder<ParameterResource> RabbitMQUser(IDistributedApplicationBuilder builder) =>
+        builder.AddParameter("rabbitmq-user", LocalRabbitMQResource.ServiceUser);
 
     /// <summary>
     /// Asks DCP itself (`dcp info` prints JSON with containers.running in under a second); no public Aspire API says

@@ -71,6 +71,17 @@ listens_ours() {
   [ -n "$pid" ] && [ "$(ps -o pgid= -p "$pid" 2>/dev/null | tr -d ' ')" = "$(cat "$DIR/$1.group")" ]
 }
 
+# The broker's names: the platform's virtual host, the services' user, the operators' (management) user.
+RABBITMQ_VHOST=finetuneplatform
+RABBITMQ_USER=finetuneplatform
+RABBITMQ_ADMIN_USER=finetuneplatform-admin
+
+# new_secret FILE: a random secret in FILE, readable by its owner only, unless FILE already holds one.
+new_secret() {
+  [ -s "$1" ] || (umask 077 && openssl rand -hex 16 > "$1")
+  chmod 600 "$1"
+}
+
 # PostgreSQL says it is ready in its postmaster.pid (what pg_ctl -w reads).
 postgres_ready() {
   [ "$(sed -n 8p "$PG_CLUSTER/postmaster.pid" 2>/dev/null | tr -d ' ')" = ready ] \
@@ -79,7 +90,7 @@ postgres_ready() {
 
 start_postgres() {
   local attempt result
-  [ -s "$DIR/postgres.password" ] || openssl rand -hex 16 > "$DIR/postgres.password"
+  new_secret "$DIR/postgres.password"
   PG_CLUSTER=$(postgres_cluster_dir "$DIR/postgres")
   for attempt in $(seq 1 $ATTEMPTS); do
     reserve_port PG_PORT
@@ -129,17 +140,21 @@ amqp_answers() {
 rabbitmq_ready() {
   local node overview
   node="ftp-$(printf '%s' "$(cd "$DIR/rabbitmq" && pwd)" | sha256sum | cut -c1-10)@localhost"
-  overview=$(curl -fsS -m 3 -u guest:guest "http://127.0.0.1:$RABBIT_MANAGEMENT_PORT/api/overview" 2>/dev/null) || return 1
+  overview=$(curl -fsS -m 3 -u "$RABBITMQ_ADMIN_USER:$(cat "$DIR/rabbitmq-admin.password")" "http://127.0.0.1:$RABBIT_MANAGEMENT_PORT/api/overview" 2>/dev/null) || return 1
   [[ $overview == *"\"node\":\"$node\""* ]] && listens_ours rabbitmq "$RABBITMQ_PORT" && amqp_answers "$RABBITMQ_PORT"
 }
 
 start_rabbitmq() {
   local attempt result
   mkdir -p "$DIR/rabbitmq"
+  new_secret "$DIR/rabbitmq.password"
+  new_secret "$DIR/rabbitmq-admin.password"
   for attempt in $(seq 1 $ATTEMPTS); do
     reserve_port RABBITMQ_PORT
     reserve_port RABBIT_MANAGEMENT_PORT
-    launch rabbitmq "$DIR/rabbitmq" "$RABBITMQ_PORT" "$RABBIT_MANAGEMENT_PORT"
+    RABBITMQ_VHOST=$RABBITMQ_VHOST RABBITMQ_USER=$RABBITMQ_USER RABBITMQ_PASSWORD=$(cat "$DIR/rabbitmq.password") \
+      RABBITMQ_ADMIN_USER=$RABBITMQ_ADMIN_USER RABBITMQ_ADMIN_PASSWORD=$(cat "$DIR/rabbitmq-admin.password") \
+      launch rabbitmq "$DIR/rabbitmq" "$RABBITMQ_PORT" "$RABBIT_MANAGEMENT_PORT"
     result=0
     await rabbitmq 120 rabbitmq_ready || result=$?
     case $result in
@@ -157,6 +172,8 @@ start_rabbitmq() {
 write_env() {
   local file="$DIR/servers.env" pg
   pg="Host=127.0.0.1;Port=$PG_PORT;Username=postgres;Password=$(cat "$DIR/postgres.password")"
+  # Created readable by its owner only before a secret is written into it.
+  install -m 600 /dev/null "$file.new"
   {
     echo "# Written by eng/servers.sh start; source it to reach the private servers."
     for db in datasetsdb trainingdb evaluationdb gatewaydb; do
@@ -166,11 +183,11 @@ write_env() {
     echo "export FTP_SERVERS_DIR='$DIR'"
     if [ "$ONLY" != postgres ]; then
       echo "export ConnectionStrings__redis='127.0.0.1:$REDIS_PORT'"
-      echo "export ConnectionStrings__rabbitmq='amqp://guest:guest@127.0.0.1:$RABBITMQ_PORT'"
-      echo "export FTP_RABBITMQ_MANAGEMENT='http://guest:guest@127.0.0.1:$RABBIT_MANAGEMENT_PORT'"
+      echo "export ConnectionStrings__rabbitmq='amqp://$RABBITMQ_USER:$(cat "$DIR/rabbitmq.password")@127.0.0.1:$RABBITMQ_PORT/$RABBITMQ_VHOST'"
+      echo "export FTP_RABBITMQ_MANAGEMENT='http://$RABBITMQ_ADMIN_USER:$(cat "$DIR/rabbitmq-admin.password")@127.0.0.1:$RABBIT_MANAGEMENT_PORT'"
     fi
-  } > "$file"
-  chmod 600 "$file"
+  } > "$file.new"
+  mv "$file.new" "$file"
 }
 
 # stop_group NAME: asks the server's script to stop (it stops its server cleanly), then kills whatever of its process

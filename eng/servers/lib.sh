@@ -73,3 +73,18 @@ postgres_cluster_dir() {
     echo "$dir/cluster"
   fi
 }
+
+# A JSON string's content for VALUE (backslashes and double quotes escaped; the callers' values have no control
+# characters).
+json_escape() {
+  local value=${1//\\/\\\\}
+  printf '%s' "${value//\"/\\\"}"
+}
+
+# RabbitMQ's rabbit_password_hashing_sha256 of PASSWORD, as its definitions files hold it:
+# base64(salt ++ sha256(salt ++ password)) with a random 4-byte salt.
+rabbit_password_hash() {
+  local salt
+  salt=$(openssl rand -hex 4 | sed 's/../\\x&/g')
+  { printf '%b' "$salt"; { printf '%b' "$salt"; printf '%s' "$1"; } | openssl dgst -sha256 -binary; } | base64 -w0
+}

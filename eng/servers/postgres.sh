@@ -43,7 +43,7 @@ elif [ "$(cat "$dir/password.sha256" 2>/dev/null)" != "$(sha256sum < "$secret")"
   ftp_log "setting the postgres user's password"
   printf "ALTER USER postgres PASSWORD '%s';\n" "${PG_PASSWORD//\'/\'\'}" | as_postgres "$bin/postgres" --single -D "$cluster" postgres >/dev/null
 fi
-sha256sum < "$secret" > "$dir/password.sha256"
+(umask 077 && sha256sum < "$secret" > "$dir/password.sha256")
 rm -f "$secret"
 
 options=(-D "$cluster" -p "$port" -c listen_addresses=127.0.0.1 -c unix_socket_directories="$cluster"

@@ -2,8 +2,14 @@
 # RabbitMQ in the foreground as a private node on 127.0.0.1: AMQP on PORT, the management API on MANAGEMENT_PORT,
 # its data, logs, Erlang cookie and its own epmd under DIR:
 #
-#   eng/servers/rabbitmq.sh DIR PORT MANAGEMENT_PORT
+#   RABBITMQ_VHOST=... RABBITMQ_USER=... RABBITMQ_PASSWORD=... RABBITMQ_ADMIN_USER=... RABBITMQ_ADMIN_PASSWORD=... \
+#     eng/servers/rabbitmq.sh DIR PORT MANAGEMENT_PORT
 #
+# Its users, applied at every start (so a changed password takes effect): RABBITMQ_USER, the services' user, with
+# no tags (no management API) and permissions on RABBITMQ_VHOST only; RABBITMQ_ADMIN_USER, the operators' user
+# (administrator tag, the management API on loopback), whose password only the operator scripts know. `guest` is
+# never created (a node that imports definitions at boot makes no default user) and is deleted from data
+# directories made before.
 # The one way the platform starts RabbitMQ: eng/servers.sh and the AppHost both run this script. SIGTERM or SIGINT
 # stops the broker, then its epmd. Recipe measured on our machines: ../shared/ENVIRONMENT.md.
 #
@@ -23,11 +29,18 @@ FTP_LOG_NAME=rabbitmq
 dir=${1:?usage: rabbitmq.sh DIR PORT MANAGEMENT_PORT}
 port=${2:?usage: rabbitmq.sh DIR PORT MANAGEMENT_PORT}
 management_port=${3:?usage: rabbitmq.sh DIR PORT MANAGEMENT_PORT}
+for required in RABBITMQ_VHOST RABBITMQ_USER RABBITMQ_PASSWORD RABBITMQ_ADMIN_USER RABBITMQ_ADMIN_PASSWORD; do
+  [ -n "${!required:-}" ] || { ftp_log "error: $required must be set"; exit 1; }
+done
 bin=${RABBIT_BIN:-/usr/lib/rabbitmq/bin}
 [ -x "$bin/rabbitmq-server" ] || { ftp_log "error: rabbitmq-server is not installed (Debian: apt-get install -y rabbitmq-server)"; exit 1; }
 
+# A node made before the platform had its own users still has guest (deleted once the node is up).
+made_before=0
+[ -d "$dir/mnesia" ] && [ -n "$(ls -A "$dir/mnesia" 2>/dev/null)" ] && [ ! -f "$dir/guest-deleted" ] && made_before=1
 mkdir -p "$dir/mnesia" "$dir/log"
 dir=$(cd "$dir" && pwd)
+[ "$made_before" = 1 ] || touch "$dir/guest-deleted"
 export HOME=$dir
 if [ ! -s "$dir/.erlang.cookie" ]; then
   rm -f "$dir/.erlang.cookie"
@@ -56,12 +69,33 @@ log.file = false
 # Trainer workers hold a TrainJob message (unacknowledged) for the whole job, so the prefetch limit is their
 # capacity; the default 30-minute delivery timeout would take a long job away from a healthy worker.
 consumer_timeout = 86400000
+# Users, the platform's virtual host and permissions (written below at every start). A node that imports definitions
+# at boot creates no default guest user.
+load_definitions = $dir/definitions.json
 CONF
+(umask 077 && cat > "$dir/definitions.json" <<JSON
+{
+  "users": [
+    {"name": "$(json_escape "$RABBITMQ_USER")", "password_hash": "$(rabbit_password_hash "$RABBITMQ_PASSWORD")",
+     "hashing_algorithm": "rabbit_password_hashing_sha256", "tags": []},
+    {"name": "$(json_escape "$RABBITMQ_ADMIN_USER")", "password_hash": "$(rabbit_password_hash "$RABBITMQ_ADMIN_PASSWORD")",
+     "hashing_algorithm": "rabbit_password_hashing_sha256", "tags": ["administrator"]}
+  ],
+  "vhosts": [{"name": "$(json_escape "$RABBITMQ_VHOST")"}],
+  "permissions": [
+    {"user": "$(json_escape "$RABBITMQ_USER")", "vhost": "$(json_escape "$RABBITMQ_VHOST")", "configure": ".*", "write": ".*", "read": ".*"},
+    {"user": "$(json_escape "$RABBITMQ_ADMIN_USER")", "vhost": "$(json_escape "$RABBITMQ_VHOST")", "configure": ".*", "write": ".*", "read": ".*"}
+  ]
+}
+JSON
+)
 echo '[rabbitmq_management].' > "$dir/enabled_plugins"
 
 epmd_pid=
 server_pid=
+guest_deletion_pid=
 stop() {
+  if [ -n "$guest_deletion_pid" ]; then kill -TERM "$guest_deletion_pid" 2>/dev/null; fi
   if [ -n "$server_pid" ]; then kill -TERM "$server_pid" 2>/dev/null; wait "$server_pid" 2>/dev/null; fi
   if [ -n "$epmd_pid" ]; then kill -TERM "$epmd_pid" 2>/dev/null; wait "$epmd_pid" 2>/dev/null; fi
 }
@@ -89,6 +123,22 @@ export ERL_EPMD_PORT RABBITMQ_DIST_PORT
 
 "$bin/rabbitmq-server" &
 server_pid=$!
+if [ "$made_before" = 1 ]; then
+  # Once the node answers its CLI: the default user of a node made before definitions were imported goes.
+  (
+    for _ in $(seq 1 120); do
+      if "$bin/rabbitmqctl" -q -n "$RABBITMQ_NODENAME" list_users >/dev/null 2>&1; then
+        if "$bin/rabbitmqctl" -q -n "$RABBITMQ_NODENAME" list_users | grep -q '^guest\b'; then
+          "$bin/rabbitmqctl" -q -n "$RABBITMQ_NODENAME" delete_user guest >/dev/null && ftp_log "deleted the default user guest"
+        fi
+        touch "$dir/guest-deleted"
+        exit 0
+      fi
+      sleep 1
+    done
+  ) &
+  guest_deletion_pid=$!
+fi
 status=0
 wait "$server_pid" || status=$?
 server_pid=

@@ -34,6 +34,8 @@ public sealed class AppHostTests
                 $"--Parameters:bootstrap-admin-key={AdminKey}",
                 "--Parameters:internal-token=apphost-test-internal-token-0123456789",
                 "--Parameters:postgres-password=apphostTestPassword0123",
+                "--Parameters:rabbitmq-password=apphostTestBrokerPassword0123",
+                "--Parameters:rabbitmq-admin-password=apphostTestBrokerAdmin0123",
                 // Keep the ports the AppHost reserved for itself (LoopbackPortReservations) instead of DCP's random ones.
                 "--DcpPublisher:RandomizePorts=false",
             ],
@@ -68,8 +70,16 @@ public sealed class AppHostTests
 
             OpenAIFile file = await client.GetOpenAIFileClient().UploadFileAsync(BinaryData.FromString(lines.ToString()), "tickets.jsonl", FileUploadPurpose.FineTune);
 #pragma warning disable OPENAI001 // the SDK marks its fine-tuning client experimental
-            var job = await client.GetFineTuningClient().FineTuneAsync(
-                "local-nano", file.Id, waitUntilCompleted: true, new FineTuningOptions { Suffix = "apphost", Hyperparameters = new HyperparameterOptions { EpochCount = 3 } }, timeout.Token);
+            // Three epochs set by hand (through the SDK's protocol method: its typed options do not expose n_epochs):
+            // "auto" trains a 12-example file for about a minute on a quiet machine, many on a loaded one.
+            var request = BinaryContent.Create(BinaryData.FromObjectAsJson(new
+            {
+                model = "local-nano",
+                training_file = file.Id,
+                suffix = "apphost",
+                method = new { type = "supervised", supervised = new { hyperparameters = new { n_epochs = 3 } } },
+            }));
+            var job = await client.GetFineTuningClient().FineTuneAsync(request, waitUntilCompleted: true, new RequestOptions { CancellationToken = timeout.Token });
             Assert.Equal(FineTuningStatus.Succeeded, job.Status);
             var model = job.Value!;
 #pragma warning restore OPENAI001

@@ -1,6 +1,7 @@
 using System.Net.Http.Headers;
 using System.Net.Http.Json;
 using System.Text;
+using System.Text.Json;
 using Npgsql;
 
 namespace FineTunePlatform.Testing;
@@ -26,7 +27,10 @@ public static class PlatformServers
     public static string NewDatabase(string prefix) =>
         new NpgsqlConnectionStringBuilder(PostgresServer) { Database = $"{prefix}_{Guid.NewGuid():N}"[..Math.Min(63, prefix.Length + 33)] }.ConnectionString;
 
-    /// <summary>Creates a RabbitMQ virtual host for one test host and returns its amqp:// URI.</summary>
+    /// <summary>
+    /// Creates a RabbitMQ virtual host for one test host, as the operators' management user, opens it to the services'
+    /// user (the one in ConnectionStrings__rabbitmq) and returns its amqp:// URI.
+    /// </summary>
     public static async Task<string> NewVirtualHostAsync(string prefix)
     {
         var name = $"{prefix}-{Guid.NewGuid():N}";
@@ -40,7 +44,8 @@ public static class PlatformServers
             (await Management.SendAsync(create)).EnsureSuccessStatusCode();
         }
 
-        using (var permit = new HttpRequestMessage(HttpMethod.Put, new Uri(baseUri, $"api/permissions/{name}/guest")))
+        var serviceUser = Uri.UnescapeDataString(new Uri(RabbitMq).UserInfo.Split(':')[0]);
+        using (var permit = new HttpRequestMessage(HttpMethod.Put, new Uri(baseUri, $"api/permissions/{name}/{Uri.EscapeDataString(serviceUser)}")))
         {
             permit.Headers.Authorization = new AuthenticationHeaderValue("Basic", credentials);
             permit.Content = JsonContent.Create(new { configure = ".*", write = ".*", read = ".*" });
@@ -48,6 +53,34 @@ public static class PlatformServers
         }
 
         return new UriBuilder(RabbitMq) { Path = "/" + name }.Uri.ToString();
+    }
+
+    /// <summary>
+    /// A queue of the virtual host of `rabbitMqUri` as the management API sees it: the messages it holds (ready and
+    /// unacknowledged) and how many it has had acknowledged (the broker refreshes these every few seconds); zeros
+    /// while it does not exist.
+    /// </summary>
+    public static async Task<(long Messages, long Acknowledged)> QueueStatsAsync(string rabbitMqUri, string queue)
+    {
+        var management = new Uri(Require("FTP_RABBITMQ_MANAGEMENT"));
+        var credentials = Convert.ToBase64String(Encoding.UTF8.GetBytes(Uri.UnescapeDataString(management.UserInfo)));
+        var baseUri = new UriBuilder(management) { UserName = "", Password = "" }.Uri;
+        var virtualHost = new Uri(rabbitMqUri).AbsolutePath.TrimStart('/');
+        using var request = new HttpRequestMessage(HttpMethod.Get, new Uri(baseUri, $"api/queues/{Uri.EscapeDataString(virtualHost)}/{Uri.EscapeDataString(queue)}"));
+        request.Headers.Authorization = new AuthenticationHeaderValue("Basic", credentials);
+        using var response = await Management.SendAsync(request);
+        if (response.StatusCode == System.Net.HttpStatusCode.NotFound)
+        {
+            return (0, 0);
+        }
+
+        response.EnsureSuccessStatusCode();
+        var queueInfo = await response.Content.ReadFromJsonAsync<JsonElement>();
+        return (Number(queueInfo, "messages"),
+            queueInfo.TryGetProperty("message_stats", out var stats) ? Number(stats, "ack") : 0);
+
+        static long Number(JsonElement element, string name) =>
+            element.TryGetProperty(name, out var value) && value.ValueKind == JsonValueKind.Number ? value.GetInt64() : 0;
     }
 
     private static string Require(string variable) =>

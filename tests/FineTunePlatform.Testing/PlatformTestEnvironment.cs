@@ -23,20 +23,26 @@ public sealed class PlatformTestEnvironment
         new(await PlatformServers.NewVirtualHostAsync(namePrefix), namePrefix);
 
     /// <summary>
-    /// Settings for one service. `database` is its connection name (datasetsdb, gatewaydb, ...) or null for a service
-    /// without one; `peers` are the services it calls, by discovery name.
+    /// Settings for one service, no more than it uses. `database` is its connection name (datasetsdb, gatewaydb, ...)
+    /// or null for a service without one (trainer workers: no database and no Redis); `peers` are the services it
+    /// calls, by discovery name.
     /// </summary>
     public Dictionary<string, string?> SettingsFor(string? database, IEnumerable<KeyValuePair<string, IServiceEndpoints>>? peers = null)
     {
         var settings = new Dictionary<string, string?>
         {
             ["ConnectionStrings:rabbitmq"] = RabbitMq,
-            ["ConnectionStrings:redis"] = PlatformServers.Redis,
             ["Internal:Token"] = InternalToken,
         };
         if (database is not null)
         {
             settings[$"ConnectionStrings:{database}"] = PlatformServers.NewDatabase($"{NamePrefix}_{database}");
+        }
+
+        // Only what the service uses, as under the AppHost: Redis is the gateway's (rate limits) alone.
+        if (database == "gatewaydb")
+        {
+            settings["ConnectionStrings:redis"] = PlatformServers.Redis;
         }
 
         foreach (var (name, endpoints) in peers ?? [])

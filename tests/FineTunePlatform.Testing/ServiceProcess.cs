@@ -74,8 +74,10 @@ public static class ServiceProcess
             WorkingDirectory = AppContext.BaseDirectory,
         };
 
-        // Only what the test says: nothing of the test runner's own ConnectionStrings__* leaks in.
-        foreach (var key in start.Environment.Keys.Where(key => key.StartsWith("ConnectionStrings__", StringComparison.Ordinal) || key.StartsWith("Internal__", StringComparison.Ordinal)).ToList())
+        // Only what the test says: nothing of the test runner's own ConnectionStrings__*, internal token or server
+        // secrets (FTP_POSTGRES_SERVER is the superuser, FTP_RABBITMQ_MANAGEMENT the broker's administrator) leaks in.
+        string[] runnerOnly = ["ConnectionStrings__", "Internal__", "Gateway__", "FTP_POSTGRES_SERVER", "FTP_RABBITMQ_MANAGEMENT"];
+        foreach (var key in start.Environment.Keys.Where(key => runnerOnly.Any(prefix => key.StartsWith(prefix, StringComparison.Ordinal))).ToList())
         {
             start.Environment.Remove(key);
         }

@@ -2,6 +2,10 @@ using System.ClientModel;
 using System.Net;
 using System.Net.Http.Json;
 using System.Text.Json;
+using FineTunePlatform.Contracts.IntegrationEvents;
+using FineTunePlatform.Testing;
+using MassTransit;
+using Microsoft.Extensions.DependencyInjection;
 using OpenAI.Chat;
 using OpenAI.FineTuning;
 
@@ -15,6 +19,10 @@ namespace FineTunePlatform.Training.Tests;
 /// </summary>
 public sealed class PromotionGateTests(FineTuningFixture fixture) : IClassFixture<FineTuningFixture>
 {
+    /// <summary>The training service's queue of FineTunedModelEvaluated and its error queue (MassTransit's kebab-case names).</summary>
+    private const string ConsumerQueue = "fine-tuned-model-evaluated";
+    private const string ErrorQueue = ConsumerQueue + "_error";
+
     private TrainingPlatform Platform => fixture.Platform;
 
     [Fact]
@@ -123,6 +131,82 @@ public sealed class PromotionGateTests(FineTuningFixture fixture) : IClassFixtur
         Assert.EndsWith($"{model} is published", await WaitForVerdictAsync(key, jobId), StringComparison.Ordinal);
         var completion = await Platform.Chat(key, model).CompleteChatAsync([new UserChatMessage("ticket 1: refund?")], new ChatCompletionOptions { MaxOutputTokenCount = 4 });
         Assert.Equal(model, completion.Value.Model);
+    }
+
+    [Fact]
+    public async Task A_verdict_forged_on_the_bus_does_not_open_the_gate_and_the_real_later_verdict_decides()
+    {
+        var (projectId, key, file) = await GatedProjectAsync();
+        using var http = Platform.Http(key);
+        var evalId = await CreateEvalAsync(http);
+
+        // The evaluation service (which checks the job's evaluation at create) goes down while the job trains and
+        // finishes: nothing can reach a real verdict.
+        var jobId = await CreateJobAsync(http, JobWith(file, Evaluation(evalId, minImprovement: 1)));
+        var evaluationAddresses = await Platform.StopEvaluationAsync();
+        var evaluationDown = true;
+        try
+        {
+            var model = (await Platform.WaitForJobAsync(key, jobId, TrainingPlatform.Finished)).GetProperty("fine_tuned_model").GetString()!;
+            await AssertNotServedAsync(key, model);
+
+            // A compromised peer holds the services' broker credentials: the gateway's own bus publishes the forgery.
+            var forged = new FineTunedModelEvaluated(jobId, projectId, model, evalId, "evalrun_forged_base", "evalrun_forged_tuned",
+                EvaluationVerdict.Promote, "forged: pass rate 1 against 0") { BaselinePassRate = 0, CandidatePassRate = 1 };
+            var failedBefore = (await QueueAsync(ErrorQueue)).Messages;
+            await Platform.Gateway.Services.GetRequiredService<IBus>().Publish(forged);
+
+            // Training took it and asked the evaluation service, which did not answer: the nudge failed into its
+            // error queue, and the model stays held.
+            await WaitUntilAsync(async () => (await QueueAsync(ErrorQueue)).Messages > failedBefore, "the forged verdict was never consumed");
+            await AssertNotServedAsync(key, model);
+            Assert.DoesNotContain(await EventMessagesAsync(key, jobId), message => message.StartsWith("Evaluation ", StringComparison.Ordinal));
+
+            // The evaluation service returns, runs the evaluation and rejects the model: its verdict is the one recorded.
+            Platform.StartEvaluation(evaluationAddresses);
+            evaluationDown = false;
+            var verdict = await WaitForVerdictAsync(key, jobId);
+            Assert.StartsWith("Evaluation did not pass: pass rate 0 for " + model, verdict, StringComparison.Ordinal);
+            Assert.EndsWith($"{model} is rejected and stays unpublished", verdict, StringComparison.Ordinal);
+
+            // A forgery after the real verdict changes nothing either (the consumer reads the verdict on record).
+            var consumedBefore = (await QueueAsync(ConsumerQueue)).Acknowledged;
+            await Platform.Gateway.Services.GetRequiredService<IBus>().Publish(forged with { EventId = Guid.NewGuid() });
+            await WaitUntilAsync(async () => (await QueueAsync(ConsumerQueue)).Acknowledged > consumedBefore, "the second forgery was never consumed");
+            await AssertNotServedAsync(key, model);
+            Assert.Single(await EventMessagesAsync(key, jobId), message => message.StartsWith("Evaluation ", StringComparison.Ordinal));
+            Assert.Equal(["rejected"], await Platform.QueryTrainingAsync($"SELECT \"Status\" FROM models WHERE \"Id\" = '{model}'", reader => reader.GetString(0)));
+        }
+        finally
+        {
+            if (evaluationDown)
+            {
+                Platform.StartEvaluation(evaluationAddresses);
+            }
+        }
+    }
+
+    private Task<(long Messages, long Acknowledged)> QueueAsync(string queue) => PlatformServers.QueueStatsAsync(Platform.Environment.RabbitMq, queue);
+
+    private async Task<List<string>> EventMessagesAsync(string key, string jobId)
+    {
+        var messages = new List<string>();
+        await foreach (var item in Platform.FineTuning(key).GetJobAsync(jobId).Result.GetEventsAsync(new GetEventsOptions { PageSize = 100 }))
+        {
+            messages.Add(item.Message);
+        }
+
+        return messages;
+    }
+
+    private static async Task WaitUntilAsync(Func<Task<bool>> condition, string failure)
+    {
+        var deadline = DateTime.UtcNow.AddSeconds(90);
+        while (!await condition())
+        {
+            Assert.True(DateTime.UtcNow < deadline, failure);
+            await Task.Delay(200);
+        }
     }
 
     /// <summary>A new project whose training quota requires evaluation, with a validated training file.</summary>

@@ -64,7 +64,14 @@ public sealed class TrainingPlatform : IAsyncDisposable
         var platform = new TrainingPlatform(await PlatformTestEnvironment.CreateAsync(name));
         var environment = platform.Environment;
         platform.Datasets = new ServiceHost<DatasetsEntry>(environment.SettingsFor("datasetsdb"));
-        platform.TrainingSettings = environment.SettingsFor("trainingdb", new Dictionary<string, IServiceEndpoints> { ["datasets"] = platform.Datasets });
+        // The services that call each other (training and evaluation, the gateway and evaluation): the evaluation
+        // service's addresses are reserved first so the others can be configured with them.
+        var evaluationAddresses = ServiceAddresses.Reserve();
+        platform.TrainingSettings = environment.SettingsFor("trainingdb", new Dictionary<string, IServiceEndpoints>
+        {
+            ["datasets"] = platform.Datasets,
+            ["evaluation"] = evaluationAddresses,
+        });
         platform.TrainingSettings["Training:Scheduler:Interval"] = "00:00:00.200";
         platform.TrainingSettings["Training:Scheduler:Lease"] = Lease.ToString();
         platform.TrainingSettings["Training:Scheduler:ClaimTimeout"] = "00:00:05";
@@ -72,9 +79,6 @@ public sealed class TrainingPlatform : IAsyncDisposable
         platform.TrainingSettings["Training:Scheduler:DefaultMaxConcurrentJobs"] = "10";
         platform.TrainingSettings["Training:Scheduler:EvaluationResend"] = "00:00:04";
         platform.Training = new ServiceHost<TrainingEntry>(platform.TrainingSettings);
-        // The gateway and the evaluation service call each other: the evaluation service's addresses are
-        // reserved first so the gateway can be configured with them.
-        var evaluationAddresses = ServiceAddresses.Reserve();
         platform.Upstream = await EchoCompletionsServer.StartAsync();
         var gatewaySettings = environment.SettingsFor("gatewaydb", new Dictionary<string, IServiceEndpoints>
         {
@@ -90,6 +94,7 @@ public sealed class TrainingPlatform : IAsyncDisposable
         {
             ["datasets"] = platform.Datasets,
             ["gateway"] = platform.Gateway,
+            ["training"] = platform.Training,
         });
         evaluationSettings["Evaluation:Runs:PollInterval"] = "00:00:00.200";
         evaluationSettings["Evaluation:Runs:FlushInterval"] = "00:00:00.100";
@@ -139,8 +144,20 @@ public sealed class TrainingPlatform : IAsyncDisposable
     /// <summary>Stops the evaluation service and starts a new one on the same addresses and database.</summary>
     public async Task RestartEvaluationAsync()
     {
+        var addresses = await StopEvaluationAsync();
+        StartEvaluation(addresses);
+    }
+
+    /// <summary>Stops the evaluation service; <see cref="StartEvaluation"/> brings it back where it was.</summary>
+    public async Task<ServiceAddresses> StopEvaluationAsync()
+    {
         var addresses = ServiceAddresses.Of(Evaluation);
         await Evaluation.DisposeAsync();
+        return addresses;
+    }
+
+    public void StartEvaluation(ServiceAddresses addresses)
+    {
         Evaluation = new ServiceHost<EvaluationEntry>(EvaluationSettings, addresses);
         _ = Evaluation.BaseAddress;
     }

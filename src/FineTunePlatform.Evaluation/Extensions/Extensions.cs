@@ -1,5 +1,6 @@
 using FineTunePlatform.Contracts.Datasets;
 using FineTunePlatform.Contracts.Inference;
+using FineTunePlatform.Contracts.Training;
 using FineTunePlatform.Evaluation.Infrastructure;
 using FineTunePlatform.Evaluation.IntegrationEvents;
 using FineTunePlatform.Evaluation.JobEvaluations;
@@ -24,6 +25,8 @@ internal static class Extensions
             .ConfigureChannel(channel => channel.ThrowOperationCanceledOnCancellation = true);
         builder.Services.AddInternalGrpcClient<InferenceService.InferenceServiceClient>("gateway")
             .ConfigureChannel(channel => channel.ThrowOperationCanceledOnCancellation = true);
+        // TrainingJobFinished is a nudge: the job's evaluation request is read from training.
+        builder.Services.AddInternalGrpcClient<TrainingService.TrainingServiceClient>("training");
 
         builder.Services.Configure<RunOptions>(builder.Configuration.GetSection("Evaluation:Runs"));
         builder.Services.AddSingleton(TimeProvider.System);

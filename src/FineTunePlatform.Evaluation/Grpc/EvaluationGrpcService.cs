@@ -279,6 +279,36 @@ public sealed class EvaluationGrpcService(
         return new ValidateJobEvaluationResponse();
     }
 
+    public override async Task<JobEvaluationResult> GetJobEvaluation(GetJobEvaluationRequest request, ServerCallContext context)
+    {
+        var caller = context.GetCaller();
+        var evaluation = await db.JobEvaluations.AsNoTracking()
+            .FirstOrDefaultAsync(evaluation => evaluation.JobId == request.JobId && evaluation.ProjectId == caller.ProjectId, context.CancellationToken)
+            ?? throw PlatformException.NotFound($"No evaluation of job '{request.JobId}'.", "job_id");
+        var result = new JobEvaluationResult
+        {
+            JobId = evaluation.JobId,
+            EvalId = evaluation.EvalId,
+            TunedModel = evaluation.TunedModel,
+            BaseRunId = evaluation.BaseRunId ?? "",
+            TunedRunId = evaluation.TunedRunId ?? "",
+            Verdict = evaluation.Verdict ?? "",
+            Summary = evaluation.Summary ?? "",
+            SettledAt = evaluation.SettledAt?.ToUnixTimeSeconds() ?? 0,
+        };
+        if (evaluation.BaselinePassRate is { } baseline)
+        {
+            result.BaselinePassRate = baseline;
+        }
+
+        if (evaluation.CandidatePassRate is { } candidate)
+        {
+            result.CandidatePassRate = candidate;
+        }
+
+        return result;
+    }
+
     private async Task<Evals.Eval> FindEvalAsync(ServerCallContext context, string evalId, bool tracked)
     {
         var caller = context.GetCaller();

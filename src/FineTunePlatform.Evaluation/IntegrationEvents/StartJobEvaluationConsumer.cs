@@ -5,14 +5,20 @@ using FineTunePlatform.Evaluation.Infrastructure;
 using FineTunePlatform.Evaluation.JobEvaluations;
 using FineTunePlatform.Evaluation.Runs;
 using FineTunePlatform.ServiceDefaults;
+using Grpc.Core;
 using MassTransit;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Options;
+using JobRequest = FineTunePlatform.Contracts.Training.JobRequest;
+using TrainingJob = FineTunePlatform.Contracts.Training.TrainingJob;
+using TrainingService = FineTunePlatform.Contracts.Training.TrainingService;
 
 namespace FineTunePlatform.Evaluation.IntegrationEvents;
 
 /// <summary>
-/// Starts a succeeded job's automatic evaluation on TrainingJobFinished: one run of its eval on the base model and
+/// Starts a succeeded job's automatic evaluation on TrainingJobFinished: the message is a nudge, so the job (its
+/// status, models and evaluation request) is read from the training service over gRPC, as the project the message
+/// names (another project's job is not found there). Then one run of its eval on the base model and
 /// one on the tuned model, queued with the job's evaluation row in one transaction (the job id is the key, so a
 /// redelivery adds nothing). The runs are the project's own, visible in its evals API; they call models as the
 /// project, not as a key. Named apart from the gateway's consumer of the same event: the kebab-case formatter makes
@@ -23,15 +29,31 @@ public sealed class StartJobEvaluationConsumer(
     RunSignal signal,
     [FromKeyedServices(JobEvaluationMonitor.Wake)] RunSignal monitor,
     IOptions<RunOptions> runOptions,
+    TrainingService.TrainingServiceClient training,
     TimeProvider time) : IConsumer<TrainingJobFinished>
 {
     public async Task Consume(ConsumeContext<TrainingJobFinished> context)
     {
-        var finished = context.Message;
-        if (finished is not { Status: JobStatus.Succeeded, FineTunedModel: { } tunedModel, Evaluation: { } evaluation })
+        TrainingJob job;
+        try
+        {
+            job = await training.GetJobAsync(new JobRequest { JobId = context.Message.JobId },
+                new InternalCaller(context.Message.ProjectId, Roles.Reader, null).ToMetadata(),
+                deadline: DateTime.UtcNow.AddSeconds(30), cancellationToken: context.CancellationToken);
+        }
+        catch (RpcException ex) when (ex.StatusCode == StatusCode.NotFound)
         {
             return;
         }
+
+        if (job is not { Status: JobStatus.Succeeded, FineTunedModel.Length: > 0, Evaluation: { } requested })
+        {
+            return;
+        }
+
+        var finished = new JobFinished(job.Id, job.ProjectId, job.Model);
+        var tunedModel = job.FineTunedModel;
+        var evaluation = new JobEvaluationRequest(requested.EvalId, requested.DataSourceJson, requested.MinImprovement);
 
         var existing = await db.JobEvaluations.FirstOrDefaultAsync(existing => existing.JobId == finished.JobId, context.CancellationToken);
         if (existing is not null)
@@ -125,7 +147,10 @@ public sealed class StartJobEvaluationConsumer(
         }
     }
 
-    private static EvalRun Run(TrainingJobFinished finished, Evals.Eval eval, string role, string model, string dataSource, DateTimeOffset now) => new()
+    /// <summary>What the training service says about the job the message named.</summary>
+    private sealed record JobFinished(string JobId, string ProjectId, string BaseModel);
+
+    private static EvalRun Run(JobFinished finished, Evals.Eval eval, string role, string model, string dataSource, DateTimeOffset now) => new()
     {
         Id = RandomIds.WithPrefix("evalrun_"),
         EvalId = eval.Id,

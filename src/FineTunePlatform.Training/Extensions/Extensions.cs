@@ -1,4 +1,5 @@
 using FineTunePlatform.Contracts.Datasets;
+using FineTunePlatform.Contracts.Evaluation;
 using FineTunePlatform.ServiceDefaults.Storage;
 using FineTunePlatform.Training.Infrastructure;
 using FineTunePlatform.Training.IntegrationEvents;
@@ -20,6 +21,8 @@ internal static class Extensions
         builder.AddMessageBus(bus => bus.AddConsumer<FineTunedModelEvaluatedConsumer>());
 
         builder.Services.AddInternalGrpcClient<DatasetService.DatasetServiceClient>("datasets");
+        // The promotion gate reads verdicts from their owner; each call names the job's project itself.
+        builder.Services.AddInternalGrpcClient<EvaluationService.EvaluationServiceClient>("evaluation");
 
         builder.Services.Configure<SchedulerOptions>(builder.Configuration.GetSection("Training:Scheduler"));
         builder.Services.AddSingleton(TimeProvider.System);

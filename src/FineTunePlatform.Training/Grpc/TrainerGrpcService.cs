@@ -158,13 +158,24 @@ public sealed class TrainerGrpcService(
     public override async Task<ReportEventsResponse> ReportEvents(ReportEventsRequest request, ServerCallContext context)
     {
         var job = await RequireLeaseAsync(request.JobId, request.Attempt, request.WorkerId, context.CancellationToken);
+        var steps = new List<int>();
         foreach (var reported in request.Events)
         {
+            var type = string.IsNullOrEmpty(reported.Type) ? "message" : reported.Type;
+            if (JobEventLog.MetricsStep(type, reported.DataJson) is { } step)
+            {
+                steps.Add(step);
+            }
+
             events.Add(db, job.Id, reported.Message, string.IsNullOrEmpty(reported.Level) ? EventLevel.Info : reported.Level,
-                string.IsNullOrEmpty(reported.Type) ? "message" : reported.Type, string.IsNullOrEmpty(reported.DataJson) ? null : reported.DataJson);
+                type, string.IsNullOrEmpty(reported.DataJson) ? null : reported.DataJson);
         }
 
+        // The steps a resumed attempt reports again replace the lost attempt's, in the transaction that adds them.
+        await using var transaction = await db.Database.BeginTransactionAsync(context.CancellationToken);
+        await JobEventLog.ReplaceStepsAsync(db, job.Id, steps, context.CancellationToken);
         await db.SaveChangesAsync(context.CancellationToken);
+        await transaction.CommitAsync(context.CancellationToken);
         return new ReportEventsResponse();
     }
 

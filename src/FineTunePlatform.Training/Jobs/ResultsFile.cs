@@ -19,7 +19,7 @@ public sealed class ResultsFile(TrainingDbContext db, DatasetService.DatasetServ
     public async Task<string> WriteAsync(TrainingJob job, CancellationToken cancellationToken)
     {
         var metrics = await db.Events.AsNoTracking()
-            .Where(jobEvent => jobEvent.JobId == job.Id && jobEvent.Type == "metrics")
+            .Where(jobEvent => jobEvent.JobId == job.Id && jobEvent.Type == JobEventLog.MetricsType)
             .OrderBy(jobEvent => jobEvent.Sequence)
             .Select(jobEvent => jobEvent.Data)
             .ToListAsync(cancellationToken);
