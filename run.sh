@@ -91,7 +91,7 @@ case "$command" in
     apphost_pid >/dev/null || { say "not running"; exit 0; }
     cat "$run/platform.env" 2>/dev/null || true
     # shellcheck disable=SC1091
-    [ -s "$run/platform.env" ] && . "$run/platform.env" && say "gateway ${FINETUNE_BASE_URL%/v1}/health: HTTP $(curl -s -m 5 -o /dev/null -w '%{http_code}' "${FINETUNE_BASE_URL%/v1}/health" || true) (000: unreachable)"
+    [ -s "$run/platform.env" ] && . "$run/platform.env" && { code=$(curl -s -m 5 -o /dev/null -w '%{http_code}' "${FINETUNE_BASE_URL%/v1}/health" || true); [ "$code" = 000 ] && code="unreachable" || code="HTTP $code"; say "gateway ${FINETUNE_BASE_URL%/v1}/health: $code"; }
     # Every resource with its state, health and URLs.
     aspire describe --non-interactive
     exit 0 ;;

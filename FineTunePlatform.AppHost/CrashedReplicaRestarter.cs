@@ -31,7 +31,11 @@ internal sealed partial class CrashedReplicaRestarter(
             await foreach (var update in notifications.WatchAsync(stoppingToken))
             {
                 var snapshot = update.Snapshot;
-                if (update.Resource.Name != resourceName || snapshot.State?.Text != KnownResourceStates.Exited || snapshot.ExitCode is null or 0)
+                // DCP reports a project replica whose process was killed as Finished (its `dotnet run` host exited),
+                // one that stopped by itself as Exited: either, with a non-zero code, is a crash.
+                if (update.Resource.Name != resourceName
+                    || (snapshot.State?.Text != KnownResourceStates.Exited && snapshot.State?.Text != KnownResourceStates.Finished)
+                    || snapshot.ExitCode is null or 0)
                 {
                     continue;
                 }
