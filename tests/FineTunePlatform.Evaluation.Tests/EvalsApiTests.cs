@@ -594,13 +594,12 @@ public sealed class EvalsApiTests(EvalsFixture fixture)
         Assert.Equal(HttpStatusCode.NotFound, (await other.DeleteAsync($"/v1/evals/{evalId}")).StatusCode);
         Assert.Equal(HttpStatusCode.NotFound, (await other.PostAsJsonAsync($"/v1/evals/{evalId}/runs", new { data_source = new { type = "jsonl", source = new { type = "file_id", id = file.Id } } })).StatusCode);
 
-        // Its own eval over the owner's file: the run cannot read the file.
+        // Its own eval over the owner's file: refused at create, naming the file, and no run is made.
         var otherEval = (await fixture.CreateEvalAsync(otherKey, EvalsFixture.ExactMatchEval()))["id"]!.GetValue<string>();
-        var stolen = await fixture.CreateRunAsync(otherKey, otherEval, new { data_source = new { type = "jsonl", source = new { type = "file_id", id = file.Id } } });
-        var failed = await fixture.WaitForRunAsync(otherKey, otherEval, stolen["id"]!.GetValue<string>());
-        Assert.Equal("failed", failed["status"]!.GetValue<string>());
-        Assert.Equal("file_not_found", failed["error"]!["code"]!.GetValue<string>());
-        Assert.Equal(0, failed["result_counts"]!["total"]!.GetValue<int>());
+        var stolen = await other.PostAsJsonAsync($"/v1/evals/{otherEval}/runs", new { data_source = new { type = "jsonl", source = new { type = "file_id", id = file.Id } } });
+        Assert.Equal(HttpStatusCode.NotFound, stolen.StatusCode);
+        Assert.Equal("data_source.source.id", EvalsFixture.Json(await stolen.Content.ReadAsStringAsync()).GetProperty("error").GetProperty("param").GetString());
+        Assert.Empty(EvalsFixture.Json(await other.GetStringAsync($"/v1/evals/{otherEval}/runs")).GetProperty("data").EnumerateArray());
 
         // The owner's eval still has exactly its one run.
         Assert.Single(TrainingPlatform.JsonOf(await fixture.Evals(ownerKey).GetEvaluationRunsAsync(evalId, null, null, null, null, new RequestOptions()))["data"]!.AsArray());

@@ -379,12 +379,11 @@ public sealed class FineTuningJobsTests(FineTuningFixture fixture) : IClassFixtu
         var job = await Platform.WaitForJobAsync(ownerKey, jobId, TrainingPlatform.Finished);
         var model = job.GetProperty("fine_tuned_model").GetString()!;
 
-        // The owner evaluates its model; the other project's evals of it fail until it is granted.
+        // The owner evaluates its model; the other project's eval runs of it are refused at create until it is granted.
         var (ownerEval, ownerRun) = await EvaluateAsync(ownerKey, model);
         Assert.Equal("completed", (await Platform.WaitForEvalRunAsync(ownerKey, ownerEval, ownerRun))["status"]!.GetValue<string>());
-        var (otherEval, deniedRun) = await EvaluateAsync(otherKey, model);
-        var denied = await Platform.WaitForEvalRunAsync(otherKey, otherEval, deniedRun);
-        Assert.Equal(("failed", "model_not_found"), (denied["status"]!.GetValue<string>(), denied["error"]!["code"]!.GetValue<string>()));
+        var (otherEval, denied) = await StartEvaluationAsync(otherKey, model);
+        await AssertModelNotFoundAsync(denied);
 
         using var other = Platform.Http(otherKey);
         foreach (var path in new[]
@@ -434,8 +433,8 @@ public sealed class FineTuningJobsTests(FineTuningFixture fixture) : IClassFixtu
         var revoke = await owner.DeleteAsync($"/v1/fine_tuning/checkpoints/{model}/permissions/{permission.GetProperty("id").GetString()}");
         Assert.Equal(HttpStatusCode.OK, revoke.StatusCode);
         Assert.Equal(HttpStatusCode.NotFound, (await other.PostAsJsonAsync("/v1/chat/completions", new { model, messages = new[] { new { role = "user", content = "hi" } } })).StatusCode);
-        var (_, revokedRun) = await EvaluateAsync(otherKey, model, otherEval);
-        Assert.Equal("failed", (await Platform.WaitForEvalRunAsync(otherKey, otherEval, revokedRun))["status"]!.GetValue<string>());
+        var (_, revoked) = await StartEvaluationAsync(otherKey, model, otherEval);
+        await AssertModelNotFoundAsync(revoked);
 
         var deleted = await owner.DeleteAsync($"/v1/models/{model}");
         Assert.Equal(HttpStatusCode.OK, deleted.StatusCode);
@@ -444,6 +443,30 @@ public sealed class FineTuningJobsTests(FineTuningFixture fixture) : IClassFixtu
 
     /// <summary>Runs a one-item completions eval of `model` as the key's project (creating the eval unless given).</summary>
     private async Task<(string EvalId, string RunId)> EvaluateAsync(string key, string model, string? evalId = null)
+    {
+        var (id, run) = await StartEvaluationAsync(key, model, evalId);
+        using (run)
+        {
+            var body = await run.Content.ReadAsStringAsync();
+            Assert.True(run.StatusCode == HttpStatusCode.Created, body);
+            return (id, JsonDocument.Parse(body).RootElement.GetProperty("id").GetString()!);
+        }
+    }
+
+    /// <summary>A run of a model the project may not use is refused when it is created, naming the model.</summary>
+    private static async Task AssertModelNotFoundAsync(HttpResponseMessage run)
+    {
+        using (run)
+        {
+            var body = await run.Content.ReadAsStringAsync();
+            Assert.True(run.StatusCode == HttpStatusCode.NotFound, body);
+            var error = JsonDocument.Parse(body).RootElement.GetProperty("error");
+            Assert.Equal(("data_source.model", "model_not_found"), (error.GetProperty("param").GetString(), error.GetProperty("code").GetString()));
+        }
+    }
+
+    /// <summary>Asks for a one-item completions eval run of `model` as the key's project (creating the eval unless given).</summary>
+    private async Task<(string EvalId, HttpResponseMessage Run)> StartEvaluationAsync(string key, string model, string? evalId = null)
     {
         using var http = Platform.Http(key);
         if (evalId is null)
@@ -468,8 +491,7 @@ public sealed class FineTuningJobsTests(FineTuningFixture fixture) : IClassFixtu
                 source = new { type = "file_content", content = new[] { new { item = new { ticket = "ticket 1: refund?" } } } },
             },
         });
-        Assert.Equal(HttpStatusCode.Created, run.StatusCode);
-        return (evalId, JsonDocument.Parse(await run.Content.ReadAsStringAsync()).RootElement.GetProperty("id").GetString()!);
+        return (evalId, run);
     }
 
     private async Task WaitForMetricsAsync(string jobId) => await WaitAsync(async () => await MetricsCountAsync(jobId) > 0);

@@ -119,7 +119,9 @@ public static class EvalsApi
     private static async Task<IResult?> InaccessibleRunInputAsync(JsonElement body, HttpContext context, DatasetService.DatasetServiceClient datasets,
         ModelRouter router, LocalModelRuntime runtime, CancellationToken ct)
     {
-        if (!body.TryGetProperty("data_source", out var dataSource) || dataSource.ValueKind != JsonValueKind.Object)
+        // Only the data sources the platform runs name inputs to check; any other type is the evaluation service's 400.
+        if (!body.TryGetProperty("data_source", out var dataSource) || dataSource.ValueKind != JsonValueKind.Object
+            || RequestBody.String(dataSource, "type", "data_source.type") is not ("jsonl" or "completions"))
         {
             return null;
         }

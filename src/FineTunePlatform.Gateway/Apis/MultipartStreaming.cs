@@ -119,7 +119,8 @@ internal static class MultipartStreaming
     /// </summary>
     public static IResult? RefuseDeclaredOver(HttpRequest request, long contentLimit, IResult tooLarge)
     {
-        if (request.ContentLength <= contentLimit + FramingAllowance)
+        // No Content-Length (chunked) declares nothing: the body cap set by CreateReader stops it at the limit.
+        if (request.ContentLength is not { } declared || declared <= contentLimit + FramingAllowance)
         {
             return null;
         }
