@@ -51,16 +51,7 @@ public sealed class ServiceStartupTests
     [MemberData(nameof(AllServices))]
     public async Task Service_with_a_malformed_rabbitmq_uri_stops_naming_the_key(string project)
     {
-        var environment = new Dictionary<string, string>
-        {
-            ["ConnectionStrings__datasetsdb"] = PlatformServers.NewDatabase("startup"),
-            ["ConnectionStrings__trainingdb"] = PlatformServers.NewDatabase("startup"),
-            ["ConnectionStrings__evaluationdb"] = PlatformServers.NewDatabase("startup"),
-            ["ConnectionStrings__gatewaydb"] = PlatformServers.NewDatabase("startup"),
-            ["ConnectionStrings__redis"] = PlatformServers.Redis,
-            ["ConnectionStrings__rabbitmq"] = "localhost:5672",
-            ["Internal__Token"] = "startup-test-internal-token",
-        };
+        var environment = EnvironmentWithEveryDatabase(rabbitmq: "localhost:5672", internalToken: "startup-test-internal-token");
 
         var (exitCode, output) = await ServiceProcess.RunUntilExitAsync(project, environment, TimeSpan.FromSeconds(60));
 
@@ -142,16 +133,7 @@ public sealed class ServiceStartupTests
     [MemberData(nameof(AllServices))]
     public async Task Service_without_the_internal_token_stops_naming_the_key(string project)
     {
-        var environment = new Dictionary<string, string>
-        {
-            ["ConnectionStrings__datasetsdb"] = PlatformServers.NewDatabase("startup"),
-            ["ConnectionStrings__trainingdb"] = PlatformServers.NewDatabase("startup"),
-            ["ConnectionStrings__evaluationdb"] = PlatformServers.NewDatabase("startup"),
-            ["ConnectionStrings__gatewaydb"] = PlatformServers.NewDatabase("startup"),
-            ["ConnectionStrings__redis"] = PlatformServers.Redis,
-            ["ConnectionStrings__rabbitmq"] = PlatformServers.RabbitMq,
-            ["Internal__Token"] = "too-short",
-        };
+        var environment = EnvironmentWithEveryDatabase(rabbitmq: PlatformServers.RabbitMq, internalToken: "too-short");
 
         var (exitCode, output) = await ServiceProcess.RunUntilExitAsync(project, environment, TimeSpan.FromSeconds(60));
 
@@ -218,6 +200,18 @@ public sealed class ServiceStartupTests
         Assert.Empty(unprotected);
         Assert.Empty(servedNowhere);
     }
+
+    /// <summary>What every service needs to start, each database a fresh one, with the broker and token given.</summary>
+    private static Dictionary<string, string> EnvironmentWithEveryDatabase(string rabbitmq, string internalToken) => new()
+    {
+        ["ConnectionStrings__datasetsdb"] = PlatformServers.NewDatabase("startup"),
+        ["ConnectionStrings__trainingdb"] = PlatformServers.NewDatabase("startup"),
+        ["ConnectionStrings__evaluationdb"] = PlatformServers.NewDatabase("startup"),
+        ["ConnectionStrings__gatewaydb"] = PlatformServers.NewDatabase("startup"),
+        ["ConnectionStrings__redis"] = PlatformServers.Redis,
+        ["ConnectionStrings__rabbitmq"] = rabbitmq,
+        ["Internal__Token"] = internalToken,
+    };
 
     private static async Task<StatusCode> CallWithoutValidTokenAsync(GrpcChannel channel, MethodDescriptor descriptor, string? token)
     {
