@@ -9,6 +9,8 @@ Commands (each reads and writes files; see the C# tests for how they are used):
                         gradients, AdamW updates and DPO losses/gradients for each
   check-export JSON     logits of a base + exported PEFT adapter, and of an exported merged model
   bench JSON            time LoRA training steps of a model shape (random weights), print JSON figures
+  make-model JSON       one random model directory in the Hugging Face layout: {"config", "seed", "directory",
+                        "dtype", "shards"} (config.json and safetensors; the caller adds the tokenizer files)
 """
 
 import json
@@ -457,5 +459,9 @@ if __name__ == "__main__":
         check_export(sys.argv[2])
     elif command == "bench":
         bench(sys.argv[2])
+    elif command == "make-model":
+        with open(sys.argv[2]) as f:
+            spec = json.load(f)
+        random_model(spec["config"], spec["seed"], spec["directory"], spec.get("dtype", "F32"), spec.get("shards", 1))
     else:
         raise SystemExit(f"unknown command {command}")
