@@ -1,6 +1,7 @@
 using System.ClientModel;
 using System.ClientModel.Primitives;
 using System.IO.Compression;
+using System.Net.Http.Json;
 using System.Text;
 using System.Text.Json;
 using FineTunePlatform.Cli;
@@ -131,6 +132,33 @@ public sealed class OpenWeightsFineTuneTests(FineTuningFixture fixture) : IClass
                 Assert.Equal(tokens[position + 1], System.Numerics.Tensors.TensorPrimitives.IndexOfMax(row));
             }
         }
+
+        // DPO continues the tuned model's adapter (its shape is kept; another rank is refused) with it as the reference.
+        var pairs = Enumerable.Repeat(Tickets, 2).SelectMany(tickets => tickets).Select(ticket => JsonSerializer.Serialize(new
+        {
+            input = new { messages = new object[] { new { role = "user", content = ticket.Question } } },
+            preferred_output = new object[] { new { role = "assistant", content = ticket.Answer } },
+            non_preferred_output = new object[] { new { role = "assistant", content = "unknown" } },
+        }));
+        var preferences = await Platform.Files(key).UploadFileAsync(BinaryData.FromString(string.Join('\n', pairs) + "\n"), "pairs.jsonl", FileUploadPurpose.FineTune);
+        var otherRank = await http.PostAsJsonAsync("/v1/fine_tuning/jobs", new
+        {
+            model, training_file = preferences.Value.Id,
+            method = new { type = "dpo", dpo = new { hyperparameters = new { n_epochs = 2, lora_rank = 4 } } },
+        });
+        Assert.Equal(System.Net.HttpStatusCode.BadRequest, otherRank.StatusCode);
+        Assert.Equal("hyperparameters.lora_rank", JsonDocument.Parse(await otherRank.Content.ReadAsStringAsync()).RootElement.GetProperty("error").GetProperty("param").GetString());
+        var dpo = await http.PostAsJsonAsync("/v1/fine_tuning/jobs", new
+        {
+            model, training_file = preferences.Value.Id, suffix = "dpo", seed = 3,
+            method = new { type = "dpo", dpo = new { hyperparameters = new { n_epochs = 2, batch_size = 2, beta = 0.1 } } },
+        });
+        var dpoJob = JsonDocument.Parse(await dpo.Content.ReadAsStringAsync()).RootElement;
+        Assert.True(dpo.IsSuccessStatusCode, dpoJob.ToString());
+        Assert.Equal(8, dpoJob.GetProperty("method").GetProperty("dpo").GetProperty("hyperparameters").GetProperty("lora_rank").GetInt32());
+        var dpoDone = await Platform.WaitForJobAsync(key, dpoJob.GetProperty("id").GetString()!, TrainingPlatform.Finished);
+        Assert.True(dpoDone.GetProperty("status").GetString() == "succeeded", dpoDone.ToString());
+        Assert.StartsWith($"ft:{baseId}:", dpoDone.GetProperty("fine_tuned_model").GetString(), StringComparison.Ordinal);
 
         Directory.Delete(scratch, recursive: true);
     }
