@@ -66,6 +66,9 @@ internal static class Extensions
         builder.Services.Configure<UpstreamOptions>(builder.Configuration.GetSection("Gateway:Upstreams"));
         builder.Services.AddSingleton<ModelRouter>();
         builder.Services.AddSingleton<LocalModelRuntime>();
+        builder.Services.Configure<OpenWeightsOptions>(builder.Configuration.GetSection("Gateway:OpenWeights"));
+        builder.Services.AddSingleton<OpenWeightsRuntime>();
+        builder.Services.AddSingleton<ChatModels>();
         // Completions stream for as long as the model writes: no overall timeout and no retries of a POST that
         // may already have been billed upstream.
         builder.Services.AddHttpClient(UpstreamChatClient.HttpClientName, client => client.Timeout = Timeout.InfiniteTimeSpan)
