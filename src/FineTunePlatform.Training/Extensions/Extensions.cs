@@ -30,6 +30,7 @@ internal static class Extensions
         builder.Services.AddSingleton<JobEventLog>();
         builder.Services.AddSingleton<SchedulerSignal>();
         builder.Services.AddScoped<ModelCatalog>();
+        builder.Services.AddScoped<BaseModelLibrary>();
         builder.Services.AddScoped<JobCreator>();
         builder.Services.AddScoped<ResultsFile>();
         builder.Services.AddSingleton<JobEventHub>();

@@ -43,6 +43,12 @@ internal static class JobMapping
             contract.ResultFiles.Add(job.ResultFile);
         }
 
+        if (job.Lora is { } lora)
+        {
+            contract.Lora = new LoraHyperparameters { Rank = lora.Rank, Alpha = lora.Alpha, Dropout = lora.Dropout };
+            contract.Lora.TargetModules.AddRange(lora.TargetModules);
+        }
+
         if (job.EvalId is not null)
         {
             contract.Evaluation = new JobEvaluation
@@ -119,10 +125,29 @@ internal static class JobMapping
         CreatedAt = model.CreatedAt.ToUnixTimeSeconds(),
         OwnedBy = model.OwnedBy,
         Kind = model.Kind,
-        Backend = "local",
+        Backend = model.Backend,
         BaseModel = model.BaseModel,
         Access = model.Access,
         JobId = model.JobId ?? "",
         Status = model.Status,
+        RootModel = model.RootModel,
+        OpenWeights = model.OpenWeightsBase is { } imported
+            ? new OpenWeightsBase
+            {
+                Architecture = imported.Architecture,
+                Parameters = imported.Parameters,
+                ContextLength = imported.ContextLength,
+                WeightBytes = imported.WeightBytes,
+                FilesSha256 = imported.FilesSha256,
+            }
+            : null,
     };
+
+    public static BaseModelFiles ToContract(this Models.BaseModel model)
+    {
+        var files = new BaseModelFiles { ModelId = model.Id, FilesSha256 = model.FilesSha256 };
+        files.Files.AddRange(model.Files.OrderBy(file => file.Name, StringComparer.Ordinal)
+            .Select(file => new Contracts.Training.BaseModelFile { Name = file.Name, Bytes = file.Bytes, Sha256 = file.Sha256 }));
+        return files;
+    }
 }

@@ -26,6 +26,7 @@ public sealed class TrainingGrpcService(
     JobEventLog events,
     JobEventHub hub,
     ModelCatalog catalog,
+    BaseModelLibrary baseModels,
     ChunkStore chunks,
     SchedulerSignal scheduler,
     IPublishEndpoint publisher,
@@ -235,6 +236,12 @@ public sealed class TrainingGrpcService(
     {
         var caller = context.GetCaller();
         var model = await FindModelAsync(caller, request.ModelId, context.CancellationToken);
+        if (model.Kind == ModelKinds.Base && model.Backend == ModelBackends.OpenWeights)
+        {
+            await baseModels.DeleteAsync(caller, model.Id, context.CancellationToken);
+            return new DeleteModelResponse { ModelId = model.Id, Deleted = true };
+        }
+
         if (model.Kind != ModelKinds.FineTuned || model.Access != ModelAccess.Owner)
         {
             throw PlatformException.PermissionDenied($"Only the owning project can delete '{model.Id}', and only fine-tuned models can be deleted.", "model_not_deletable");
@@ -253,10 +260,28 @@ public sealed class TrainingGrpcService(
         var model = await FindModelAsync(caller, request.ModelId, context.CancellationToken);
         if (model.CheckpointId is null)
         {
-            throw PlatformException.NotFound($"'{model.Id}' is a built-in preset: its weights come with the runtime.", "model", "no_artifact");
+            throw PlatformException.NotFound(
+                model.Backend == ModelBackends.OpenWeights
+                    ? $"'{model.Id}' is an imported base model: its files are read with ReadBaseModelFile."
+                    : $"'{model.Id}' is a built-in preset: its weights come with the runtime.",
+                "model", "no_artifact");
         }
 
         await foreach (var chunk in chunks.ReadAsync(model.CheckpointId, context.CancellationToken))
+        {
+            await responseStream.WriteAsync(new ArtifactChunk { Data = UnsafeByteOperations.UnsafeWrap(chunk) }, context.CancellationToken);
+        }
+    }
+
+    public override async Task<Model> ImportBaseModel(IAsyncStreamReader<BaseModelUpload> requestStream, ServerCallContext context) =>
+        (await baseModels.ImportAsync(context.GetCaller(), requestStream, context.CancellationToken)).ToContract();
+
+    public override async Task<BaseModelFiles> GetBaseModelFiles(GetModelRequest request, ServerCallContext context) =>
+        (await baseModels.FindAsync(request.ModelId, context.CancellationToken)).ToContract();
+
+    public override async Task ReadBaseModelFile(ReadBaseModelFileRequest request, IServerStreamWriter<ArtifactChunk> responseStream, ServerCallContext context)
+    {
+        await foreach (var chunk in baseModels.ReadFileAsync(request.ModelId, request.Name, context.CancellationToken))
         {
             await responseStream.WriteAsync(new ArtifactChunk { Data = UnsafeByteOperations.UnsafeWrap(chunk) }, context.CancellationToken);
         }
@@ -391,7 +416,7 @@ public sealed class TrainingGrpcService(
     private async Task<VisibleModel> FindOwnedShareableAsync(InternalCaller caller, string modelId, CancellationToken cancellationToken)
     {
         var model = await FindModelAsync(caller, modelId, cancellationToken);
-        if (model.Access != ModelAccess.Owner || model.Kind == ModelAccess.Base)
+        if (model.Access != ModelAccess.Owner || model.Kind == ModelKinds.Base)
         {
             throw PlatformException.PermissionDenied($"Only the project that owns '{model.Id}' can manage who may use it.", "not_owner");
         }

@@ -1,3 +1,4 @@
+using System.Text.Json;
 using FineTunePlatform.Training.Jobs;
 using FineTunePlatform.Training.Models;
 using FineTunePlatform.Training.Scheduling;
@@ -30,6 +31,10 @@ internal sealed class TrainingJobConfiguration : IEntityTypeConfiguration<Traini
         builder.Property(job => job.EvalId).HasMaxLength(64);
         builder.Property(job => job.EvaluationVerdict).HasMaxLength(16);
         builder.Property(job => job.Version).IsRowVersion();
+        // Set once at creation and read whole: one jsonb value, not four columns.
+        builder.Property(job => job.Lora).HasColumnType("jsonb").HasConversion(
+            lora => JsonSerializer.Serialize(lora, JsonSerializerOptions.Web),
+            json => JsonSerializer.Deserialize<LoraSettings>(json, JsonSerializerOptions.Web));
         builder.Ignore(job => job.OutputModelId);
         // Listing is per project, newest first; the scheduler reads by status.
         builder.HasIndex(job => new { job.ProjectId, job.CreatedAt });
@@ -124,5 +129,42 @@ internal sealed class TrainerWorkerConfiguration : IEntityTypeConfiguration<Trai
         builder.ToTable("workers");
         builder.HasKey(worker => worker.WorkerId);
         builder.Property(worker => worker.WorkerId).HasMaxLength(128);
+    }
+}
+
+internal sealed class BaseModelConfiguration : IEntityTypeConfiguration<BaseModel>
+{
+    public void Configure(EntityTypeBuilder<BaseModel> builder)
+    {
+        builder.ToTable("base_models");
+        builder.HasKey(model => model.Id);
+        builder.Property(model => model.Id).HasMaxLength(64);
+        builder.Property(model => model.Architecture).HasMaxLength(64).IsRequired();
+        builder.Property(model => model.FilesSha256).HasMaxLength(64).IsRequired();
+        builder.HasMany(model => model.Files).WithOne().HasForeignKey(file => file.ModelId).OnDelete(DeleteBehavior.Cascade);
+    }
+}
+
+internal sealed class BaseModelFileConfiguration : IEntityTypeConfiguration<BaseModelFile>
+{
+    public void Configure(EntityTypeBuilder<BaseModelFile> builder)
+    {
+        builder.ToTable("base_model_files");
+        builder.HasKey(file => new { file.ModelId, file.Name });
+        builder.Property(file => file.ModelId).HasMaxLength(64);
+        builder.Property(file => file.Name).HasMaxLength(128);
+        builder.Property(file => file.Sha256).HasMaxLength(64).IsRequired();
+        // Deleting a model frees a blob only when no other model's file names it.
+        builder.HasIndex(file => file.Sha256);
+    }
+}
+
+internal sealed class StoredBlobConfiguration : IEntityTypeConfiguration<StoredBlob>
+{
+    public void Configure(EntityTypeBuilder<StoredBlob> builder)
+    {
+        builder.ToTable("stored_blobs");
+        builder.HasKey(blob => blob.Sha256);
+        builder.Property(blob => blob.Sha256).HasMaxLength(64);
     }
 }

@@ -22,6 +22,12 @@ public sealed class TrainingDbContext(DbContextOptions<TrainingDbContext> option
 
     public DbSet<TrainerWorker> Workers => Set<TrainerWorker>();
 
+    public DbSet<BaseModel> BaseModels => Set<BaseModel>();
+
+    public DbSet<BaseModelFile> BaseModelFiles => Set<BaseModelFile>();
+
+    public DbSet<StoredBlob> Blobs => Set<StoredBlob>();
+
     protected override void OnModelCreating(ModelBuilder modelBuilder)
     {
         modelBuilder.ApplyConfigurationsFromAssembly(typeof(TrainingDbContext).Assembly);

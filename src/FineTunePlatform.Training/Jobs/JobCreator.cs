@@ -66,6 +66,7 @@ public sealed class JobCreator(
             ?? throw PlatformException.InvalidArgument(
                 $"Model '{request.Model}' does not exist or is not available for fine-tuning to this project.", "model", "model_not_available");
         ModelCatalog.RequirePublished(baseModel, "model");
+        var lora = await ResolveLoraAsync(request, baseModel, cancellationToken);
         var gated = await db.Quotas.AsNoTracking().Where(quota => quota.ProjectId == caller.ProjectId).Select(quota => quota.RequireEvaluation).FirstOrDefaultAsync(cancellationToken);
         var evaluation = CheckEvaluation(request.Evaluation, gated);
 
@@ -105,6 +106,7 @@ public sealed class JobCreator(
             BatchSize = auto.BatchSize,
             LearningRateMultiplier = auto.LearningRateMultiplier,
             Beta = method == FineTuningMethods.Dpo ? (request.HasBeta ? request.Beta : AutoBeta) : null,
+            Lora = lora,
             EstimatedTokens = (auto.Fit?.TokensPerEpoch ?? report.BillableTokensPerEpoch) * epochs,
             EvalId = evaluation?.EvalId,
             EvaluationDataSource = evaluation?.DataSourceJson,
@@ -122,8 +124,12 @@ public sealed class JobCreator(
             n_epochs = job.Epochs,
             batch_size = job.BatchSize,
             learning_rate_multiplier = job.LearningRateMultiplier,
+            lora_rank = lora?.Rank,
+            lora_alpha = lora?.Alpha,
+            lora_dropout = lora?.Dropout,
+            lora_target_modules = lora?.TargetModules,
             auto = auto.AutoNames,
-            reasons = auto.Reasons,
+            reasons = lora is null ? auto.Reasons : [.. auto.Reasons, $"LoRA rank {lora.Rank}, alpha {lora.Alpha}, dropout {lora.Dropout} on {string.Join(", ", lora.TargetModules)}"],
         });
         if (auto.Fit is { Message.Length: > 0 } fit)
         {
@@ -148,6 +154,66 @@ public sealed class JobCreator(
         await db.SaveChangesAsync(cancellationToken);
         scheduler.Wake();
         return job;
+    }
+
+    /// <summary>
+    /// LoRA applies to open-weight bases (the built-in presets train every weight): unset values are
+    /// <see cref="LoraSettings.Default"/>. A job continuing a model tuned with LoRA trains that model's adapter further,
+    /// so its rank, alpha and modules are the adapter's, and different ones are refused.
+    /// </summary>
+    private async Task<LoraSettings?> ResolveLoraAsync(CreateJobRequest request, VisibleModel baseModel, CancellationToken cancellationToken)
+    {
+        var named = request.HasLoraRank ? "lora_rank"
+            : request.HasLoraAlpha ? "lora_alpha"
+            : request.HasLoraDropout ? "lora_dropout"
+            : request.LoraTargetModules.Count > 0 ? "lora_target_modules"
+            : null;
+        if (baseModel.Backend != ModelBackends.OpenWeights)
+        {
+            return named is null
+                ? null
+                : throw PlatformException.InvalidArgument(
+                    $"'{named}' applies to open-weight base models (trained with LoRA); {baseModel.Id} is a built-in model, whose weights are all trained.", $"hyperparameters.{named}");
+        }
+
+        if (request.HasLoraRank && request.LoraRank is < 1 or > 256)
+        {
+            throw PlatformException.InvalidArgument("'lora_rank' must be between 1 and 256.", "hyperparameters.lora_rank");
+        }
+
+        if (request.HasLoraAlpha && !(request.LoraAlpha > 0 && request.LoraAlpha <= 1024))
+        {
+            throw PlatformException.InvalidArgument("'lora_alpha' must be greater than 0 and at most 1024.", "hyperparameters.lora_alpha");
+        }
+
+        if (request.HasLoraDropout && !(request.LoraDropout >= 0 && request.LoraDropout < 1))
+        {
+            throw PlatformException.InvalidArgument("'lora_dropout' must be at least 0 and less than 1.", "hyperparameters.lora_dropout");
+        }
+
+        if (request.LoraTargetModules.FirstOrDefault(module => !LoraSettings.AllModules.Contains(module)) is { } unknown)
+        {
+            throw PlatformException.InvalidArgument(
+                $"'{unknown}' is not a linear module of this architecture; 'lora_target_modules' takes {string.Join(", ", LoraSettings.AllModules)}.", "hyperparameters.lora_target_modules");
+        }
+
+        var parent = baseModel.JobId is null
+            ? null
+            : await db.Jobs.AsNoTracking().Where(job => job.Id == baseModel.JobId).Select(job => job.Lora).FirstOrDefaultAsync(cancellationToken);
+        var start = parent ?? LoraSettings.Default;
+        var resolved = new LoraSettings(
+            request.HasLoraRank ? request.LoraRank : start.Rank,
+            request.HasLoraAlpha ? request.LoraAlpha : start.Alpha,
+            request.HasLoraDropout ? request.LoraDropout : start.Dropout,
+            request.LoraTargetModules.Count > 0 ? [.. LoraSettings.AllModules.Where(request.LoraTargetModules.Contains)] : start.TargetModules);
+        if (parent is not null && (resolved.Rank != parent.Rank || resolved.Alpha != parent.Alpha || !resolved.TargetModules.SequenceEqual(parent.TargetModules)))
+        {
+            throw PlatformException.InvalidArgument(
+                $"{baseModel.Id} was tuned with a LoRA adapter of rank {parent.Rank} and alpha {parent.Alpha} on {string.Join(", ", parent.TargetModules)}; a job continuing it trains that adapter further, so 'lora_rank', 'lora_alpha' and 'lora_target_modules' must match it or be left out.",
+                $"hyperparameters.{named ?? "lora_rank"}");
+        }
+
+        return resolved;
     }
 
     private static JobEvaluation? CheckEvaluation(JobEvaluation? evaluation, bool required)

@@ -36,6 +36,9 @@ public sealed class TrainingJob
 
     public double? Beta { get; init; }
 
+    /// <summary>The LoRA adapter of a job on an imported open-weight base (null for the built-in presets, which train all weights).</summary>
+    public LoraSettings? Lora { get; init; }
+
     /// <summary>Training tokens the job will bill (tokens per epoch times epochs), counted against the daily quota.</summary>
     public long EstimatedTokens { get; init; }
 
@@ -215,3 +218,12 @@ public sealed class TrainingJob
 }
 
 public sealed class InvalidJobTransitionException(string message) : Exception(message);
+
+/// <summary>A LoRA job's adapter shape (stored as jsonb): rank, alpha, dropout and the linear modules it adapts.</summary>
+public sealed record LoraSettings(int Rank, double Alpha, double Dropout, IReadOnlyList<string> TargetModules)
+{
+    public static readonly IReadOnlyList<string> AllModules = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"];
+
+    /// <summary>PEFT's usual starting point, as Together and Fireworks default to: rank 8, alpha 16, dropout 0.05, every linear module.</summary>
+    public static readonly LoraSettings Default = new(8, 16, 0.05, AllModules);
+}

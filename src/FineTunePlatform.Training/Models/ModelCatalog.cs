@@ -12,7 +12,7 @@ public static class ModelAccess
     public const string Granted = "granted";
 }
 
-/// <summary>A model as one project sees it: a base preset, a fine-tuned model, or a checkpoint of one.</summary>
+/// <summary>A model as one project sees it: a base preset or imported base, a fine-tuned model, or a checkpoint of one.</summary>
 public sealed record VisibleModel(
     string Id,
     string Kind,
@@ -23,11 +23,18 @@ public sealed record VisibleModel(
     string? JobId,
     string? CheckpointId,
     DateTimeOffset CreatedAt,
-    string Status);
+    string Status)
+{
+    /// <summary>local (a built-in preset at the root) or open_weights (an imported base at the root).</summary>
+    public string Backend { get; init; } = ModelBackends.Local;
+
+    /// <summary>The imported base at the root of the lineage, for open_weights models.</summary>
+    public BaseModel? OpenWeightsBase { get; init; }
+}
 
 /// <summary>
-/// The one place that answers "which models may this project use": the built-in presets, the fine-tuned models
-/// and checkpoints it owns, and those granted to it. Everything else is invisible (not found, never forbidden),
+/// The one place that answers "which models may this project use": the built-in presets, the imported open-weight
+/// bases (every project's), the fine-tuned models and checkpoints it owns, and those granted to it. Everything else is invisible (not found, never forbidden),
 /// so one tenant cannot learn another's model ids.
 /// </summary>
 public sealed class ModelCatalog(TrainingDbContext db)
@@ -42,11 +49,17 @@ public sealed class ModelCatalog(TrainingDbContext db)
             return Preset(preset);
         }
 
+        var imported = await db.BaseModels.AsNoTracking().FirstOrDefaultAsync(model => model.Id == modelId, cancellationToken);
+        if (imported is not null)
+        {
+            return ToVisible(imported);
+        }
+
         var model = await db.Models.AsNoTracking().FirstOrDefaultAsync(model => model.Id == modelId, cancellationToken);
         if (model is not null)
         {
             var access = await AccessAsync(projectId, model.ProjectId, model.Id, cancellationToken);
-            return access is null ? null : await FineTunedAsync(model, access, cancellationToken);
+            return access is null ? null : await WithBackendAsync(await FineTunedAsync(model, access, cancellationToken), cancellationToken);
         }
 
         var checkpoint = await db.Checkpoints.AsNoTracking().FirstOrDefaultAsync(checkpoint => checkpoint.ModelId == modelId, cancellationToken);
@@ -69,7 +82,29 @@ public sealed class ModelCatalog(TrainingDbContext db)
             ? await db.Models.AsNoTracking().Where(model => model.Id == job.OutputModelId).Select(model => model.Status).FirstOrDefaultAsync(cancellationToken)
                 ?? ModelStatus.PendingEvaluation
             : ModelStatus.Published;
-        return new VisibleModel(checkpoint.ModelId, "checkpoint", checkpoint.ProjectId, job.Model, job.RootModel, checkpointAccess, job.Id, checkpoint.Id, checkpoint.CreatedAt, status);
+        return await WithBackendAsync(
+            new VisibleModel(checkpoint.ModelId, ModelKinds.Checkpoint, checkpoint.ProjectId, job.Model, job.RootModel, checkpointAccess, job.Id, checkpoint.Id, checkpoint.CreatedAt, status),
+            cancellationToken);
+    }
+
+    /// <summary>An imported base as every project sees it.</summary>
+    public static VisibleModel ToVisible(BaseModel model) =>
+        new(model.Id, ModelKinds.Base, SystemOwner, "", model.Id, ModelAccess.Base, null, null, model.CreatedAt, ModelStatus.Published)
+        {
+            Backend = ModelBackends.OpenWeights,
+            OpenWeightsBase = model,
+        };
+
+    /// <summary>A model tuned from an imported base runs on the open-weights runtime with that base.</summary>
+    private async Task<VisibleModel> WithBackendAsync(VisibleModel model, CancellationToken cancellationToken)
+    {
+        if (ModelPresets.TryGet(model.RootModel, out _))
+        {
+            return model;
+        }
+
+        var root = await db.BaseModels.AsNoTracking().FirstOrDefaultAsync(candidate => candidate.Id == model.RootModel, cancellationToken);
+        return model with { Backend = ModelBackends.OpenWeights, OpenWeightsBase = root };
     }
 
     /// <summary>Refuses a model held by its evaluation (pending or rejected) for uses that publish it: sharing, training on it.</summary>
@@ -91,10 +126,17 @@ public sealed class ModelCatalog(TrainingDbContext db)
             .Join(db.Jobs, model => model.JobId, job => job.Id, (model, job) => new { Model = model, job.RootModel })
             .OrderBy(row => row.Model.CreatedAt)
             .ToListAsync(cancellationToken);
+        var imported = await db.BaseModels.AsNoTracking().OrderBy(model => model.CreatedAt).ToListAsync(cancellationToken);
         return
         [
             .. ModelPresets.All.Select(Preset),
-            .. models.Select(row => FineTuned(row.Model, row.RootModel, row.Model.ProjectId == projectId ? ModelAccess.Owner : ModelAccess.Granted)),
+            .. imported.Select(ToVisible),
+            .. models.Select(row =>
+            {
+                var model = FineTuned(row.Model, row.RootModel, row.Model.ProjectId == projectId ? ModelAccess.Owner : ModelAccess.Granted);
+                var root = imported.FirstOrDefault(candidate => candidate.Id == row.RootModel);
+                return root is null ? model : model with { Backend = ModelBackends.OpenWeights, OpenWeightsBase = root };
+            }),
         ];
     }
 
@@ -119,5 +161,5 @@ public sealed class ModelCatalog(TrainingDbContext db)
         new(model.Id, ModelKinds.FineTuned, model.ProjectId, model.BaseModel, rootModel, access, model.JobId, model.CheckpointId, model.CreatedAt, model.Status);
 
     private static VisibleModel Preset(ModelPreset preset) =>
-        new(preset.Name, ModelAccess.Base, SystemOwner, "", preset.Name, ModelAccess.Base, null, null, PresetsCreatedAt, ModelStatus.Published);
+        new(preset.Name, ModelKinds.Base, SystemOwner, "", preset.Name, ModelAccess.Base, null, null, PresetsCreatedAt, ModelStatus.Published);
 }

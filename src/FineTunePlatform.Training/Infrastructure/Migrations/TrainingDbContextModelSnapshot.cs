@@ -17,7 +17,7 @@ namespace FineTunePlatform.Training.Infrastructure.Migrations
         {
 #pragma warning disable 612, 618
             modelBuilder
-                .HasAnnotation("ProductVersion", "10.0.4")
+                .HasAnnotation("ProductVersion", "10.0.14")
                 .HasAnnotation("Relational:MaxIdentifierLength", 63);
 
             NpgsqlModelBuilderExtensions.UseIdentityByDefaultColumns(modelBuilder);
@@ -226,6 +226,9 @@ namespace FineTunePlatform.Training.Infrastructure.Migrations
                         .HasMaxLength(128)
                         .HasColumnType("character varying(128)");
 
+                    b.Property<string>("Lora")
+                        .HasColumnType("jsonb");
+
                     b.Property<string>("Metadata")
                         .IsRequired()
                         .HasColumnType("jsonb");
@@ -305,6 +308,64 @@ namespace FineTunePlatform.Training.Infrastructure.Migrations
                     b.ToTable("jobs", (string)null);
                 });
 
+            modelBuilder.Entity("FineTunePlatform.Training.Models.BaseModel", b =>
+                {
+                    b.Property<string>("Id")
+                        .HasMaxLength(64)
+                        .HasColumnType("character varying(64)");
+
+                    b.Property<string>("Architecture")
+                        .IsRequired()
+                        .HasMaxLength(64)
+                        .HasColumnType("character varying(64)");
+
+                    b.Property<int>("ContextLength")
+                        .HasColumnType("integer");
+
+                    b.Property<DateTimeOffset>("CreatedAt")
+                        .HasColumnType("timestamp with time zone");
+
+                    b.Property<string>("FilesSha256")
+                        .IsRequired()
+                        .HasMaxLength(64)
+                        .HasColumnType("character varying(64)");
+
+                    b.Property<long>("Parameters")
+                        .HasColumnType("bigint");
+
+                    b.Property<long>("WeightBytes")
+                        .HasColumnType("bigint");
+
+                    b.HasKey("Id");
+
+                    b.ToTable("base_models", (string)null);
+                });
+
+            modelBuilder.Entity("FineTunePlatform.Training.Models.BaseModelFile", b =>
+                {
+                    b.Property<string>("ModelId")
+                        .HasMaxLength(64)
+                        .HasColumnType("character varying(64)");
+
+                    b.Property<string>("Name")
+                        .HasMaxLength(128)
+                        .HasColumnType("character varying(128)");
+
+                    b.Property<long>("Bytes")
+                        .HasColumnType("bigint");
+
+                    b.Property<string>("Sha256")
+                        .IsRequired()
+                        .HasMaxLength(64)
+                        .HasColumnType("character varying(64)");
+
+                    b.HasKey("ModelId", "Name");
+
+                    b.HasIndex("Sha256");
+
+                    b.ToTable("base_model_files", (string)null);
+                });
+
             modelBuilder.Entity("FineTunePlatform.Training.Models.FineTunedModel", b =>
                 {
                     b.Property<string>("Id")
@@ -382,6 +443,20 @@ namespace FineTunePlatform.Training.Infrastructure.Migrations
                     b.ToTable("model_permissions", (string)null);
                 });
 
+            modelBuilder.Entity("FineTunePlatform.Training.Models.StoredBlob", b =>
+                {
+                    b.Property<string>("Sha256")
+                        .HasMaxLength(64)
+                        .HasColumnType("character varying(64)");
+
+                    b.Property<long>("Bytes")
+                        .HasColumnType("bigint");
+
+                    b.HasKey("Sha256");
+
+                    b.ToTable("stored_blobs", (string)null);
+                });
+
             modelBuilder.Entity("FineTunePlatform.Training.Scheduling.ProjectQuota", b =>
                 {
                     b.Property<string>("ProjectId")
@@ -438,6 +513,20 @@ namespace FineTunePlatform.Training.Infrastructure.Migrations
                         .HasForeignKey("JobId")
                         .OnDelete(DeleteBehavior.Cascade)
                         .IsRequired();
+                });
+
+            modelBuilder.Entity("FineTunePlatform.Training.Models.BaseModelFile", b =>
+                {
+                    b.HasOne("FineTunePlatform.Training.Models.BaseModel", null)
+                        .WithMany("Files")
+                        .HasForeignKey("ModelId")
+                        .OnDelete(DeleteBehavior.Cascade)
+                        .IsRequired();
+                });
+
+            modelBuilder.Entity("FineTunePlatform.Training.Models.BaseModel", b =>
+                {
+                    b.Navigation("Files");
                 });
 #pragma warning restore 612, 618
         }
