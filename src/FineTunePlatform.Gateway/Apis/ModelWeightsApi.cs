@@ -48,7 +48,7 @@ public static class ModelWeightsApi
             return ChatApi.ModelNotFound(modelId);
         }
 
-        if (found.Backend != OpenWeightsRuntime.Backend)
+        if (found.Backend != ModelBackends.OpenWeights)
         {
             return notExportable;
         }

@@ -55,7 +55,7 @@ public static class ModelsApi
         // The registry's status is published, pending_evaluation or rejected; empty from a training service that
         // predates the promotion gate, whose models are all published.
         public static ModelObject From(Model model) => new(model.Id, "model", model.CreatedAt, model.OwnedBy, model.Status is { Length: > 0 } status ? status : Published,
-            model.Backend == OpenWeightsRuntime.Backend && model.OpenWeights is { } weights
+            model.Backend == ModelBackends.OpenWeights && model.OpenWeights is { } weights
                 ? new OpenWeightsObject(model.RootModel, weights.Architecture, weights.Parameters, weights.ContextLength, weights.WeightBytes)
                 : null);
     }

@@ -41,9 +41,6 @@ public sealed class OpenWeightsOptions
 /// </summary>
 public sealed class OpenWeightsRuntime(IServiceProvider services, IOptions<OpenWeightsOptions> options)
 {
-    /// <summary>Model.backend of imported bases and of everything tuned from them.</summary>
-    public const string Backend = "open_weights";
-
     private readonly ContentCache<LoadedBaseModel> _bases = new(Math.Max(1, options.Value.MaxLoadedBases));
     private readonly ContentCache<LoraAdapter> _adapters = new(Math.Max(1, options.Value.MaxCachedAdapters));
 
@@ -63,13 +60,13 @@ public sealed class OpenWeightsRuntime(IServiceProvider services, IOptions<OpenW
     }
 
     public async Task<bool> IsVisibleAsync(string model, InternalCaller caller, CancellationToken cancellationToken) =>
-        await FindAsync(model, caller.ToMetadata(), cancellationToken) is { Backend: Backend };
+        await FindAsync(model, caller.ToMetadata(), cancellationToken) is { Backend: ModelBackends.OpenWeights };
 
     /// <summary>The model ready to chat, or null when it is not an open-weight model the caller can see.</summary>
     public async Task<IChatModel?> ResolveAsync(string model, InternalCaller caller, bool forEvaluation, CancellationToken cancellationToken)
     {
         var headers = caller.ToMetadata();
-        if (await FindAsync(model, headers, cancellationToken) is not { Backend: Backend } found)
+        if (await FindAsync(model, headers, cancellationToken) is not { Backend: ModelBackends.OpenWeights } found)
         {
             return null;
         }
@@ -144,7 +141,7 @@ public sealed class OpenWeightsRuntime(IServiceProvider services, IOptions<OpenW
         return ModelConfig.Parse(System.Text.Encoding.UTF8.GetString(json.ToArray()));
     }
 
-    public static bool IsBase(Model found) => found.Kind == "base" || found.Id == found.RootModel;
+    public static bool IsBase(Model found) => found.Kind == ModelKinds.Base || found.Id == found.RootModel;
 
     private static string FilesHash(Model found)
     {
