@@ -23,6 +23,15 @@ public static class FineTuningObjects
             hyperparameters["beta"] = job.Beta;
         }
 
+        // Our additions for open-weight bases, beside OpenAI's: the LoRA adapter the job trains.
+        if (job.Lora is { } lora)
+        {
+            hyperparameters["lora_rank"] = lora.Rank;
+            hyperparameters["lora_alpha"] = lora.Alpha;
+            hyperparameters["lora_dropout"] = lora.Dropout;
+            hyperparameters["lora_target_modules"] = new JsonArray([.. lora.TargetModules.Select(module => (JsonNode?)module)]);
+        }
+
         return new JsonObject
         {
             ["object"] = "fine_tuning.job",
@@ -171,6 +180,32 @@ public static class CreateJobRequestReader
             if (Number(values, "beta") is { } beta)
             {
                 request.Beta = beta;
+            }
+
+            if (Number(values, "lora_rank") is { } rank)
+            {
+                request.LoraRank = Integer(rank, "lora_rank");
+            }
+
+            if (Number(values, "lora_alpha") is { } alpha)
+            {
+                request.LoraAlpha = alpha;
+            }
+
+            if (Number(values, "lora_dropout") is { } dropout)
+            {
+                request.LoraDropout = dropout;
+            }
+
+            if (values.TryGetProperty("lora_target_modules", out var modules) && modules.ValueKind != JsonValueKind.Null
+                && !(modules.ValueKind == JsonValueKind.String && modules.GetString() == "auto"))
+            {
+                if (modules.ValueKind != JsonValueKind.Array || modules.GetArrayLength() == 0 || modules.EnumerateArray().Any(module => module.ValueKind != JsonValueKind.String))
+                {
+                    throw new InvalidRequestException("'lora_target_modules' must be \"auto\" or a non-empty array of module names such as \"q_proj\".", "hyperparameters.lora_target_modules");
+                }
+
+                request.LoraTargetModules.AddRange(modules.EnumerateArray().Select(module => module.GetString()!));
             }
         }
 

@@ -72,7 +72,6 @@ public sealed class LocalBackend(IOptions<WorkerOptions> options) : ITrainingBac
         void OnStep(TrainingProgress progress)
         {
             last = progress;
-            session.ReportProgress(progress.Step, progress.TotalSteps);
             // Every N steps (and at the end) a validation pass on the live weights, reported with the step's metrics.
             var valid = progress.Step % validationEvery == 0 || progress.Step == progress.TotalSteps ? Validate(progress.Model) : null;
             if (valid is { } result)
@@ -80,31 +79,15 @@ public sealed class LocalBackend(IOptions<WorkerOptions> options) : ITrainingBac
                 lastValidation = (progress.Step, result);
             }
 
-            session.ReportEvent(
-                $"Step {progress.Step}/{progress.TotalSteps}: training loss={progress.TrainLoss:0.0000}" + (valid is { } v ? $", validation loss={v.Loss:0.0000}" : ""),
-                type: "metrics",
-                data: new
-                {
-                    step = progress.Step,
-                    train_loss = progress.TrainLoss,
-                    train_mean_token_accuracy = progress.TrainTokenAccuracy,
-                    valid_loss = valid?.Loss,
-                    valid_mean_token_accuracy = valid?.Accuracy,
-                    total_steps = progress.TotalSteps,
-                });
+            StepMetrics.Report(session, progress.Step, progress.TotalSteps, progress.TrainLoss, progress.TrainTokenAccuracy, valid);
         }
 
         // The training thread waits for the upload: once an epoch is reported saved, a lost worker resumes there.
         void OnEpochEnd(TrainingCheckpoint checkpoint)
         {
-            var metrics = Metrics(checkpoint.Step, last);
             // The checkpoint holds the weights after its step: a validation of that step already measured them.
             var valid = lastValidation is { } measured && measured.Step == checkpoint.Step ? measured.Result : Validate(checkpoint.Model);
-            if (valid is { } checkpointValidation)
-            {
-                metrics.ValidLoss = checkpointValidation.Loss;
-                metrics.ValidMeanTokenAccuracy = checkpointValidation.Accuracy;
-            }
+            var metrics = StepMetrics.ForCheckpoint(checkpoint.Step, last is null ? null : (last.TrainLoss, last.TrainTokenAccuracy), valid);
 
             lastCheckpoint = session.SaveCheckpointAsync(
                 checkpoint.Step, checkpoint.EpochsCompleted, metrics, stream => Checkpoint.Save(stream, checkpoint), cancellationToken)
@@ -172,18 +155,6 @@ public sealed class LocalBackend(IOptions<WorkerOptions> options) : ITrainingBac
     {
         await using var stream = await session.OpenCheckpointAsync(checkpointId, cancellationToken);
         return Checkpoint.Load(stream);
-    }
-
-    private static CheckpointMetrics Metrics(int step, TrainingProgress? last)
-    {
-        var metrics = new CheckpointMetrics { Step = step };
-        if (last is not null)
-        {
-            metrics.TrainLoss = last.TrainLoss;
-            metrics.TrainMeanTokenAccuracy = last.TrainTokenAccuracy;
-        }
-
-        return metrics;
     }
 
     /// <summary>`local-nano`, or the preset at the root of `ft:local-nano:project:suffix:job[:ckpt-step-n]`.</summary>

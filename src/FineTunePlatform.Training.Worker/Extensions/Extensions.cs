@@ -1,3 +1,4 @@
+using FineTunePlatform.ServiceDefaults.Storage;
 using FineTunePlatform.Contracts.Datasets;
 using FineTunePlatform.Contracts.Training;
 using FineTunePlatform.Training.Worker.Backends;
@@ -16,8 +17,12 @@ internal static class Extensions
 
         builder.Services.AddInternalGrpcClient<TrainerService.TrainerServiceClient>("training");
         builder.Services.AddInternalGrpcClient<DatasetService.DatasetServiceClient>("datasets");
+        // Imported base models' files (the training service stores them).
+        builder.Services.AddInternalGrpcClient<TrainingService.TrainingServiceClient>("training");
+        builder.Services.AddSingleton<BaseModelDirectories>();
 
         builder.Services.AddSingleton<ITrainingBackend, LocalBackend>();
+        builder.Services.AddSingleton<ITrainingBackend, OpenWeightsBackend>();
         builder.Services.AddScoped<JobRunner>();
         builder.Services.AddHostedService<WorkerPresenceAnnouncer>();
 

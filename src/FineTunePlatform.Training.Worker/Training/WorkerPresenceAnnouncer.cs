@@ -1,4 +1,5 @@
 using FineTunePlatform.Contracts.Training;
+using FineTunePlatform.Training.Worker.Backends;
 using Microsoft.Extensions.Options;
 
 namespace FineTunePlatform.Training.Worker.Training;
@@ -7,7 +8,8 @@ namespace FineTunePlatform.Training.Worker.Training;
 /// Tells the training service this worker is alive and how many slots it has; on shutdown, that it has none, so the
 /// scheduler stops counting it at once rather than after the worker timeout.
 /// </summary>
-public sealed partial class WorkerPresenceAnnouncer(TrainerService.TrainerServiceClient trainer, IOptions<WorkerOptions> options, ILogger<WorkerPresenceAnnouncer> logger) : BackgroundService
+public sealed partial class WorkerPresenceAnnouncer(
+    TrainerService.TrainerServiceClient trainer, IEnumerable<ITrainingBackend> backends, IOptions<WorkerOptions> options, ILogger<WorkerPresenceAnnouncer> logger) : BackgroundService
 {
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
@@ -30,7 +32,7 @@ public sealed partial class WorkerPresenceAnnouncer(TrainerService.TrainerServic
         try
         {
             var presence = new Contracts.Training.WorkerPresence { WorkerId = options.Value.WorkerId, Slots = slots };
-            presence.Backends.Add("local");
+            presence.Backends.AddRange(backends.Select(backend => backend.Name));
             await trainer.RegisterWorkerAsync(presence, deadline: DateTime.UtcNow.AddSeconds(5), cancellationToken: cancellationToken);
         }
         catch (Exception ex) when (!cancellationToken.IsCancellationRequested)

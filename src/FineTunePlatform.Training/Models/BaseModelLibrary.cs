@@ -103,11 +103,15 @@ public sealed partial class BaseModelLibrary(TrainingDbContext db, ChunkStore ch
     {
         RequireAdmin(caller, "delete base models");
         var model = await FindImportedAsync(modelId, cancellationToken);
-        var dependants = await db.Jobs.AsNoTracking().Where(job => job.RootModel == model.Id).CountAsync(cancellationToken);
-        if (dependants > 0)
+        // What still needs the base: a job that may yet train on it, and every model or checkpoint tuned from it.
+        var jobs = db.Jobs.AsNoTracking().Where(job => job.RootModel == model.Id);
+        var unfinished = await jobs.CountAsync(job => job.Status != JobStatus.Succeeded && job.Status != JobStatus.Failed && job.Status != JobStatus.Cancelled, cancellationToken);
+        var tuned = await db.Models.AsNoTracking().CountAsync(tunedModel => jobs.Any(job => job.Id == tunedModel.JobId), cancellationToken);
+        var checkpoints = await db.Checkpoints.AsNoTracking().CountAsync(checkpoint => jobs.Any(job => job.Id == checkpoint.JobId), cancellationToken);
+        if (unfinished + tuned + checkpoints > 0)
         {
             throw PlatformException.FailedPrecondition(
-                $"Base model '{model.Id}' is the base of {dependants} fine-tuning job(s) and their models; delete those models and jobs' outputs first.",
+                $"Base model '{model.Id}' is still needed by {unfinished} unfinished job(s), {tuned} fine-tuned model(s) and {checkpoints} checkpoint(s) made from it.",
                 "model", "model_in_use");
         }
 

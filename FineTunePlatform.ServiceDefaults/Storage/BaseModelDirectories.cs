@@ -1,0 +1,102 @@
+using System.Collections.Concurrent;
+using System.Security.Cryptography;
+using FineTunePlatform.Contracts.Training;
+using Grpc.Core;
+using Microsoft.Extensions.Configuration;
+
+namespace FineTunePlatform.ServiceDefaults.Storage;
+
+/// <summary>
+/// Imported open-weight base models as local Hugging Face directories, for the code that loads them (trainer
+/// workers, the open-weights runtime). The training service stores a base's files by content; here they are
+/// downloaded once per machine into `{OpenWeights:CacheDirectory}/{files_sha256}` (default: under the temp directory),
+/// each file checked against its SHA-256. A directory is written under a temporary name and renamed when complete,
+/// so a crash mid-download never leaves a directory that looks usable, and two processes downloading at once both
+/// end with the same complete directory.
+/// </summary>
+public sealed class BaseModelDirectories(TrainingService.TrainingServiceClient training, IConfiguration configuration)
+{
+    private readonly string _root = configuration["OpenWeights:CacheDirectory"] is { Length: > 0 } configured
+        ? configured
+        : Path.Combine(Path.GetTempPath(), "finetuneplatform-base-models");
+
+    private readonly ConcurrentDictionary<string, Lazy<Task<string>>> _downloads = new();
+
+    /// <summary>The directory of base model `modelId` (an imported base), downloading it first if this machine has not.</summary>
+    public async Task<string> GetAsync(string modelId, Metadata headers, CancellationToken cancellationToken)
+    {
+        var files = await training.GetBaseModelFilesAsync(new GetModelRequest { ModelId = modelId }, headers, cancellationToken: cancellationToken);
+        var directory = Path.Combine(_root, files.FilesSha256);
+        if (Directory.Exists(directory))
+        {
+            return directory;
+        }
+
+        // One download per directory in this process; a failed one is forgotten so the next caller tries again.
+        var download = _downloads.GetOrAdd(files.FilesSha256, _ => new Lazy<Task<string>>(() => DownloadAsync(files, directory, headers)));
+        try
+        {
+            return await download.Value.WaitAsync(cancellationToken);
+        }
+        catch when (download.Value.IsFaulted)
+        {
+            _downloads.TryRemove(new KeyValuePair<string, Lazy<Task<string>>>(files.FilesSha256, download));
+            throw;
+        }
+    }
+
+    private async Task<string> DownloadAsync(BaseModelFiles files, string directory, Metadata headers)
+    {
+        Directory.CreateDirectory(_root);
+        var partial = Path.Combine(_root, $".{files.FilesSha256}-{Guid.NewGuid():N}");
+        Directory.CreateDirectory(partial);
+        try
+        {
+            foreach (var file in files.Files)
+            {
+                await DownloadFileAsync(files.ModelId, file, Path.Combine(partial, file.Name), headers);
+            }
+
+            try
+            {
+                Directory.Move(partial, directory);
+            }
+            catch (IOException) when (Directory.Exists(directory))
+            {
+                // Another process finished the same directory first: theirs is identical.
+                Directory.Delete(partial, recursive: true);
+            }
+
+            return directory;
+        }
+        catch
+        {
+            if (Directory.Exists(partial))
+            {
+                Directory.Delete(partial, recursive: true);
+            }
+
+            throw;
+        }
+    }
+
+    private async Task DownloadFileAsync(string modelId, BaseModelFile file, string path, Metadata headers)
+    {
+        using var call = training.ReadBaseModelFile(new ReadBaseModelFileRequest { ModelId = modelId, Name = file.Name }, headers);
+        using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        await using (var output = new FileStream(path, FileMode.CreateNew, FileAccess.Write, FileShare.None, 81920, useAsync: true))
+        {
+            await foreach (var chunk in call.ResponseStream.ReadAllAsync())
+            {
+                hash.AppendData(chunk.Data.Span);
+                await output.WriteAsync(chunk.Data.Memory);
+            }
+        }
+
+        var actual = Convert.ToHexStringLower(hash.GetHashAndReset());
+        if (actual != file.Sha256)
+        {
+            throw new InvalidDataException($"Base model '{modelId}' file '{file.Name}' arrived with SHA-256 {actual}, not the stored {file.Sha256}.");
+        }
+    }
+}
