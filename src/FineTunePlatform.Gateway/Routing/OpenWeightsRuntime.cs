@@ -1,19 +1,16 @@
-using System.Security.Cryptography;
 using FineTunePlatform.Contracts.Training;
 using FineTunePlatform.LocalModels;
 using FineTunePlatform.OpenWeights;
+using FineTunePlatform.ServiceDefaults.Storage;
 using Grpc.Core;
 using Microsoft.Extensions.Options;
 using ChatMessage = FineTunePlatform.OpenWeights.ChatMessage;
 
 namespace FineTunePlatform.Gateway.Routing;
 
-/// <summary>`Gateway:OpenWeights`: where imported bases are cached on disk, how many stay loaded, batching, import size.</summary>
+/// <summary>`Gateway:OpenWeights`: how many imported bases and adapters stay loaded, batching, the import size limit.</summary>
 public sealed class OpenWeightsOptions
 {
-    /// <summary>Base model directories by their files' hash (default: finetuneplatform-open-weights under the temp directory).</summary>
-    public string? CacheDirectory { get; set; }
-
     /// <summary>Bases kept loaded in memory (float32: 4 bytes per parameter each), least recently used evicted.</summary>
     public int MaxLoadedBases { get; set; } = 2;
 
@@ -25,21 +22,17 @@ public sealed class OpenWeightsOptions
 
     /// <summary>The largest import POST /admin/v1/models accepts, every file together.</summary>
     public long MaxImportBytes { get; set; } = 64L << 30;
-
-    public string ResolvedCacheDirectory => CacheDirectory is { Length: > 0 } configured
-        ? configured
-        : Path.Combine(Path.GetTempPath(), "finetuneplatform-open-weights");
 }
 
 /// <summary>
 /// Serves imported open-weight bases and the models tuned from them. Whether the caller may use a model is asked of
 /// the training service on every request (GetModel with the caller's metadata, as the built-in runtime does); the
-/// weights are cached by content: the base's directory on disk by its files' hash (downloaded once under a temporary
-/// name and renamed, so a crashed download is never used), the loaded base in memory (LRU,
+/// weights are cached by content: the base's directory on disk by its files' hash (<see cref="BaseModelDirectories"/>,
+/// shared with the trainer workers: `OpenWeights:CacheDirectory`), the loaded base in memory (LRU,
 /// `Gateway:OpenWeights:MaxLoadedBases`), and each adapter by its artifact's SHA-256 (many adapters share one loaded
 /// base). Each loaded base decodes on its own thread, batching concurrent replies (<see cref="OpenWeightsBatcher"/>).
 /// </summary>
-public sealed class OpenWeightsRuntime(IServiceProvider services, IOptions<OpenWeightsOptions> options)
+public sealed class OpenWeightsRuntime(IServiceProvider services, BaseModelDirectories directories, IOptions<OpenWeightsOptions> options)
 {
     private readonly ContentCache<LoadedBaseModel> _bases = new(Math.Max(1, options.Value.MaxLoadedBases));
     private readonly ContentCache<LoraAdapter> _adapters = new(Math.Max(1, options.Value.MaxCachedAdapters));
@@ -83,7 +76,7 @@ public sealed class OpenWeightsRuntime(IServiceProvider services, IOptions<OpenW
         var filesSha256 = FilesHash(found);
         return _bases.GetAsync(filesSha256, async () =>
         {
-            var directory = await BaseDirectoryAsync(found, headers);
+            var directory = await directories.GetAsync(found.RootModel, headers, CancellationToken.None);
             // Loading converts every weight to float32: seconds of CPU, off the request's thread.
             var model = await Task.Run(() => HuggingFaceModel.Load(directory));
             return new LoadedBaseModel(found.RootModel, directory, model, new OpenWeightsBatcher(model, options.Value.MaxBatch, found.RootModel));
@@ -101,7 +94,7 @@ public sealed class OpenWeightsRuntime(IServiceProvider services, IOptions<OpenW
         var key = found.ArtifactSha256 is { Length: > 0 } sha ? sha : found.Id;
         return await _adapters.GetAsync(key, async () =>
         {
-            var path = Path.Combine(Directory.CreateDirectory(options.Value.ResolvedCacheDirectory).FullName, $".adapter-{Guid.NewGuid():N}.safetensors");
+            var path = Path.Combine(Path.GetTempPath(), $"ftp-adapter-{Guid.NewGuid():N}.safetensors");
             try
             {
                 using (var call = Training.ReadModelArtifact(new ReadModelArtifactRequest { ModelId = found.Id }, headers))
@@ -122,15 +115,9 @@ public sealed class OpenWeightsRuntime(IServiceProvider services, IOptions<OpenW
         }, cancellationToken);
     }
 
-    /// <summary>The base's config.json alone (what an adapter export needs), from the cached directory or the service.</summary>
+    /// <summary>The base's config.json alone: what an adapter export needs, without downloading the weights.</summary>
     internal async Task<ModelConfig> ReadBaseConfigAsync(Model found, Metadata headers, CancellationToken cancellationToken)
     {
-        var cached = Path.Combine(options.Value.ResolvedCacheDirectory, FilesHash(found), "config.json");
-        if (File.Exists(cached))
-        {
-            return ModelConfig.Parse(await File.ReadAllTextAsync(cached, cancellationToken));
-        }
-
         using var call = Training.ReadBaseModelFile(new ReadBaseModelFileRequest { ModelId = found.RootModel, Name = "config.json" }, headers, cancellationToken: cancellationToken);
         using var json = new MemoryStream();
         await foreach (var chunk in call.ResponseStream.ReadAllAsync(cancellationToken))
@@ -143,82 +130,9 @@ public sealed class OpenWeightsRuntime(IServiceProvider services, IOptions<OpenW
 
     public static bool IsBase(Model found) => found.Kind == ModelKinds.Base || found.Id == found.RootModel;
 
-    private static string FilesHash(Model found)
-    {
-        var hash = found.OpenWeights?.FilesSha256 ?? "";
-        // It names a directory: only a hash may.
-        return hash.Length is >= 32 and <= 128 && hash.All(char.IsAsciiHexDigit)
-            ? hash.ToLowerInvariant()
-            : throw new InvalidOperationException($"The registry gave `{found.Id}` no usable files hash ('{hash}').");
-    }
-
-    /// <summary>
-    /// The base's directory in the disk cache, downloaded when missing: into a temporary directory, each file checked
-    /// against its SHA-256, then renamed into place, so a directory under its hash is always complete.
-    /// </summary>
-    private async Task<string> BaseDirectoryAsync(Model found, Metadata headers)
-    {
-        var root = Directory.CreateDirectory(options.Value.ResolvedCacheDirectory).FullName;
-        var filesSha256 = FilesHash(found);
-        var final = Path.Combine(root, filesSha256);
-        if (Directory.Exists(final))
-        {
-            return final;
-        }
-
-        var listing = await Training.GetBaseModelFilesAsync(new GetModelRequest { ModelId = found.RootModel }, headers);
-        if (!string.Equals(listing.FilesSha256, filesSha256, StringComparison.OrdinalIgnoreCase))
-        {
-            throw new InvalidOperationException($"The files of `{found.RootModel}` hash to {listing.FilesSha256}, not the registry's {filesSha256}.");
-        }
-
-        var partial = Path.Combine(root, $".{filesSha256}.{Guid.NewGuid():N}.partial");
-        Directory.CreateDirectory(partial);
-        try
-        {
-            foreach (var entry in listing.Files)
-            {
-                if (entry.Name != Path.GetFileName(entry.Name) || entry.Name is "" or "." or "..")
-                {
-                    throw new InvalidOperationException($"The base model file name '{entry.Name}' is not a plain file name.");
-                }
-
-                using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
-                using (var call = Training.ReadBaseModelFile(new ReadBaseModelFileRequest { ModelId = found.RootModel, Name = entry.Name }, headers))
-                await using (var file = File.Create(Path.Combine(partial, entry.Name)))
-                {
-                    await foreach (var chunk in call.ResponseStream.ReadAllAsync())
-                    {
-                        hash.AppendData(chunk.Data.Span);
-                        await file.WriteAsync(chunk.Data.Memory);
-                    }
-                }
-
-                var actual = Convert.ToHexStringLower(hash.GetHashAndReset());
-                if (!string.Equals(actual, entry.Sha256, StringComparison.OrdinalIgnoreCase))
-                {
-                    throw new InvalidDataException($"{entry.Name} of `{found.RootModel}` arrived with SHA-256 {actual}, not {entry.Sha256}.");
-                }
-            }
-
-            try
-            {
-                Directory.Move(partial, final);
-            }
-            catch (IOException) when (Directory.Exists(final))
-            {
-                // Another gateway process sharing the cache finished first; its copy has the same content.
-                Directory.Delete(partial, recursive: true);
-            }
-
-            return final;
-        }
-        catch
-        {
-            Directory.Delete(partial, recursive: true);
-            throw;
-        }
-    }
+    /// <summary>The cache key of the base's directory: one hash over its files, given by the registry.</summary>
+    private static string FilesHash(Model found) =>
+        found.OpenWeights?.FilesSha256 is { Length: > 0 } hash ? hash : throw new InvalidOperationException($"The registry describes `{found.Id}` without its base's files hash.");
 
     /// <summary>An open-weight model ready to chat: the shared loaded base and this model's adapter (null: the base).</summary>
     private sealed class OpenWeightsChatModel(string id, LoadedBaseModel loaded, LoraAdapter? adapter) : IChatModel
