@@ -193,8 +193,14 @@ internal sealed class OpenWeightsReply
     private int? AppendDecoded(bool final)
     {
         var window = _tokens.GetRange(_prefixOffset, _tokens.Count - _prefixOffset);
-        var shown = _tokenizer.Decode(window.GetRange(0, _readOffset - _prefixOffset));
-        var whole = _tokenizer.Decode(window);
+        string shown, whole;
+        // The native tokenizer is shared with the request threads encoding prompts: not assumed to be thread-safe.
+        lock (_tokenizer)
+        {
+            shown = _tokenizer.Decode(window.GetRange(0, _readOffset - _prefixOffset));
+            whole = _tokenizer.Decode(window);
+        }
+
         if (whole.Length <= shown.Length || (!final && whole.EndsWith('\uFFFD')))
         {
             return null;

@@ -147,7 +147,12 @@ public sealed class OpenWeightsRuntime(IServiceProvider services, BaseModelDirec
             try
             {
                 // OpenAI's developer role is the system prompt of models that predate it.
-                prompt = chat.EncodePrompt(messages.Select(turn => new ChatMessage(turn.Role == "developer" ? "system" : turn.Role, turn.Content)).ToList());
+                var conversation = messages.Select(turn => new ChatMessage(turn.Role == "developer" ? "system" : turn.Role, turn.Content)).ToList();
+                // One tokenizer call at a time per model: the decoding thread shares it (see OpenWeightsReply).
+                lock (model.Tokenizer)
+                {
+                    prompt = chat.EncodePrompt(conversation);
+                }
             }
             catch (ArgumentException ex)
             {
