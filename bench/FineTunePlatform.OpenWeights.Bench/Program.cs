@@ -3,6 +3,7 @@ using System.Globalization;
 using System.Numerics.Tensors;
 using System.Text.Json;
 using FineTunePlatform.OpenWeights;
+using Gemm = FineTunePlatform.LocalModels.Gemm;
 
 // LoRA training of a SmolLM2-135M-shaped Llama (random weights) in ours and in the PyTorch reference, side by side in
 // one run, plus the GEMM ceiling and generation speed.
@@ -19,7 +20,7 @@ var configJson = """
  "hidden_act": "silu", "bos_token_id": 0, "eos_token_id": 0}
 """;
 var config = ModelConfig.Parse(configJson);
-Console.WriteLine(string.Create(culture, $"cores: {Environment.ProcessorCount}, OpenBLAS threads: {OpenBlasGemm.Threads}"));
+Console.WriteLine(string.Create(culture, $"cores: {Environment.ProcessorCount}, GEMM: {Gemm.Backend}"));
 
 // The ceilings: OpenBLAS sgemm at the model's MLP shape, and TensorPrimitives.Dot rows (the built-in model's kernel).
 Console.WriteLine(string.Create(culture, $"GEMM 1024x576x1536: OpenBLAS sgemm {SgemmGflops(1024, 1536, 576):F0} GFLOP/s; TensorPrimitives.Dot rows (all cores) {DotGflops(1024, 1536, 576):F0} GFLOP/s"));
@@ -140,12 +141,12 @@ static double SgemmGflops(int m, int n, int k)
     var b = new float[n * k];
     var c = new float[m * n];
     new Random(1).NextBytes(new byte[1]);
-    OpenBlasGemm.Multiply(false, true, m, n, k, 1f, a, k, b, k, 0f, c, n);
+    Gemm.Multiply(a, k, false, b, k, true, c, n, m, n, k, 1f, 0f);
     var clock = Stopwatch.StartNew();
     var repeats = 0;
     while (clock.Elapsed.TotalSeconds < 1)
     {
-        OpenBlasGemm.Multiply(false, true, m, n, k, 1f, a, k, b, k, 0f, c, n);
+        Gemm.Multiply(a, k, false, b, k, true, c, n, m, n, k, 1f, 0f);
         repeats++;
     }
 

@@ -30,6 +30,8 @@ public static unsafe class Gemm
 
     private static readonly delegate* unmanaged<int, int, int, int, int, int, float, float*, int, float*, int, float, float*, int, void> Sgemm;
 
+    private static readonly delegate* unmanaged<int, int, int, int, float, float*, int, float*, int, float, float*, int, void> Sgemv;
+
     static Gemm()
     {
         Backend = "managed (System.Numerics.Tensors)";
@@ -57,6 +59,11 @@ public static unsafe class Gemm
         }
 
         Sgemm = (delegate* unmanaged<int, int, int, int, int, int, float, float*, int, float*, int, float, float*, int, void>)sgemm;
+        if (NativeLibrary.TryGetExport(library, "cblas_sgemv", out var sgemv))
+        {
+            Sgemv = (delegate* unmanaged<int, int, int, int, float, float*, int, float*, int, float, float*, int, void>)sgemv;
+        }
+
         Backend = $"{description}; one thread per call, blocks split across {Environment.ProcessorCount} cores";
     }
 
@@ -165,6 +172,14 @@ public static unsafe class Gemm
     private static void Block(float* a, int lda, bool transposeA, float* b, int ldb, bool transposeB, float* c, int ldc,
         int m, int n, int k, float alpha, float beta)
     {
+        if (m == 1 && !transposeA && Sgemv != null)
+        {
+            // One row (a decoding step): a matrix-vector product reads op(B) once; OpenBLAS 0.3.21's sgemm does not
+            // hand such calls to sgemv itself and would pack the whole weight matrix first (measured 2-3x slower).
+            Sgemv(RowMajor, transposeB ? NoTranspose : Transpose, transposeB ? n : k, transposeB ? k : n, alpha, b, ldb, a, 1, beta, c, 1);
+            return;
+        }
+
         if (Sgemm != null)
         {
             Sgemm(RowMajor, transposeA ? Transpose : NoTranspose, transposeB ? Transpose : NoTranspose, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);

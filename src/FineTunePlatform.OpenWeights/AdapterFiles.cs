@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using Gemm = FineTunePlatform.LocalModels.Gemm;
 
 namespace FineTunePlatform.OpenWeights;
 
@@ -303,7 +304,7 @@ public static class MergedExport
                     linear.Weight.CopyTo(destination);
                     if (pair is not null)
                     {
-                        OpenBlasGemm.Multiply(false, false, linear.Out, linear.In, pair.Rank, scaling, pair.B, pair.Rank, pair.A, linear.In, 1f, destination, linear.In);
+                        Gemm.Multiply(pair.B, pair.Rank, false, pair.A, linear.In, false, destination, linear.In, linear.Out, linear.In, pair.Rank, scaling, 1f);
                     }
                 }));
                 if (linear.Bias is not null)

@@ -1,4 +1,5 @@
 using System.Numerics.Tensors;
+using Gemm = FineTunePlatform.LocalModels.Gemm;
 
 namespace FineTunePlatform.OpenWeights;
 
@@ -175,7 +176,7 @@ public sealed class KvCacheDecoder(LlamaModel model)
         var v = config.VocabularySize;
         if (ordered.Count == 1 || ordered.Count > 16)
         {
-            OpenBlasGemm.Multiply(false, true, ordered.Count, v, c, 1f, _lastNorm, c, model.OutputWeights, c, 0f, _logits, v);
+            Gemm.Multiply(_lastNorm, c, false, model.OutputWeights, c, true, _logits, v, ordered.Count, v, c, 1f, 0f);
         }
         else
         {
@@ -209,8 +210,8 @@ public sealed class KvCacheDecoder(LlamaModel model)
             }
 
             var u = _u.AsSpan(0, count * pair.Rank);
-            OpenBlasGemm.Multiply(false, true, count, pair.Rank, pair.In, 1f, x.AsSpan(start * pair.In), pair.In, pair.A, pair.In, 0f, u, pair.Rank);
-            OpenBlasGemm.Multiply(false, true, count, pair.Out, pair.Rank, adapter.Scaling, u, pair.Rank, pair.B, pair.Rank, 1f, y.AsSpan(start * pair.Out), pair.Out);
+            Gemm.Multiply(x.AsSpan(start * pair.In), pair.In, false, pair.A, pair.In, true, u, pair.Rank, count, pair.Rank, pair.In, 1f, 0f);
+            Gemm.Multiply(u, pair.Rank, false, pair.B, pair.Rank, true, y.AsSpan(start * pair.Out), pair.Out, count, pair.Out, pair.Rank, adapter.Scaling, 1f);
         }
     }
 

@@ -1,4 +1,5 @@
 using System.Numerics.Tensors;
+using Gemm = FineTunePlatform.LocalModels.Gemm;
 
 namespace FineTunePlatform.OpenWeights;
 
@@ -77,7 +78,7 @@ internal static class LlamaKernels
         }
         else
         {
-            OpenBlasGemm.Multiply(false, true, n, linear.Out, linear.In, 1f, x, linear.In, linear.Weight, linear.In, 0f, y, linear.Out);
+            Gemm.Multiply(x, linear.In, false, linear.Weight, linear.In, true, y, linear.Out, n, linear.Out, linear.In, 1f, 0f);
         }
 
         if (linear.Bias is { } bias)
@@ -92,7 +93,7 @@ internal static class LlamaKernels
 
     /// <summary>dx[n, in] (= or +=) dy[n, out] · W. No weight gradient: the base is frozen.</summary>
     public static void LinearBackward(Linear linear, ReadOnlySpan<float> dy, Span<float> dx, int n, bool accumulate) =>
-        OpenBlasGemm.Multiply(false, false, n, linear.In, linear.Out, 1f, dy, linear.Out, linear.Weight, linear.In, accumulate ? 1f : 0f, dx, linear.In);
+        Gemm.Multiply(dy, linear.Out, false, linear.Weight, linear.In, false, dx, linear.In, n, linear.In, linear.Out, 1f, accumulate ? 1f : 0f);
 
     // ---- LoRA ----
 
@@ -109,8 +110,8 @@ internal static class LlamaKernels
             input = xDropped;
         }
 
-        OpenBlasGemm.Multiply(false, true, n, pair.Rank, pair.In, 1f, input, pair.In, pair.A, pair.In, 0f, u, pair.Rank);
-        OpenBlasGemm.Multiply(false, true, n, pair.Out, pair.Rank, scaling, u, pair.Rank, pair.B, pair.Rank, 1f, y, pair.Out);
+        Gemm.Multiply(input, pair.In, false, pair.A, pair.In, true, u, pair.Rank, n, pair.Rank, pair.In, 1f, 0f);
+        Gemm.Multiply(u, pair.Rank, false, pair.B, pair.Rank, true, y, pair.Out, n, pair.Out, pair.Rank, scaling, 1f);
     }
 
     /// <summary>
@@ -121,8 +122,8 @@ internal static class LlamaKernels
         ReadOnlySpan<float> dy, Span<float> dx, bool wantInputGradient, Span<float> du, float[] xDropped, int n)
     {
         var (r, inFeatures, outFeatures) = (pair.Rank, pair.In, pair.Out);
-        OpenBlasGemm.Multiply(true, false, outFeatures, r, n, scaling, dy, outFeatures, u, r, 1f, gradient.B, r);
-        OpenBlasGemm.Multiply(false, false, n, r, outFeatures, scaling, dy, outFeatures, pair.B, r, 0f, du, r);
+        Gemm.Multiply(dy, outFeatures, true, u, r, false, gradient.B, r, outFeatures, r, n, scaling, 1f);
+        Gemm.Multiply(dy, outFeatures, false, pair.B, r, false, du, r, n, r, outFeatures, scaling, 0f);
         var input = x;
         if (dropout.Active)
         {
@@ -130,7 +131,7 @@ internal static class LlamaKernels
             input = xDropped;
         }
 
-        OpenBlasGemm.Multiply(true, false, r, inFeatures, n, 1f, du, r, input, inFeatures, 1f, gradient.A, inFeatures);
+        Gemm.Multiply(du, r, true, input, inFeatures, false, gradient.A, inFeatures, r, inFeatures, n, 1f, 1f);
         if (!wantInputGradient)
         {
             return;
@@ -138,12 +139,12 @@ internal static class LlamaKernels
 
         if (!dropout.Active)
         {
-            OpenBlasGemm.Multiply(false, false, n, inFeatures, r, 1f, du, r, pair.A, inFeatures, 1f, dx, inFeatures);
+            Gemm.Multiply(du, r, false, pair.A, inFeatures, false, dx, inFeatures, n, inFeatures, r, 1f, 1f);
             return;
         }
 
         // Dropout's backward is the same mask and scale applied to the gradient.
-        OpenBlasGemm.Multiply(false, false, n, inFeatures, r, 1f, du, r, pair.A, inFeatures, 0f, xDropped, inFeatures);
+        Gemm.Multiply(du, r, false, pair.A, inFeatures, false, xDropped, inFeatures, n, inFeatures, r, 1f, 0f);
         dropout.Apply(xDropped, xDropped, n * inFeatures);
         TensorPrimitives.Add(dx[..(n * inFeatures)], xDropped.AsSpan(0, n * inFeatures), dx[..(n * inFeatures)]);
     }
@@ -259,8 +260,7 @@ internal static class LlamaKernels
             for (var h = 0; h < heads; h++)
             {
                 var scores = probabilities.AsSpan(((batch * heads) + h) * t * t, t * t);
-                OpenBlasGemm.Multiply(false, true, t, t, headDim, scale, q.AsSpan((batch * t * qd) + (h * headDim)), qd,
-                    k.AsSpan((batch * t * kvd) + (h / group * headDim)), kvd, 0f, scores, t);
+                Gemm.Multiply(q.AsSpan((batch * t * qd) + (h * headDim)), qd, false, k.AsSpan((batch * t * kvd) + (h / group * headDim)), kvd, true, scores, t, t, t, headDim, scale, 0f);
             }
         }
 
@@ -282,8 +282,7 @@ internal static class LlamaKernels
         {
             for (var h = 0; h < heads; h++)
             {
-                OpenBlasGemm.Multiply(false, false, t, headDim, t, 1f, probabilities.AsSpan(((batch * heads) + h) * t * t, t * t), t,
-                    v.AsSpan((batch * t * kvd) + (h / group * headDim)), kvd, 0f, output.AsSpan((batch * t * qd) + (h * headDim)), qd);
+                Gemm.Multiply(probabilities.AsSpan(((batch * heads) + h) * t * t, t * t), t, false, v.AsSpan((batch * t * kvd) + (h / group * headDim)), kvd, false, output.AsSpan((batch * t * qd) + (h * headDim)), qd, t, headDim, t, 1f, 0f);
             }
         }
     }
@@ -307,8 +306,8 @@ internal static class LlamaKernels
                 var p = probabilities.AsSpan(((batch * heads) + h) * t * t, t * t);
                 var dO = dOut.AsSpan((batch * t * qd) + (h * headDim));
                 var kvOffset = (batch * t * kvd) + (h / group * headDim);
-                OpenBlasGemm.Multiply(true, false, t, headDim, t, 1f, p, t, dO, qd, 1f, dv.AsSpan(kvOffset), kvd);
-                OpenBlasGemm.Multiply(false, true, t, t, headDim, 1f, dO, qd, v.AsSpan(kvOffset), kvd, 0f, dProbabilities.AsSpan(((batch * heads) + h) * t * t, t * t), t);
+                Gemm.Multiply(p, t, true, dO, qd, false, dv.AsSpan(kvOffset), kvd, t, headDim, t, 1f, 1f);
+                Gemm.Multiply(dO, qd, false, v.AsSpan(kvOffset), kvd, true, dProbabilities.AsSpan(((batch * heads) + h) * t * t, t * t), t, t, t, headDim, 1f, 0f);
             }
         }
 
@@ -332,8 +331,8 @@ internal static class LlamaKernels
                 var ds = dProbabilities.AsSpan(((batch * heads) + h) * t * t, t * t);
                 var qOffset = (batch * t * qd) + (h * headDim);
                 var kvOffset = (batch * t * kvd) + (h / group * headDim);
-                OpenBlasGemm.Multiply(false, false, t, headDim, t, 1f, ds, t, k.AsSpan(kvOffset), kvd, 0f, dq.AsSpan(qOffset), qd);
-                OpenBlasGemm.Multiply(true, false, t, headDim, t, 1f, ds, t, q.AsSpan(qOffset), qd, 1f, dk.AsSpan(kvOffset), kvd);
+                Gemm.Multiply(ds, t, false, k.AsSpan(kvOffset), kvd, false, dq.AsSpan(qOffset), qd, t, headDim, t, 1f, 0f);
+                Gemm.Multiply(ds, t, true, q.AsSpan(qOffset), qd, false, dk.AsSpan(kvOffset), kvd, t, headDim, t, 1f, 1f);
             }
         }
     }

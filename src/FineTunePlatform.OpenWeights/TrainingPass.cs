@@ -1,4 +1,5 @@
 using System.Numerics.Tensors;
+using Gemm = FineTunePlatform.LocalModels.Gemm;
 
 namespace FineTunePlatform.OpenWeights;
 
@@ -154,7 +155,7 @@ public sealed class TrainingPass
         Forward(tokens, new int[_n], zeros, training: false);
         var v = _model.Config.VocabularySize;
         var logits = new float[(long)_n * v];
-        OpenBlasGemm.Multiply(false, true, _n, v, _model.Config.HiddenSize, 1f, _finalNorm, _model.Config.HiddenSize, _model.OutputWeights, _model.Config.HiddenSize, 0f, logits, v);
+        Gemm.Multiply(_finalNorm, _model.Config.HiddenSize, false, _model.OutputWeights, _model.Config.HiddenSize, true, logits, v, _n, v, _model.Config.HiddenSize, 1f, 0f);
         return logits;
     }
 
@@ -367,7 +368,7 @@ public sealed class TrainingPass
                 new ReadOnlySpan<float>(_finalNorm, rows[start + i] * c, c).CopyTo(_headIn.AsSpan(i * c, c));
             }
 
-            OpenBlasGemm.Multiply(false, true, count, v, c, 1f, _headIn, c, head, c, 0f, _headLogits, v);
+            Gemm.Multiply(_headIn, c, false, head, c, true, _headLogits, v, count, v, c, 1f, 0f);
             LlamaKernels.ForRows(count, 4L * count * v, (first, end) =>
             {
                 for (var i = first; i < end; i++)
@@ -392,7 +393,7 @@ public sealed class TrainingPass
 
             if (training)
             {
-                OpenBlasGemm.Multiply(false, false, count, c, v, 1f, _headLogits, v, head, c, 0f, _headDIn, c);
+                Gemm.Multiply(_headLogits, v, false, head, c, false, _headDIn, c, count, c, v, 1f, 0f);
                 for (var i = 0; i < count; i++)
                 {
                     _headDIn.AsSpan(i * c, c).CopyTo(_dFinalNormUnit.AsSpan(rows[start + i] * c, c));

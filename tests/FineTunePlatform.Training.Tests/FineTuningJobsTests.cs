@@ -369,6 +369,63 @@ public sealed class FineTuningJobsTests(FineTuningFixture fixture) : IClassFixtu
     }
 
     [Fact]
+    public async Task A_broken_event_stream_resumes_after_its_last_event_id_with_nothing_repeated_or_missed()
+    {
+        var (_, key) = fixture.TeamA;
+        var created = await Platform.CreateJobAsync(key, fixture.TeamAFile, epochs: 3);
+        var jobId = created.GetProperty("id").GetString()!;
+        using var http = Platform.Http(key);
+
+        // The first connection breaks after five events (the client goes away, as when its gateway dies).
+        var first = await ReadStreamAsync(http, jobId, lastEventId: null, stopAfter: 5);
+        Assert.Equal(5, first.Count);
+        var second = await ReadStreamAsync(http, jobId, lastEventId: first[^1].Id, stopAfter: null);
+        Assert.Equal("[DONE]", second[^1].Data);
+
+        var streamed = first.Concat(second.SkipLast(1)).ToList();
+        Assert.All(streamed, item => Assert.Equal(item.Id, JsonDocument.Parse(item.Data).RootElement.GetProperty("id").GetString()));
+        var messages = streamed.Select(item => JsonDocument.Parse(item.Data).RootElement.GetProperty("message").GetString()).ToList();
+        Assert.Equal(Enumerable.Reverse(await MessagesAsync(key, jobId)), messages);
+
+        // An id that is not this job's event is the caller's mistake.
+        using var request = new HttpRequestMessage(HttpMethod.Get, $"/v1/fine_tuning/jobs/{jobId}/events?stream=true");
+        request.Headers.Add("Last-Event-ID", "ft-event-not-there");
+        using var refused = await http.SendAsync(request);
+        Assert.Equal(HttpStatusCode.BadRequest, refused.StatusCode);
+        Assert.Equal("after", JsonDocument.Parse(await refused.Content.ReadAsStringAsync()).RootElement.GetProperty("error").GetProperty("param").GetString());
+    }
+
+    /// <summary>The (id, data) of each server-sent event, up to `stopAfter` events (then the connection is dropped) or the end.</summary>
+    private static async Task<List<(string? Id, string Data)>> ReadStreamAsync(HttpClient http, string jobId, string? lastEventId, int? stopAfter)
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Get, $"/v1/fine_tuning/jobs/{jobId}/events?stream=true");
+        if (lastEventId is not null)
+        {
+            request.Headers.Add("Last-Event-ID", lastEventId);
+        }
+
+        using var response = await http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead);
+        Assert.True(response.IsSuccessStatusCode, await response.Content.ReadAsStringAsync());
+        using var reader = new StreamReader(await response.Content.ReadAsStreamAsync());
+        var events = new List<(string? Id, string Data)>();
+        string? id = null;
+        while (events.Count != stopAfter && await reader.ReadLineAsync() is { } line)
+        {
+            if (line.StartsWith("id: ", StringComparison.Ordinal))
+            {
+                id = line["id: ".Length..];
+            }
+            else if (line.StartsWith("data: ", StringComparison.Ordinal))
+            {
+                events.Add((id, line["data: ".Length..]));
+                id = null;
+            }
+        }
+
+        return events;
+    }
+
+    [Fact]
     public async Task Another_project_sees_nothing_until_granted_and_loses_access_when_revoked()
     {
         var (_, ownerKey) = await Platform.Admin.CreateProjectAsync("owner");

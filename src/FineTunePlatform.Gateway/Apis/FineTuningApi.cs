@@ -13,7 +13,8 @@ namespace FineTunePlatform.Gateway.Apis;
 
 /// <summary>
 /// OpenAI's fine-tuning API (/v1/fine_tuning/*) over the training service, plus pause/resume (OpenAI has them too)
-/// and our live event stream: GET .../events?stream=true as server-sent events until the job finishes.
+/// and our live event stream: GET .../events?stream=true as server-sent events until the job finishes, each with its
+/// event id as the SSE id; `Last-Event-ID` (or `after`) resumes after that event.
 /// </summary>
 public static class FineTuningApi
 {
@@ -95,7 +96,10 @@ public static class FineTuningApi
             return;
         }
 
-        using var watch = training.WatchJobEvents(new WatchJobEventsRequest { JobId = jobId }, cancellationToken: ct);
+        // Each event goes out with its id, so a client that lost the connection (or the gateway it was on) reconnects to
+        // any gateway with Last-Event-ID, as EventSource does, and gets what followed it: nothing twice, nothing missed.
+        var resumeAfter = request.Headers["Last-Event-ID"].ToString() is { Length: > 0 } lastEventId ? lastEventId : request.Query["after"].ToString();
+        using var watch = training.WatchJobEvents(new WatchJobEventsRequest { JobId = jobId, AfterEventId = resumeAfter }, cancellationToken: ct);
         // The first read surfaces a missing job as a 404 before any SSE header is written.
         var hasFirst = await watch.ResponseStream.MoveNext(ct);
         context.Response.ContentType = "text/event-stream";
@@ -104,7 +108,8 @@ public static class FineTuningApi
         {
             do
             {
-                await context.Response.WriteAsync($"data: {FineTuningObjects.Event(watch.ResponseStream.Current).ToJsonString()}\n\n", ct);
+                var jobEvent = watch.ResponseStream.Current;
+                await context.Response.WriteAsync($"id: {jobEvent.Id}\ndata: {FineTuningObjects.Event(jobEvent).ToJsonString()}\n\n", ct);
                 await context.Response.Body.FlushAsync(ct);
             }
             while (await watch.ResponseStream.MoveNext(ct));

@@ -122,6 +122,13 @@ public sealed class TrainingGrpcService(
         var job = await FindJobAsync(caller, request.JobId, tracking: false, context.CancellationToken);
         var cancellationToken = context.CancellationToken;
         var last = request.AfterSequence;
+        if (!string.IsNullOrEmpty(request.AfterEventId))
+        {
+            last = await db.Events.AsNoTracking().Where(jobEvent => jobEvent.Id == request.AfterEventId && jobEvent.JobId == job.Id)
+                .Select(jobEvent => (long?)jobEvent.Sequence).FirstOrDefaultAsync(cancellationToken)
+                ?? throw PlatformException.InvalidArgument($"Job {job.Id} has no event '{request.AfterEventId}' to resume after.", "after", "invalid_after");
+        }
+
         while (!cancellationToken.IsCancellationRequested)
         {
             var next = hub.NextEventAsync(job.Id);
