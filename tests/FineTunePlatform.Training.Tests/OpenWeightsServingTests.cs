@@ -10,7 +10,7 @@ using LibraryMessage = FineTunePlatform.OpenWeights.ChatMessage;
 
 namespace FineTunePlatform.Training.Tests;
 
-/// <summary>The platform (no trainer workers: nothing here trains) and one tiny open-weight model directory on disk.</summary>
+/// <summary>The platform with one trainer worker (one short LoRA job is exported) and one tiny open-weight model directory on disk.</summary>
 public sealed class OpenWeightsServingFixture : IAsyncLifetime
 {
     public TrainingPlatform Platform { get; private set; } = null!;
@@ -29,7 +29,7 @@ public sealed class OpenWeightsServingFixture : IAsyncLifetime
     {
         ModelDirectory = TinyOpenWeightsModel.Write(Path.Combine(Scratch, "tiny"));
         Reference = HuggingFaceModel.Load(ModelDirectory);
-        Platform = await TrainingPlatform.StartAsync("openweights-serving", workers: 0);
+        Platform = await TrainingPlatform.StartAsync("openweights-serving", workers: 1);
         TeamKey = (await Platform.Admin.CreateProjectAsync("member")).Key;
     }
 
@@ -324,6 +324,73 @@ public sealed class OpenWeightsServingTests(OpenWeightsServingFixture fixture) :
         Assert.Equal(2, usage.ExitCode);
     }
 
+    [Fact]
+    public async Task A_tuned_model_exports_merged_weights_that_answer_as_it_is_served_and_its_checkpoints_export_adapters()
+    {
+        var id = NewId("tiny-merge");
+        using (var imported = await ImportAsync(TrainingPlatform.AdminKey, fixture.ModelDirectory, id))
+        {
+            Assert.Equal(HttpStatusCode.OK, imported.StatusCode);
+        }
+
+        var (_, key) = await Platform.Admin.CreateProjectAsync("owner");
+        var file = await Platform.UploadTrainingFileAsync(key);
+        var created = await Platform.CreateJobAsync(key, file, epochs: 2, model: id, suffix: "merge", batchSize: 2);
+        var job = await Platform.WaitForJobAsync(key, created.GetProperty("id").GetString()!, TrainingPlatform.Finished);
+        Assert.True(job.GetProperty("status").GetString() == "succeeded", job.ToString());
+        var tuned = job.GetProperty("fine_tuned_model").GetString()!;
+
+        using var http = Platform.Http(key);
+        var listed = JsonNode.Parse(await http.GetStringAsync($"/v1/models/{tuned}"))!;
+        Assert.Equal(id, listed["open_weights"]!["base_model"]!.GetValue<string>());
+        var served = (await Platform.Chat(key, tuned).CompleteChatAsync([new UserChatMessage("ticket 3: refund?")],
+            new ChatCompletionOptions { Temperature = 0, MaxOutputTokenCount = 8 })).Value.Content[0].Text;
+
+        // The merged model, loaded by the library on its own, answers what the platform served from base + adapter.
+        using var merged = await http.GetAsync($"/v1/models/{tuned}/weights?format=merged&dtype=float32");
+        Assert.True(merged.IsSuccessStatusCode, await merged.Content.ReadAsStringAsync());
+        Assert.Equal("application/zip", merged.Content.Headers.ContentType?.MediaType);
+        Assert.Equal("attachment", merged.Content.Headers.ContentDisposition?.DispositionType);
+        var mergedDirectory = Path.Combine(fixture.Scratch, $"{id}-merged");
+        await System.IO.Compression.ZipFile.ExtractToDirectoryAsync(await merged.Content.ReadAsStreamAsync(), mergedDirectory);
+        Assert.Equal(["config.json", "generation_config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json"],
+            Directory.EnumerateFiles(mergedDirectory).Select(Path.GetFileName).Order(StringComparer.Ordinal));
+        Assert.Equal("float32", JsonNode.Parse(File.ReadAllText(Path.Combine(mergedDirectory, "config.json")))!["torch_dtype"]!.GetValue<string>());
+        using (var reloaded = HuggingFaceModel.Load(mergedDirectory))
+        {
+            var prompt = reloaded.Chat!.EncodePrompt([new LibraryMessage("user", "ticket 3: refund?")]);
+            var output = Generator.Generate(reloaded.Model, [new GenerationRequest(prompt, null, new GenerationOptions(8, StopTokenIds: reloaded.StopTokenIds))])[0];
+            Assert.Equal(served, reloaded.Tokenizer.Decode(output.Tokens));
+
+            // The adapter is in it (the merged model is not the base), or the comparison above would prove nothing.
+            Assert.NotEqual(NextTokenLogits(fixture.Reference.Model, prompt), NextTokenLogits(reloaded.Model, prompt));
+        }
+
+        // A checkpoint exports its adapter; a project the model was not shared with sees nothing.
+        using var checkpoints = JsonDocument.Parse(await http.GetStringAsync($"/v1/fine_tuning/jobs/{job.GetProperty("id").GetString()}/checkpoints"));
+        var checkpoint = checkpoints.RootElement.GetProperty("data")[0].GetProperty("fine_tuned_model_checkpoint").GetString()!;
+        using (var adapter = await http.GetAsync($"/v1/models/{checkpoint}/weights"))
+        {
+            Assert.True(adapter.IsSuccessStatusCode, await adapter.Content.ReadAsStringAsync());
+            using var zip = new System.IO.Compression.ZipArchive(await adapter.Content.ReadAsStreamAsync());
+            Assert.Equal(["adapter_config.json", "adapter_model.safetensors"], zip.Entries.Select(entry => entry.Name).Order(StringComparer.Ordinal));
+            using var config = JsonDocument.Parse(zip.GetEntry("adapter_config.json")!.Open());
+            Assert.Equal(id, config.RootElement.GetProperty("base_model_name_or_path").GetString());
+        }
+
+        using var stranger = Platform.Http(fixture.TeamKey);
+        Assert.Equal(HttpStatusCode.NotFound, (await stranger.GetAsync($"/v1/models/{tuned}/weights?format=merged")).StatusCode);
+
+        var output = Path.Combine(fixture.Scratch, $"{id}-cli.zip");
+        var cli = await FtuneAsync(key, "models", "export", tuned, "--format", "merged", "--output", output);
+        Assert.True(cli.ExitCode == 0, cli.Error);
+        Assert.Matches($@"^{System.Text.RegularExpressions.Regex.Escape(output)}  \d+(\.\d)? (KB|MB)  merged of {System.Text.RegularExpressions.Regex.Escape(tuned)}\r?\n$", cli.Output);
+        using (var zip = System.IO.Compression.ZipFile.OpenRead(output))
+        {
+            Assert.Contains(zip.Entries, entry => entry.Name == "model.safetensors");
+        }
+    }
+
     private sealed record Reply(string Text, string FinishReason, int PromptTokens, int CompletionTokens);
 
     /// <summary>What the library answers on the same directory: the chat template's prompt, the generator, the decoding.</summary>
@@ -335,6 +402,13 @@ public sealed class OpenWeightsServingTests(OpenWeightsServingFixture fixture) :
             [new GenerationRequest(prompt, null, new GenerationOptions(maxTokens, temperature, topP, seed, reference.StopTokenIds))])[0];
         // Usage counts the end-of-turn token too when the model wrote one.
         return new Reply(reference.Tokenizer.Decode(output.Tokens), output.FinishReason, prompt.Length, output.Tokens.Length + (output.FinishReason == "stop" ? 1 : 0));
+    }
+
+    private static float[] NextTokenLogits(LlamaModel model, int[] prompt)
+    {
+        var sequence = new DecodingSequence(model, null);
+        new KvCacheDecoder(model).Step([(sequence, prompt)]);
+        return sequence.Logits;
     }
 
     private static string NewId(string prefix) => $"{prefix}-{Guid.NewGuid():N}"[..(prefix.Length + 9)];

@@ -1,4 +1,5 @@
 using System.IO.Compression;
+using System.IO.Pipelines;
 using System.Text.Json.Nodes;
 using FineTunePlatform.Gateway.Auth;
 using FineTunePlatform.Gateway.OpenAI;
@@ -107,29 +108,61 @@ public static class ModelWeightsApi
     private static string SafeFileName(string modelId) =>
         string.Concat(modelId.Select(c => char.IsAsciiLetterOrDigit(c) || c is '.' or '-' or '_' ? c : '-'));
 
-    /// <summary>Streams a prepared directory as a zip (weights stored, JSON deflated), then deletes it.</summary>
+    /// <summary>
+    /// Streams a prepared directory as a zip (weights stored, JSON deflated), then deletes it. ZipArchive writes
+    /// synchronously (even its async API: an entry's stream is closed with sync writes), which Kestrel refuses, so the
+    /// archive is written on a thread of its own into a pipe and the pipe is copied to the response asynchronously: a
+    /// few megabytes in flight, never the whole file.
+    /// </summary>
     private sealed class ZipOfDirectory(string directory, string fileName) : IResult
     {
         public async Task ExecuteAsync(HttpContext httpContext)
         {
-            var cancellationToken = httpContext.RequestAborted;
+            var pipe = new Pipe(new PipeOptions(pauseWriterThreshold: 4 << 20, resumeWriterThreshold: 2 << 20));
+            var writing = Task.Factory.StartNew(() => Write(pipe.Writer, httpContext.RequestAborted), CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
             try
             {
                 httpContext.Response.ContentType = "application/zip";
                 httpContext.Response.Headers.ContentDisposition = new ContentDispositionHeaderValue("attachment") { FileName = fileName }.ToString();
-                await using var zip = await ZipArchive.CreateAsync(httpContext.Response.Body, ZipArchiveMode.Create, leaveOpen: true, entryNameEncoding: null, cancellationToken);
-                foreach (var path in Directory.EnumerateFiles(directory).Order(StringComparer.Ordinal))
-                {
-                    // Float weights barely compress: storing them saves minutes of CPU on a large model.
-                    var entry = zip.CreateEntry(Path.GetFileName(path), path.EndsWith(".safetensors", StringComparison.Ordinal) ? CompressionLevel.NoCompression : CompressionLevel.Optimal);
-                    await using var target = await entry.OpenAsync(cancellationToken);
-                    await using var source = File.OpenRead(path);
-                    await source.CopyToAsync(target, cancellationToken);
-                }
+                await pipe.Reader.CopyToAsync(httpContext.Response.Body, httpContext.RequestAborted);
             }
             finally
             {
+                // A client that went away stops the writer at its next chunk.
+                await pipe.Reader.CompleteAsync();
+                await writing;
                 Directory.Delete(directory, recursive: true);
+            }
+        }
+
+        private void Write(PipeWriter writer, CancellationToken cancellationToken)
+        {
+            try
+            {
+                // The writer is completed below, with the error if there was one: disposing the archive must not complete it.
+                using (var zip = new ZipArchive(writer.AsStream(leaveOpen: true), ZipArchiveMode.Create))
+                {
+                    foreach (var path in Directory.EnumerateFiles(directory).Order(StringComparer.Ordinal))
+                    {
+                        // Float weights barely compress: storing them saves minutes of CPU on a large model.
+                        var entry = zip.CreateEntry(Path.GetFileName(path), path.EndsWith(".safetensors", StringComparison.Ordinal) ? CompressionLevel.NoCompression : CompressionLevel.Optimal);
+                        using var target = entry.Open();
+                        using var source = File.OpenRead(path);
+                        var buffer = new byte[1 << 20];
+                        int read;
+                        while ((read = source.Read(buffer)) > 0)
+                        {
+                            cancellationToken.ThrowIfCancellationRequested();
+                            target.Write(buffer, 0, read);
+                        }
+                    }
+                }
+
+                writer.Complete();
+            }
+            catch (Exception ex)
+            {
+                writer.Complete(ex);
             }
         }
     }
