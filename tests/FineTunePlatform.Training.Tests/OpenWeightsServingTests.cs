@@ -359,8 +359,8 @@ public sealed class OpenWeightsServingTests(OpenWeightsServingFixture fixture) :
         using (var reloaded = HuggingFaceModel.Load(mergedDirectory))
         {
             var prompt = reloaded.Chat!.EncodePrompt([new LibraryMessage("user", "ticket 3: refund?")]);
-            var output = Generator.Generate(reloaded.Model, [new GenerationRequest(prompt, null, new GenerationOptions(8, StopTokenIds: reloaded.StopTokenIds))])[0];
-            Assert.Equal(served, reloaded.Tokenizer.Decode(output.Tokens));
+            var generated = Generator.Generate(reloaded.Model, [new GenerationRequest(prompt, null, new GenerationOptions(8, StopTokenIds: reloaded.StopTokenIds))])[0];
+            Assert.Equal(served, reloaded.Tokenizer.Decode(generated.Tokens));
 
             // The adapter is in it (the merged model is not the base), or the comparison above would prove nothing.
             Assert.NotEqual(NextTokenLogits(fixture.Reference.Model, prompt), NextTokenLogits(reloaded.Model, prompt));
