@@ -162,6 +162,46 @@ public sealed class OpenWeightsServingTests(OpenWeightsServingFixture fixture) :
     }
 
     [Fact]
+    public async Task The_internal_inference_service_answers_on_an_imported_base_as_chat_completions_do()
+    {
+        var id = NewId("tiny-grpc");
+        using (var imported = await ImportAsync(TrainingPlatform.AdminKey, fixture.ModelDirectory, id))
+        {
+            Assert.Equal(HttpStatusCode.OK, imported.StatusCode);
+        }
+
+        // As the evaluation service calls it: the internal token and the project it samples for.
+        var (projectId, _) = await Platform.Admin.CreateProjectAsync("member");
+        var headers = new global::Grpc.Core.Metadata
+        {
+            { FineTunePlatform.Contracts.CallerMetadata.InternalToken, Platform.Environment.InternalToken },
+            { FineTunePlatform.Contracts.CallerMetadata.ProjectId, projectId },
+            { FineTunePlatform.Contracts.CallerMetadata.Role, "member" },
+        };
+        var inference = new FineTunePlatform.Contracts.Inference.InferenceService.InferenceServiceClient(Platform.Gateway.CreateGrpcChannel());
+        var result = await inference.CompleteChatAsync(new FineTunePlatform.Contracts.Inference.ChatCompletionRequest
+        {
+            Model = id,
+            Messages = { new FineTunePlatform.Contracts.Inference.ChatMessage { Role = "user", Content = "ticket 7: my parcel is late" } },
+            Temperature = 0,
+            MaxTokens = 10,
+        }, headers);
+        var expected = Expected([new LibraryMessage("user", "ticket 7: my parcel is late")], maxTokens: 10);
+        Assert.Equal(expected.Text, result.Content);
+        Assert.Equal(expected.FinishReason, result.FinishReason);
+        Assert.Equal(expected.PromptTokens, result.PromptTokens);
+        Assert.Equal(expected.CompletionTokens, result.CompletionTokens);
+
+        var tooLong = await Assert.ThrowsAsync<global::Grpc.Core.RpcException>(() => inference.CompleteChatAsync(new FineTunePlatform.Contracts.Inference.ChatCompletionRequest
+        {
+            Model = id,
+            Messages = { new FineTunePlatform.Contracts.Inference.ChatMessage { Role = "user", Content = string.Join(' ', Enumerable.Repeat("parcel", 600)) } },
+        }, headers).ResponseAsync);
+        Assert.Equal(global::Grpc.Core.StatusCode.InvalidArgument, tooLong.StatusCode);
+        Assert.Equal("context_length_exceeded", tooLong.Trailers.GetValue(FineTunePlatform.Contracts.ErrorMetadata.Code));
+    }
+
+    [Fact]
     public async Task Ftune_imports_a_directory_sending_only_the_model_files()
     {
         var directory = CopyModel("cli");
