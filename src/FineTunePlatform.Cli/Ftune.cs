@@ -29,6 +29,7 @@ public static class Ftune
             EvalCommands.Create(connection, output),
             ModelCommands.Create(connection, output),
             ModelCommands.Chat(connection, output),
+            AdminCommands.Create(connection, output),
         };
         var parse = root.Parse(args);
         if (parse.Errors.Count > 0)

@@ -10,6 +10,7 @@ builder.AddApplicationServices();
 
 var app = builder.Build();
 
+app.Use(ResponseHeaders.AddAsync);
 app.UseExceptionHandler();
 app.UseStatusCodePages(OpenAIErrors.StatusCodePage);
 app.Use(RequestLimits.EnforceAsync);

@@ -120,6 +120,34 @@ public sealed class ChatCompletionsTests(GatewayFixture fixture) : IClassFixture
     }
 
     [Fact]
+    public async Task A_key_limited_through_the_admin_api_is_held_to_its_own_limit_while_its_project_is_not()
+    {
+        var (projectId, unlimitedKey) = await fixture.CreateProjectAsync("member");
+        using var admin = fixture.CreateClient(GatewayFixture.AdminKey);
+        var created = await admin.PostAsJsonAsync($"/admin/v1/projects/{projectId}/keys", new { name = "batch", role = "member" });
+        var batchKey = JsonDocument.Parse(await created.Content.ReadAsStringAsync()).RootElement;
+        var set = await admin.PostAsJsonAsync($"/admin/v1/projects/{projectId}/keys/{batchKey.GetProperty("id").GetString()}/limits", new { requests_per_minute = 2 });
+        Assert.Equal(HttpStatusCode.OK, set.StatusCode);
+        Assert.Equal(2, JsonDocument.Parse(await set.Content.ReadAsStringAsync()).RootElement.GetProperty("requests_per_minute").GetInt32());
+
+        var request = new { model = GatewayFixture.UpstreamModel, messages = new[] { new { role = "user", content = "hi" } } };
+        using var limited = fixture.CreateClient(batchKey.GetProperty("value").GetString()!);
+        Assert.Equal(HttpStatusCode.OK, (await limited.PostAsJsonAsync("/v1/chat/completions", request)).StatusCode);
+        Assert.Equal(HttpStatusCode.OK, (await limited.PostAsJsonAsync("/v1/chat/completions", request)).StatusCode);
+        Assert.Equal(HttpStatusCode.TooManyRequests, (await limited.PostAsJsonAsync("/v1/chat/completions", request)).StatusCode);
+        using var other = fixture.CreateClient(unlimitedKey);
+        Assert.Equal(HttpStatusCode.OK, (await other.PostAsJsonAsync("/v1/chat/completions", request)).StatusCode);
+
+        // Mistakes: a limit that is not positive, a key of another project.
+        var zero = await admin.PostAsJsonAsync($"/admin/v1/projects/{projectId}/keys/{batchKey.GetProperty("id").GetString()}/limits", new { tokens_per_minute = 0 });
+        Assert.Equal(HttpStatusCode.BadRequest, zero.StatusCode);
+        Assert.Contains("\"param\":\"tokens_per_minute\"", await zero.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+        var (otherProject, _) = await fixture.CreateProjectAsync("member");
+        var elsewhere = await admin.PostAsJsonAsync($"/admin/v1/projects/{otherProject}/keys/{batchKey.GetProperty("id").GetString()}/limits", new { requests_per_minute = 5 });
+        Assert.Equal(HttpStatusCode.NotFound, elsewhere.StatusCode);
+    }
+
+    [Fact]
     public async Task Tokens_per_minute_count_the_prompt_and_the_completion_budget()
     {
         var (projectId, key) = await fixture.CreateProjectAsync("member");

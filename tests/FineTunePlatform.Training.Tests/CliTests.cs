@@ -1,3 +1,4 @@
+using System.Net.Http.Json;
 using System.Text.Json;
 using System.Text.RegularExpressions;
 using FineTunePlatform.Cli;
@@ -118,6 +119,31 @@ public sealed class CliTests(FineTuningFixture fixture) : IClassFixture<FineTuni
         var again = await RunAsync(key, "jobs", "resume", jobId);
         Assert.Equal(1, again.ExitCode);
         Assert.Contains("code invalid_state", again.Error, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task An_admin_sets_a_projects_and_a_keys_rate_limits_from_the_command_line()
+    {
+        var (projectId, key) = await Platform.Admin.CreateProjectAsync("owner");
+        var project = await RunAsync(TrainingPlatform.AdminKey, "admin", "limits", projectId, "--requests-per-minute", "100");
+        Assert.True(project.ExitCode == 0, project.Error);
+        Assert.Equal($"{projectId}  requests/min 100  tokens/min default" + Environment.NewLine, project.Output);
+
+        using var admin = Platform.Http(TrainingPlatform.AdminKey);
+        var keys = JsonDocument.Parse(await admin.GetStringAsync($"/admin/v1/projects/{projectId}/keys")).RootElement.GetProperty("data");
+        var keyId = keys.EnumerateArray().First().GetProperty("id").GetString()!;
+        var limited = await RunAsync(TrainingPlatform.AdminKey, "admin", "limits", projectId, "--key", keyId, "--requests-per-minute", "1");
+        Assert.True(limited.ExitCode == 0, limited.Error);
+        Assert.StartsWith($"{keyId}  requests/min 1", limited.Output, StringComparison.Ordinal);
+        // Plain HTTP here: the SDK (and so ftune chat) would wait out the 429's retry-after once before failing.
+        using var team = Platform.Http(key);
+        var chat = new { model = "local-nano", max_tokens = 1, messages = new[] { new { role = "user", content = "hi" } } };
+        Assert.Equal(System.Net.HttpStatusCode.OK, (await team.PostAsJsonAsync("/v1/chat/completions", chat)).StatusCode);
+        Assert.Equal(System.Net.HttpStatusCode.TooManyRequests, (await team.PostAsJsonAsync("/v1/chat/completions", chat)).StatusCode);
+
+        // A project key cannot change limits.
+        var denied = await RunAsync(key, "admin", "limits", projectId, "--requests-per-minute", "1000");
+        Assert.Equal(1, denied.ExitCode);
     }
 
     [Fact]

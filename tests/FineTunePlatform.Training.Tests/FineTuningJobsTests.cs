@@ -395,6 +395,67 @@ public sealed class FineTuningJobsTests(FineTuningFixture fixture) : IClassFixtu
         Assert.Equal("after", JsonDocument.Parse(await refused.Content.ReadAsStringAsync()).RootElement.GetProperty("error").GetProperty("param").GetString());
     }
 
+    [Fact]
+    public async Task The_event_stream_misses_no_event_whose_transaction_commits_after_a_later_one()
+    {
+        // A job held in the queue (its project may run none at once), so its stream stays open while we write.
+        var (projectId, key) = await Platform.Admin.CreateProjectAsync("owner");
+        await Platform.Admin.SetTrainingQuotaAsync(projectId, maxConcurrentJobs: 0);
+        var file = await Platform.UploadTrainingFileAsync(key);
+        var jobId = (await Platform.CreateJobAsync(key, file, epochs: 1)).GetProperty("id").GetString()!;
+        using var http = Platform.Http(key);
+        var streaming = ReadStreamAsync(http, jobId, lastEventId: null, stopAfter: null);
+
+        // Two concurrent writers: the first takes the lower sequence number and commits after the second, whose
+        // event the stream sends first. Then the first commits; the stream must still send it.
+        await using var early = new Npgsql.NpgsqlConnection(Platform.TrainingSettings["ConnectionStrings:trainingdb"]);
+        await using var late = new Npgsql.NpgsqlConnection(Platform.TrainingSettings["ConnectionStrings:trainingdb"]);
+        await early.OpenAsync();
+        await late.OpenAsync();
+        await using var earlyTransaction = await early.BeginTransactionAsync();
+        var earlySequence = await InsertEventAsync(early, earlyTransaction, jobId, "written first, committed last");
+        await using (var lateTransaction = await late.BeginTransactionAsync())
+        {
+            var lateSequence = await InsertEventAsync(late, lateTransaction, jobId, "written second, committed first");
+            Assert.True(lateSequence > earlySequence);
+            await lateTransaction.CommitAsync();
+        }
+
+        await WaitForMessageAsync(key, jobId, "written second, committed first");
+        await Task.Delay(500);
+        await earlyTransaction.CommitAsync();
+        await WaitForMessageAsync(key, jobId, "written first, committed last");
+        await Task.Delay(500);
+        await http.PostAsync($"/v1/fine_tuning/jobs/{jobId}/cancel", null);
+
+        var streamed = (await streaming).SkipLast(1).Select(item => JsonDocument.Parse(item.Data).RootElement.GetProperty("message").GetString()).ToList();
+        Assert.Single(streamed, message => message == "written second, committed first");
+        Assert.Single(streamed, message => message == "written first, committed last");
+        Assert.Equal((await MessagesAsync(key, jobId)).Order(), streamed.Order());
+    }
+
+    private static async Task<long> InsertEventAsync(Npgsql.NpgsqlConnection connection, Npgsql.NpgsqlTransaction transaction, string jobId, string message)
+    {
+        await using var insert = new Npgsql.NpgsqlCommand("""
+            INSERT INTO job_events ("Id", "JobId", "CreatedAt", "Level", "Message", "Type", "Data")
+            VALUES ($1, $2, now(), 'info', $3, 'message', '{}') RETURNING "Sequence"
+            """, connection, transaction);
+        insert.Parameters.Add(new Npgsql.NpgsqlParameter<string> { TypedValue = "ft-event-" + Guid.NewGuid().ToString("N")[..24] });
+        insert.Parameters.Add(new Npgsql.NpgsqlParameter<string> { TypedValue = jobId });
+        insert.Parameters.Add(new Npgsql.NpgsqlParameter<string> { TypedValue = message });
+        return (long)(await insert.ExecuteScalarAsync())!;
+    }
+
+    private async Task WaitForMessageAsync(string key, string jobId, string message)
+    {
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(30);
+        while (!(await MessagesAsync(key, jobId)).Contains(message))
+        {
+            Assert.True(DateTime.UtcNow < deadline, $"'{message}' never became visible");
+            await Task.Delay(50);
+        }
+    }
+
     /// <summary>The (id, data) of each server-sent event, up to `stopAfter` events (then the connection is dropped) or the end.</summary>
     private static async Task<List<(string? Id, string Data)>> ReadStreamAsync(HttpClient http, string jobId, string? lastEventId, int? stopAfter)
     {

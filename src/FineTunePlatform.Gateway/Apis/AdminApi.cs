@@ -21,6 +21,7 @@ public static class AdminApi
         admin.MapGet("/projects/{projectId}/keys", ListKeysAsync);
         admin.MapPost("/projects/{projectId}/keys/{keyId}/revoke", RevokeKeyAsync);
         admin.MapPost("/projects/{projectId}/limits", SetLimits);
+        admin.MapPost("/projects/{projectId}/keys/{keyId}/limits", SetKeyLimitsAsync);
         admin.MapPost("/projects/{projectId}/training-quota", SetTrainingQuotaAsync);
         // A project that does not exist is a 404 here as for the POST (the training service alone would answer defaults).
         admin.MapGet("/projects/{projectId}/training-quota", async (string projectId, GatewayDbContext db, TrainingService.TrainingServiceClient training, CancellationToken ct) =>
@@ -154,9 +155,9 @@ public static class AdminApi
     private static async Task<IResult> SetLimits(string projectId, HttpRequest body, GatewayDbContext db, ApiKeyCache keys, CancellationToken ct)
     {
         var request = await RequestBody.ReadAsync<LimitsRequest>(body, ct);
-        if (request.RequestsPerMinute is <= 0 || request.TokensPerMinute is <= 0)
+        if (LimitsRefusal(request) is { } refusal)
         {
-            return OpenAIErrors.BadRequest("Limits must be positive (or null for the platform default).", request.RequestsPerMinute is <= 0 ? "requests_per_minute" : "tokens_per_minute");
+            return refusal;
         }
 
         var project = await db.Projects.SingleOrDefaultAsync(candidate => candidate.Id == projectId, ct);
@@ -171,6 +172,36 @@ public static class AdminApi
         keys.InvalidateProject(projectId);
         return TypedResults.Ok(new { id = project.Id, requests_per_minute = project.RequestsPerMinute, tokens_per_minute = project.TokensPerMinute });
     }
+
+    /// <summary>
+    /// Sets one key's own limits, enforced on top of its project's (a batch job's key kept below the interactive
+    /// ones, say); null: only the project's apply. Applied on the key's next request.
+    /// </summary>
+    private static async Task<IResult> SetKeyLimitsAsync(string projectId, string keyId, HttpRequest body, GatewayDbContext db, ApiKeyCache keys, CancellationToken ct)
+    {
+        var request = await RequestBody.ReadAsync<LimitsRequest>(body, ct);
+        if (LimitsRefusal(request) is { } refusal)
+        {
+            return refusal;
+        }
+
+        var key = await db.ApiKeys.SingleOrDefaultAsync(candidate => candidate.Id == keyId && candidate.ProjectId == projectId, ct);
+        if (key is null)
+        {
+            return OpenAIErrors.NotFound($"No key with id '{keyId}' in project '{projectId}'.", "key_id");
+        }
+
+        key.RequestsPerMinute = request.RequestsPerMinute;
+        key.TokensPerMinute = request.TokensPerMinute;
+        await db.SaveChangesAsync(ct);
+        keys.InvalidateKey(key.Id);
+        return TypedResults.Ok(new { id = key.Id, project_id = key.ProjectId, requests_per_minute = key.RequestsPerMinute, tokens_per_minute = key.TokensPerMinute });
+    }
+
+    private static IResult? LimitsRefusal(LimitsRequest request) =>
+        request.RequestsPerMinute is <= 0 || request.TokensPerMinute is <= 0
+            ? OpenAIErrors.BadRequest("Limits must be positive (or null for the default).", request.RequestsPerMinute is <= 0 ? "requests_per_minute" : "tokens_per_minute")
+            : null;
 
     public sealed record TrainingQuotaRequest(
         [property: JsonPropertyName("priority")] int? Priority,

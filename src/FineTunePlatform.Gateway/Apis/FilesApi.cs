@@ -103,12 +103,12 @@ public static class FilesApi
         }
     }
 
-    private static async Task<IResult> ListFiles(DatasetService.DatasetServiceClient datasets, string? purpose, int? limit, string? order, string? after, CancellationToken cancellationToken)
+    private static async Task<IResult> ListFiles(HttpRequest request, DatasetService.DatasetServiceClient datasets, string? purpose, string? order, string? after, CancellationToken cancellationToken)
     {
         var response = await datasets.ListAsync(new ListFilesRequest
         {
             Purpose = purpose ?? "",
-            Limit = limit ?? 0,
+            Limit = OpenAIList.Limit(request),
             Order = order ?? "",
             After = after ?? "",
         }, cancellationToken: cancellationToken);

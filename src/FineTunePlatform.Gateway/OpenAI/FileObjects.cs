@@ -3,17 +3,20 @@ using FineTunePlatform.Contracts.Datasets;
 
 namespace FineTunePlatform.Gateway.OpenAI;
 
-/// <summary>OpenAI's File object, field for field (the .NET SDK reads status and purpose strictly).</summary>
+/// <summary>
+/// OpenAI's File object, field for field (the .NET SDK reads status and purpose strictly). `expires_at` and
+/// `status_details` are optional and not nullable in OpenAI's OpenAPI document: left out when there is none.
+/// </summary>
 public sealed record FileObject(
     [property: JsonPropertyName("id")] string Id,
     [property: JsonPropertyName("object")] string Object,
     [property: JsonPropertyName("bytes")] long Bytes,
     [property: JsonPropertyName("created_at")] long CreatedAt,
-    [property: JsonPropertyName("expires_at")] long? ExpiresAt,
+    [property: JsonPropertyName("expires_at"), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] long? ExpiresAt,
     [property: JsonPropertyName("filename")] string Filename,
     [property: JsonPropertyName("purpose")] string Purpose,
     [property: JsonPropertyName("status")] string Status,
-    [property: JsonPropertyName("status_details")] string? StatusDetails)
+    [property: JsonPropertyName("status_details"), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? StatusDetails)
 {
     public static FileObject From(DatasetFile file) => new(
         file.Id, "file", file.Bytes, file.CreatedAt, file.ExpiresAt == 0 ? null : file.ExpiresAt, file.Filename, file.Purpose, file.Status,

@@ -85,17 +85,29 @@ public static class FineTuningObjects
         ["fine_tuned_model_checkpoint"] = checkpoint.ModelId,
         ["step_number"] = checkpoint.Step,
         ["fine_tuning_job_id"] = checkpoint.JobId,
-        ["metrics"] = new JsonObject
-        {
-            ["step"] = checkpoint.Metrics.Step,
-            ["train_loss"] = checkpoint.Metrics.HasTrainLoss ? checkpoint.Metrics.TrainLoss : null,
-            ["train_mean_token_accuracy"] = checkpoint.Metrics.HasTrainMeanTokenAccuracy ? checkpoint.Metrics.TrainMeanTokenAccuracy : null,
-            ["valid_loss"] = checkpoint.Metrics.HasValidLoss ? checkpoint.Metrics.ValidLoss : null,
-            ["valid_mean_token_accuracy"] = checkpoint.Metrics.HasValidMeanTokenAccuracy ? checkpoint.Metrics.ValidMeanTokenAccuracy : null,
-            ["full_valid_loss"] = checkpoint.Metrics.HasFullValidLoss ? checkpoint.Metrics.FullValidLoss : null,
-            ["full_valid_mean_token_accuracy"] = checkpoint.Metrics.HasFullValidMeanTokenAccuracy ? checkpoint.Metrics.FullValidMeanTokenAccuracy : null,
-        },
+        ["metrics"] = Metrics(checkpoint.Metrics),
     };
+
+    /// <summary>Each metric is optional and not nullable in OpenAI's document: one not measured (no validation file) is left out.</summary>
+    private static JsonObject Metrics(CheckpointMetrics metrics)
+    {
+        var result = new JsonObject { ["step"] = metrics.Step };
+        void Add(string name, bool has, double value)
+        {
+            if (has)
+            {
+                result[name] = value;
+            }
+        }
+
+        Add("train_loss", metrics.HasTrainLoss, metrics.TrainLoss);
+        Add("train_mean_token_accuracy", metrics.HasTrainMeanTokenAccuracy, metrics.TrainMeanTokenAccuracy);
+        Add("valid_loss", metrics.HasValidLoss, metrics.ValidLoss);
+        Add("valid_mean_token_accuracy", metrics.HasValidMeanTokenAccuracy, metrics.ValidMeanTokenAccuracy);
+        Add("full_valid_loss", metrics.HasFullValidLoss, metrics.FullValidLoss);
+        Add("full_valid_mean_token_accuracy", metrics.HasFullValidMeanTokenAccuracy, metrics.FullValidMeanTokenAccuracy);
+        return result;
+    }
 
     public static JsonObject Permission(ModelPermission permission) => new()
     {

@@ -17,7 +17,7 @@ public sealed partial class OpenAIExceptionHandler(ILogger<OpenAIExceptionHandle
             BadHttpRequestException bad when bad.StatusCode == StatusCodes.Status413PayloadTooLarge =>
                 OpenAIErrors.PayloadTooLarge(bad.Message),
             BadHttpRequestException bad => OpenAIErrors.Result(bad.StatusCode, RequestBodyMessage(bad), OpenAIErrors.InvalidRequestError),
-            InvalidRequestException invalid => OpenAIErrors.BadRequest(invalid.Message, invalid.Param),
+            InvalidRequestException invalid => OpenAIErrors.BadRequest(invalid.Message, invalid.Param, invalid.Code),
             RpcException rpc => FromRpcException(rpc),
             PlatformException platform => FromRpcException(PlatformErrorInterceptor.ToRpcException(platform)),
             _ when PlatformErrorInterceptor.IsNulText(exception) => OpenAIErrors.BadRequest(PlatformErrorInterceptor.NulTextMessage, null, "invalid_text"),

@@ -1,3 +1,4 @@
+using System.Globalization;
 using System.Text.Json.Nodes;
 
 namespace FineTunePlatform.Gateway.OpenAI;
@@ -19,9 +20,27 @@ public static class OpenAIList
         return list;
     }
 
-    /// <summary>The `limit` query parameter of a list call; 0 (absent or not a number) lets the service choose.</summary>
-    public static int Limit(HttpRequest request) =>
-        int.TryParse(request.Query["limit"], out var limit) ? limit : 0;
+    /// <summary>
+    /// The `limit` query parameter, one rule for every list: absent is 0 (the service's default page); otherwise an
+    /// integer of at least 1 (above a service's largest page it gets that page), or a 400 naming `limit` in OpenAI's words.
+    /// </summary>
+    public static int Limit(HttpRequest request)
+    {
+        var text = request.Query["limit"].ToString();
+        if (text.Length == 0)
+        {
+            return 0;
+        }
+
+        if (!long.TryParse(text, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out var limit))
+        {
+            throw new InvalidRequestException($"Invalid type for 'limit': expected an integer, but got a string instead ('{text}').", "limit", "invalid_type");
+        }
+
+        return limit >= 1
+            ? (int)Math.Min(limit, int.MaxValue)
+            : throw new InvalidRequestException($"Invalid 'limit': integer below minimum value. Expected a value >= 1, but got {limit} instead.", "limit", "integer_below_min_value");
+    }
 
     /// <summary>OpenAI's `metadata` object of a resource.</summary>
     public static JsonObject Metadata(IEnumerable<KeyValuePair<string, string>> metadata)

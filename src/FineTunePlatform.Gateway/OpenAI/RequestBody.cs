@@ -7,9 +7,11 @@ using Microsoft.Extensions.Options;
 namespace FineTunePlatform.Gateway.OpenAI;
 
 /// <summary>A request body that could not be read: the message and the `param` it concerns (answered as a 400).</summary>
-public sealed class InvalidRequestException(string message, string? param) : Exception(message)
+public sealed class InvalidRequestException(string message, string? param, string? code = null) : Exception(message)
 {
     public string? Param { get; } = param;
+
+    public string? Code { get; } = code;
 }
 
 /// <summary>

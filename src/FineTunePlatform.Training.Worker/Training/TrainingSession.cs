@@ -1,6 +1,7 @@
 using System.Text.Json;
 using FineTunePlatform.Contracts.Datasets;
 using FineTunePlatform.Contracts.Training;
+using FineTunePlatform.ServiceDefaults;
 using FineTunePlatform.Training.Worker.Backends;
 using Google.Protobuf;
 using Grpc.Core;
@@ -36,7 +37,8 @@ public sealed class TrainingSession(
 
     public void ReportEvent(string message, string level = "info", string type = "message", object? data = null)
     {
-        var jobEvent = new WorkerEvent { Message = message, Level = level, Type = type, DataJson = data is null ? "" : JsonSerializer.Serialize(data) };
+        // The id is ours, so a batch sent again after a call that timed out is recorded once (see ReportEvents).
+        var jobEvent = new WorkerEvent { Id = RandomIds.WithPrefix("ft-event-"), Message = message, Level = level, Type = type, DataJson = data is null ? "" : JsonSerializer.Serialize(data) };
         lock (_events)
         {
             _events.Add(jobEvent);

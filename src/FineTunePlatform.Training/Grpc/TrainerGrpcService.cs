@@ -158,8 +158,13 @@ public sealed class TrainerGrpcService(
     public override async Task<ReportEventsResponse> ReportEvents(ReportEventsRequest request, ServerCallContext context)
     {
         var job = await RequireLeaseAsync(request.JobId, request.Attempt, request.WorkerId, context.CancellationToken);
+        // A batch the worker sends again (its call timed out after our commit) carries the same event ids: recorded once.
+        var ids = request.Events.Select(reported => reported.Id).Where(id => id.Length > 0).ToList();
+        var recorded = ids.Count == 0
+            ? []
+            : (await db.Events.AsNoTracking().Where(jobEvent => jobEvent.JobId == job.Id && ids.Contains(jobEvent.Id)).Select(jobEvent => jobEvent.Id).ToListAsync(context.CancellationToken)).ToHashSet();
         var steps = new List<int>();
-        foreach (var reported in request.Events)
+        foreach (var reported in request.Events.Where(reported => !recorded.Contains(reported.Id)))
         {
             var type = string.IsNullOrEmpty(reported.Type) ? "message" : reported.Type;
             if (JobEventLog.MetricsStep(type, reported.DataJson) is { } step)
@@ -168,13 +173,22 @@ public sealed class TrainerGrpcService(
             }
 
             events.Add(db, job.Id, reported.Message, string.IsNullOrEmpty(reported.Level) ? EventLevel.Info : reported.Level,
-                type, string.IsNullOrEmpty(reported.DataJson) ? null : reported.DataJson);
+                type, string.IsNullOrEmpty(reported.DataJson) ? null : reported.DataJson, reported.Id.Length > 0 ? reported.Id : null);
         }
 
         // The steps a resumed attempt reports again replace the lost attempt's, in the transaction that adds them.
         await using var transaction = await db.Database.BeginTransactionAsync(context.CancellationToken);
         await JobEventLog.ReplaceStepsAsync(db, job.Id, steps, context.CancellationToken);
-        await db.SaveChangesAsync(context.CancellationToken);
+        try
+        {
+            await db.SaveChangesAsync(context.CancellationToken);
+        }
+        catch (DbUpdateException ex) when (ex.InnerException is Npgsql.PostgresException { SqlState: Npgsql.PostgresErrorCodes.UniqueViolation })
+        {
+            // The same batch, sent again while the first call was still committing it: that call records it.
+            return new ReportEventsResponse();
+        }
+
         await transaction.CommitAsync(context.CancellationToken);
         return new ReportEventsResponse();
     }

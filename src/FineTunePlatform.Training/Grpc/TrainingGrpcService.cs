@@ -121,28 +121,32 @@ public sealed class TrainingGrpcService(
         var caller = context.GetCaller();
         var job = await FindJobAsync(caller, request.JobId, tracking: false, context.CancellationToken);
         var cancellationToken = context.CancellationToken;
-        var last = request.AfterSequence;
+        var after = request.AfterSequence;
         if (!string.IsNullOrEmpty(request.AfterEventId))
         {
-            last = await db.Events.AsNoTracking().Where(jobEvent => jobEvent.Id == request.AfterEventId && jobEvent.JobId == job.Id)
+            after = await db.Events.AsNoTracking().Where(jobEvent => jobEvent.Id == request.AfterEventId && jobEvent.JobId == job.Id)
                 .Select(jobEvent => (long?)jobEvent.Sequence).FirstOrDefaultAsync(cancellationToken)
                 ?? throw PlatformException.InvalidArgument($"Job {job.Id} has no event '{request.AfterEventId}' to resume after.", "after", "invalid_after");
         }
 
+        var feed = new JobEventFeed(after, JobEventFeed.DefaultSettleTime, time);
         while (!cancellationToken.IsCancellationRequested)
         {
             var next = hub.NextEventAsync(job.Id);
             // The status is read before the events: when it is final, the final transition's events (same
             // transaction) are already committed and the read below includes them.
             var status = await db.Jobs.AsNoTracking().Where(row => row.Id == job.Id).Select(row => row.Status).FirstAsync(cancellationToken);
-            var fresh = await db.Events.AsNoTracking().Where(jobEvent => jobEvent.JobId == job.Id && jobEvent.Sequence > last)
+            var floor = feed.Floor;
+            var sent = feed.SentAboveFloor.ToArray();
+            var fresh = await db.Events.AsNoTracking().Where(jobEvent => jobEvent.JobId == job.Id && jobEvent.Sequence > floor && !sent.Contains(jobEvent.Sequence))
                 .OrderBy(jobEvent => jobEvent.Sequence).Take(500).ToListAsync(cancellationToken);
             foreach (var jobEvent in fresh)
             {
                 await responseStream.WriteAsync(jobEvent.ToContract(), cancellationToken);
-                last = jobEvent.Sequence;
+                feed.MarkSent(jobEvent.Sequence);
             }
 
+            feed.Settle();
             if (fresh.Count == 500)
             {
                 continue;

@@ -56,11 +56,11 @@ public sealed class JobEventLog(TimeProvider time)
             """, cancellationToken);
     }
 
-    public JobEvent Add(TrainingDbContext db, string jobId, string message, string level = EventLevel.Info, string type = "message", object? data = null)
+    public JobEvent Add(TrainingDbContext db, string jobId, string message, string level = EventLevel.Info, string type = "message", object? data = null, string? id = null)
     {
         var jobEvent = new JobEvent
         {
-            Id = RandomIds.WithPrefix("ft-event-"),
+            Id = id ?? NewId(),
             JobId = jobId,
             CreatedAt = time.GetUtcNow(),
             Level = level,
@@ -71,4 +71,6 @@ public sealed class JobEventLog(TimeProvider time)
         db.Events.Add(jobEvent);
         return jobEvent;
     }
+
+    private static string NewId() => RandomIds.WithPrefix("ft-event-");
 }
