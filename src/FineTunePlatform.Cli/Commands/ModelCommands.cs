@@ -3,7 +3,7 @@ using OpenAI.Chat;
 
 namespace FineTunePlatform.Cli.Commands;
 
-/// <summary>`ftune models list|delete` and `ftune chat`: the models a project may call, and calling one.</summary>
+/// <summary>`ftune models list|delete` (import and export: <see cref="OpenWeightsCommands"/>) and `ftune chat`: the models a project may call, and calling one.</summary>
 public static class ModelCommands
 {
     public static Command Create(ConnectionOptions connection, TextWriter output)
@@ -29,7 +29,7 @@ public static class ModelCommands
             return 0;
         });
 
-        return new Command("models", "Models.") { list, delete };
+        return new Command("models", "Models.") { list, delete, OpenWeightsCommands.Import(connection, output), OpenWeightsCommands.Export(connection, output) };
     }
 
     /// <summary>What a user can do with the model, in words: held models answer chat with 403 model_not_published.</summary>

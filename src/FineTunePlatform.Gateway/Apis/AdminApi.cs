@@ -8,7 +8,7 @@ using Npgsql;
 
 namespace FineTunePlatform.Gateway.Apis;
 
-/// <summary>The platform team's API: projects and their keys. Behind platform-admin keys only.</summary>
+/// <summary>The platform team's API: projects and their keys, imported base models. Behind platform-admin keys only.</summary>
 public static class AdminApi
 {
     public static RouteGroupBuilder MapAdminApi(this IEndpointRouteBuilder app)
@@ -31,6 +31,13 @@ public static class AdminApi
         // Operators' health: every check with its description and error text, which the public /health withholds.
         admin.MapHealthChecks("/health", new Microsoft.AspNetCore.Diagnostics.HealthChecks.HealthCheckOptions { ResponseWriter = HealthResponseWriter.WriteDetailsAsync });
         admin.MapGet("/projects/{projectId}/usage", (string projectId, GatewayDbContext db, CancellationToken ct) => UsageApi.ListAsync(db, projectId, ct));
+        admin.MapPost("/models", BaseModelImport.ImportAsync);
+        // An imported base (the training service refuses one that jobs or models still depend on: 400 model_in_use).
+        admin.MapDelete("/models/{**modelId}", async (string modelId, TrainingService.TrainingServiceClient training, CancellationToken ct) =>
+        {
+            var deleted = await training.DeleteModelAsync(new DeleteModelRequest { ModelId = modelId }, cancellationToken: ct);
+            return Results.Ok(new DeletedObject(deleted.ModelId, "model", deleted.Deleted));
+        });
         return admin;
     }
 

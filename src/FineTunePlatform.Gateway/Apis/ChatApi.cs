@@ -18,7 +18,7 @@ public static class ChatApi
     public static RouteHandlerBuilder MapChatApi(this IEndpointRouteBuilder app) =>
         app.MapPost("/v1/chat/completions", CompleteChatAsync).RequireAuthorization(Policies.Reader);
 
-    private static async Task CompleteChatAsync(HttpContext context, ModelRouter router, LocalModelRuntime runtime, RequestRateLimiter limiter, UsageRecorder usage, UpstreamChatClient upstreamClient, TimeProvider time)
+    private static async Task CompleteChatAsync(HttpContext context, ModelRouter router, ChatModels chatModels, RequestRateLimiter limiter, UsageRecorder usage, UpstreamChatClient upstreamClient, TimeProvider time)
     {
         var (request, problem) = await ReadRequestAsync(context.Request);
         if (problem is not null)
@@ -29,8 +29,8 @@ public static class ChatApi
 
         var model = request!["model"]!.GetValue<string>();
         var route = router.Find(model);
-        var weights = route is null ? await runtime.ResolveAsync(model, context.GetCaller(), forEvaluation: false, context.RequestAborted) : null;
-        if (route is null && weights is null)
+        var served = route is null ? await chatModels.ResolveAsync(model, context.GetCaller(), forEvaluation: false, context.RequestAborted) : null;
+        if (route is null && served is null)
         {
             await ModelNotFound(model).ExecuteAsync(context);
             return;
@@ -47,7 +47,7 @@ public static class ChatApi
 
         if (route is null)
         {
-            await LocalChatCompletions.RespondAsync(context, request, model, weights!, runtime, identity, usage, time);
+            await LocalChatCompletions.RespondAsync(context, request, model, served!, identity, usage, time);
             return;
         }
 

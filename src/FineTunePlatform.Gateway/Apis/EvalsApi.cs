@@ -92,10 +92,10 @@ public static class EvalsApi
     }
 
     private static async Task<IResult> CreateRunAsync(string evalId, HttpRequest request, EvaluationService.EvaluationServiceClient evaluation,
-        DatasetService.DatasetServiceClient datasets, ModelRouter router, LocalModelRuntime runtime, CancellationToken ct)
+        DatasetService.DatasetServiceClient datasets, ModelRouter router, ChatModels chatModels, CancellationToken ct)
     {
         var body = await RequestBody.ReadObjectAsync(request, ct);
-        if (await InaccessibleRunInputAsync(body, request.HttpContext, datasets, router, runtime, ct) is { } inaccessible)
+        if (await InaccessibleRunInputAsync(body, request.HttpContext, datasets, router, chatModels, ct) is { } inaccessible)
         {
             return inaccessible;
         }
@@ -117,7 +117,7 @@ public static class EvalsApi
     /// service's to check.
     /// </summary>
     private static async Task<IResult?> InaccessibleRunInputAsync(JsonElement body, HttpContext context, DatasetService.DatasetServiceClient datasets,
-        ModelRouter router, LocalModelRuntime runtime, CancellationToken ct)
+        ModelRouter router, ChatModels chatModels, CancellationToken ct)
     {
         // Only the data sources the platform runs name inputs to check; any other type is the evaluation service's 400.
         if (!body.TryGetProperty("data_source", out var dataSource) || dataSource.ValueKind != JsonValueKind.Object
@@ -141,7 +141,7 @@ public static class EvalsApi
         }
 
         if (RequestBody.String(dataSource, "model", "data_source.model") is { Length: > 0 } model
-            && router.Find(model) is null && !await runtime.IsVisibleAsync(model, context.GetCaller(), ct))
+            && router.Find(model) is null && !await chatModels.IsVisibleAsync(model, context.GetCaller(), ct))
         {
             return OpenAIErrors.NotFound($"The model `{model}` does not exist or you do not have access to it.", "data_source.model", "model_not_found");
         }

@@ -8,10 +8,13 @@ using FineTunePlatform.ServiceDefaults;
 
 namespace FineTunePlatform.Gateway.Apis;
 
-/// <summary>Answers a validated chat request with the built-in runtime, in OpenAI's completion and chunk shapes.</summary>
+/// <summary>
+/// Answers a validated chat request with a model the gateway runs itself (the built-in runtime or the open-weights
+/// one), in OpenAI's completion and chunk shapes.
+/// </summary>
 internal static class LocalChatCompletions
 {
-    public static async Task RespondAsync(HttpContext context, JsonObject request, string model, TransformerModel weights, LocalModelRuntime runtime, KeyIdentity identity, UsageRecorder usage, TimeProvider time)
+    public static async Task RespondAsync(HttpContext context, JsonObject request, string model, IChatModel chatModel, KeyIdentity identity, UsageRecorder usage, TimeProvider time)
     {
         var messages = request["messages"]!.AsArray().Select(message => new ChatTurn(
             message!["role"]!.GetValue<string>(), ContentText(message["content"]))).ToList();
@@ -33,7 +36,7 @@ internal static class LocalChatCompletions
 
         if (request["stream"]?.GetValueKind() != JsonValueKind.True)
         {
-            var result = await runtime.Generation.CompleteAsync(weights, messages, options, stop, context.RequestAborted);
+            var result = await chatModel.CompleteAsync(messages, options, stop, context.RequestAborted);
             usage.Record(new UsageRecord(identity.ProjectId, identity.KeyId, model, day, result.PromptTokens, result.CompletionTokens));
             await context.Response.WriteAsJsonAsync(new JsonObject
             {
@@ -53,6 +56,8 @@ internal static class LocalChatCompletions
             return;
         }
 
+        // Started before the response is: a request the model refuses is still answered as an error, not a broken stream.
+        var pieces = chatModel.Start(messages, options, stop, context.RequestAborted);
         var includeUsage = request["stream_options"]?["include_usage"]?.GetValueKind() == JsonValueKind.True;
         context.Response.ContentType = "text/event-stream";
         context.Response.Headers.CacheControl = "no-cache";
@@ -73,7 +78,7 @@ internal static class LocalChatCompletions
 
         await SendAsync(Chunk(new JsonObject { ["role"] = "assistant", ["content"] = "" }, null));
         GenerationResult? final = null;
-        await foreach (var (delta, result) in runtime.Generation.StreamAsync(weights, messages, options, stop, context.RequestAborted))
+        await foreach (var (delta, result) in pieces)
         {
             final = result ?? final;
             if (delta.Length > 0)

@@ -145,10 +145,10 @@ internal static class MultipartStreaming
         }
     }
 
-    /// <summary>Forwards a section's body as chunks, calling `write` for each.</summary>
-    public static async Task ForwardAsync(Stream body, Func<ByteString, Task> write, CancellationToken cancellationToken)
+    /// <summary>Forwards a section's body as chunks of `chunkBytes` (default <see cref="ForwardChunkBytes"/>), calling `write` for each.</summary>
+    public static async Task ForwardAsync(Stream body, Func<ByteString, Task> write, CancellationToken cancellationToken, int chunkBytes = ForwardChunkBytes)
     {
-        var buffer = new byte[ForwardChunkBytes];
+        var buffer = new byte[chunkBytes];
         while (true)
         {
             var filled = 0;

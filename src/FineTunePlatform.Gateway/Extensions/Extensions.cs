@@ -10,6 +10,7 @@ using FineTunePlatform.Gateway.OpenAI;
 using FineTunePlatform.Gateway.RateLimiting;
 using FineTunePlatform.Gateway.Routing;
 using FineTunePlatform.Gateway.Usage;
+using FineTunePlatform.ServiceDefaults.Storage;
 using Microsoft.AspNetCore.Authentication;
 
 namespace FineTunePlatform.Gateway.Extensions;
@@ -66,6 +67,10 @@ internal static class Extensions
         builder.Services.Configure<UpstreamOptions>(builder.Configuration.GetSection("Gateway:Upstreams"));
         builder.Services.AddSingleton<ModelRouter>();
         builder.Services.AddSingleton<LocalModelRuntime>();
+        builder.Services.Configure<OpenWeightsOptions>(builder.Configuration.GetSection("Gateway:OpenWeights"));
+        builder.Services.AddSingleton<BaseModelDirectories>();
+        builder.Services.AddSingleton<OpenWeightsRuntime>();
+        builder.Services.AddSingleton<ChatModels>();
         // Completions stream for as long as the model writes: no overall timeout and no retries of a POST that
         // may already have been billed upstream.
         builder.Services.AddHttpClient(UpstreamChatClient.HttpClientName, client => client.Timeout = Timeout.InfiniteTimeSpan)

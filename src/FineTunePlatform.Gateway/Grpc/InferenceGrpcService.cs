@@ -16,7 +16,7 @@ namespace FineTunePlatform.Gateway.Grpc;
 /// </summary>
 public sealed class InferenceGrpcService(
     ModelRouter router,
-    LocalModelRuntime runtime,
+    ChatModels chatModels,
     UpstreamChatClient upstream,
     RequestRateLimiter limiter,
     ApiKeyCache identities,
@@ -35,8 +35,8 @@ public sealed class InferenceGrpcService(
         }
 
         var route = router.Find(request.Model);
-        var weights = route is null ? await runtime.ResolveAsync(request.Model, caller, forEvaluation: true, context.CancellationToken) : null;
-        if (route is null && weights is null)
+        var served = route is null ? await chatModels.ResolveAsync(request.Model, caller, forEvaluation: true, context.CancellationToken) : null;
+        if (route is null && served is null)
         {
             throw PlatformException.NotFound($"The model `{request.Model}` does not exist or you do not have access to it.", null, "model_not_found");
         }
@@ -54,19 +54,19 @@ public sealed class InferenceGrpcService(
         }
 
         var result = route is null
-            ? await CompleteLocallyAsync(weights!, request, maxTokens, context.CancellationToken)
+            ? await CompleteLocallyAsync(served!, request, maxTokens, context.CancellationToken)
             : await CompleteUpstreamAsync(route, request, maxTokens, context.CancellationToken);
         usage.Record(new UsageRecord(identity.ProjectId, identity.KeyId, request.Model, DateOnly.FromDateTime(time.GetUtcNow().UtcDateTime),
             result.PromptTokens, result.CompletionTokens));
         return result;
     }
 
-    private async Task<ChatCompletionResult> CompleteLocallyAsync(TransformerModel model, ChatCompletionRequest request, int maxTokens, CancellationToken cancellationToken)
+    private async Task<ChatCompletionResult> CompleteLocallyAsync(IChatModel model, ChatCompletionRequest request, int maxTokens, CancellationToken cancellationToken)
     {
         var messages = request.Messages.Select(message => new ChatTurn(message.Role, message.Content)).ToList();
         var options = new SamplingOptions(
             request.HasTemperature ? request.Temperature : 1, request.HasTopP ? request.TopP : 1, maxTokens, request.HasSeed ? (int)request.Seed : null);
-        var generated = await runtime.Generation.CompleteAsync(model, messages, options, request.Stop.Count > 0 ? request.Stop : null, cancellationToken);
+        var generated = await model.CompleteAsync(messages, options, request.Stop.Count > 0 ? request.Stop : null, cancellationToken);
         return new ChatCompletionResult
         {
             Id = FineTunePlatform.ServiceDefaults.RandomIds.WithPrefix("chatcmpl-"),

@@ -73,12 +73,7 @@ public sealed class LocalModelRuntime(IServiceProvider services, IConfiguration 
             return null;
         }
 
-        if (found.Status is not ("" or "published") && !forEvaluation)
-        {
-            throw PlatformException.PermissionDenied(
-                $"The model `{model}` is {found.Status.Replace('_', ' ')}: its project publishes a fine-tuned model only when its evaluation shows it does at least as well as its base.",
-                "model_not_published");
-        }
+        ChatModels.EnsurePublished(found, forEvaluation);
 
         var load = CachedWeights(found.ArtifactSha256, () => DownloadAsync(training, model, headers));
         try
