@@ -165,7 +165,7 @@ public sealed class OpenWeightsFineTuneTests(FineTuningFixture fixture) : IClass
 
     private static float[] PyTorchLogits(string scratch, string model, string adapter, int[] tokens)
     {
-        var work = Directory.CreateTempSubdirectory(Path.Combine(scratch, "check-")).FullName;
+        var work = Directory.CreateDirectory(Path.Combine(scratch, "check-" + Guid.NewGuid().ToString("N"))).FullName;
         var tokensFile = Path.Combine(work, "tokens.safetensors");
         SafetensorsWriter.Write(tokensFile, [TensorToWrite.FromInt64("tokens", [.. tokens.Select(token => (long)token)], [1, tokens.Length])]);
         var output = Path.Combine(work, "logits.safetensors");
