@@ -73,8 +73,7 @@ public sealed class TrainerGrpcService(
 
         var firstClaim = job.LeaseOwner is null;
         var now = time.GetUtcNow();
-        job.RenewLease(request.WorkerId, now + options.Value.Lease);
-        job.AttemptStartedAt = now;
+        job.Claim(request.WorkerId, now, now + options.Value.Lease);
         var resume = await db.Checkpoints.AsNoTracking().Where(checkpoint => checkpoint.JobId == job.Id)
             .OrderByDescending(checkpoint => checkpoint.Step).FirstOrDefaultAsync(context.CancellationToken);
         if (firstClaim)
@@ -134,13 +133,7 @@ public sealed class TrainerGrpcService(
 
         var now = time.GetUtcNow();
         job.RenewLease(request.WorkerId, now + options.Value.Lease);
-        job.Step = request.Step;
-        job.TotalSteps = request.TotalSteps;
-        if (request.Step > 0 && request.TotalSteps >= request.Step && job.AttemptStartedAt is { } started)
-        {
-            var perStep = (now - started) / Math.Max(1, request.Step);
-            job.EstimatedFinish = now + (perStep * (request.TotalSteps - request.Step));
-        }
+        job.ReportProgress(request.Step, request.TotalSteps, now);
 
         try
         {
@@ -288,7 +281,6 @@ public sealed class TrainerGrpcService(
         var now = time.GetUtcNow();
         var modelId = job.OutputModelId;
         job.Succeed(now, modelId, request.TrainedTokens, resultFile);
-        job.EvaluationRequestedAt = job.EvalId is null ? null : now;
         db.Models.Add(new FineTunedModel
         {
             Id = modelId, ProjectId = job.ProjectId, BaseModel = job.Model, JobId = job.Id, CheckpointId = final.Id, CreatedAt = now,

@@ -43,12 +43,11 @@ public sealed class FineTunedModelEvaluatedConsumer(
             return;
         }
 
-        if (recorded.Verdict.Length == 0 || recorded.EvalId != job.EvalId || recorded.Verdict == job.EvaluationVerdict)
+        if (recorded.Verdict.Length == 0 || recorded.EvalId != job.EvalId || !job.RecordVerdict(recorded.Verdict))
         {
             return;
         }
 
-        job.EvaluationVerdict = recorded.Verdict;
         var model = await db.Models.FirstOrDefaultAsync(model => model.JobId == job.Id && model.Id == job.FineTunedModel, context.CancellationToken);
         var outcome = "";
         // Held for its evaluation, or set by an earlier verdict: the verdict on record decides.

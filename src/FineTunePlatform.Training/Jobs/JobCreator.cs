@@ -112,7 +112,6 @@ public sealed class JobCreator(
             EvaluationDataSource = evaluation?.DataSourceJson,
             EvaluationMinImprovement = evaluation?.MinImprovement ?? 0,
             EvaluationGated = gated,
-            Status = JobStatus.Queued,
             CreatedAt = time.GetUtcNow(),
         };
         db.Jobs.Add(job);

@@ -42,40 +42,41 @@ public sealed class TrainingJob
     /// <summary>Training tokens the job will bill (tokens per epoch times epochs), counted against the daily quota.</summary>
     public long EstimatedTokens { get; init; }
 
-    public required string Status { get; set; }
+    /// <summary>Born queued (its files and base checked at creation); every later status is a transition below.</summary>
+    public string Status { get; private set; } = JobStatus.Queued;
 
     public DateTimeOffset CreatedAt { get; init; }
 
-    public DateTimeOffset? FirstDispatchedAt { get; set; }
+    public DateTimeOffset? FirstDispatchedAt { get; private set; }
 
-    public DateTimeOffset? FinishedAt { get; set; }
+    public DateTimeOffset? FinishedAt { get; private set; }
 
-    public DateTimeOffset? EstimatedFinish { get; set; }
+    public DateTimeOffset? EstimatedFinish { get; private set; }
 
-    public string? FineTunedModel { get; set; }
+    public string? FineTunedModel { get; private set; }
 
-    public long? TrainedTokens { get; set; }
+    public long? TrainedTokens { get; private set; }
 
-    public string? ResultFile { get; set; }
+    public string? ResultFile { get; private set; }
 
-    public string? ErrorCode { get; set; }
+    public string? ErrorCode { get; private set; }
 
-    public string? ErrorMessage { get; set; }
+    public string? ErrorMessage { get; private set; }
 
-    public string? ErrorParam { get; set; }
+    public string? ErrorParam { get; private set; }
 
     /// <summary>How many times the job was dispatched; TrainJob and every worker call name the attempt they act for.</summary>
-    public int Attempt { get; set; }
+    public int Attempt { get; private set; }
 
-    public string? LeaseOwner { get; set; }
+    public string? LeaseOwner { get; private set; }
 
-    public DateTimeOffset? LeaseExpiresAt { get; set; }
+    public DateTimeOffset? LeaseExpiresAt { get; private set; }
 
-    public DateTimeOffset? AttemptStartedAt { get; set; }
+    public DateTimeOffset? AttemptStartedAt { get; private set; }
 
-    public int Step { get; set; }
+    public int Step { get; private set; }
 
-    public int TotalSteps { get; set; }
+    public int TotalSteps { get; private set; }
 
     /// <summary>Our automatic evaluation: the eval the evaluation service runs on the base and the tuned model once the job succeeds (null: none).</summary>
     public string? EvalId { get; init; }
@@ -89,13 +90,13 @@ public sealed class TrainingJob
     public bool EvaluationGated { get; init; }
 
     /// <summary>The evaluation's verdict (promote, reject, failed), recorded once.</summary>
-    public string? EvaluationVerdict { get; set; }
+    public string? EvaluationVerdict { get; private set; }
 
     /// <summary>When TrainingJobFinished last asked for the evaluation; re-sent while no verdict has come back.</summary>
-    public DateTimeOffset? EvaluationRequestedAt { get; set; }
+    public DateTimeOffset? EvaluationRequestedAt { get; private set; }
 
     /// <summary>Why a queued job is not dispatched yet (the last reason told to the user, so it is said once).</summary>
-    public string? WaitReason { get; set; }
+    public string? WaitReason { get; private set; }
 
     /// <summary>PostgreSQL's xmin: a worker's report and a user's cancel that race cannot both win.</summary>
     public uint Version { get; set; }
@@ -182,6 +183,52 @@ public sealed class TrainingJob
         LeaseExpiresAt = expiresAt;
     }
 
+    /// <summary>A worker takes the dispatched attempt: the lease is its, and the attempt's clock (for the ETA) starts.</summary>
+    public void Claim(string worker, DateTimeOffset now, DateTimeOffset leaseExpiresAt)
+    {
+        RenewLease(worker, leaseExpiresAt);
+        AttemptStartedAt = now;
+    }
+
+    /// <summary>A heartbeat's progress; the finish is estimated from this attempt's pace so far.</summary>
+    public void ReportProgress(int step, int totalSteps, DateTimeOffset now)
+    {
+        Step = step;
+        TotalSteps = totalSteps;
+        if (step > 0 && totalSteps >= step && AttemptStartedAt is { } started)
+        {
+            var perStep = (now - started) / Math.Max(1, step);
+            EstimatedFinish = now + (perStep * (totalSteps - step));
+        }
+    }
+
+    /// <summary>Records why a queued job waits; false when that is what it was told already (said once).</summary>
+    public bool Wait(string reason)
+    {
+        if (WaitReason == reason)
+        {
+            return false;
+        }
+
+        WaitReason = reason;
+        return true;
+    }
+
+    /// <summary>A succeeded job's evaluation was asked for (again) now.</summary>
+    public void AskForEvaluation(DateTimeOffset now) => EvaluationRequestedAt = now;
+
+    /// <summary>The evaluation's verdict (promote, reject, failed); false when it is the one on record already.</summary>
+    public bool RecordVerdict(string verdict)
+    {
+        if (verdict == EvaluationVerdict)
+        {
+            return false;
+        }
+
+        EvaluationVerdict = verdict;
+        return true;
+    }
+
     /// <summary>The lease ran out (worker gone, or no worker claimed the attempt): back to the queue.</summary>
     public void Requeue()
     {
@@ -196,6 +243,8 @@ public sealed class TrainingJob
         FineTunedModel = fineTunedModel;
         TrainedTokens = trainedTokens;
         ResultFile = resultFile;
+        // Its evaluation (if it names one) is asked for now, and again until a verdict comes back.
+        EvaluationRequestedAt = EvalId is null ? null : now;
         ReleaseLease();
     }
 

@@ -101,7 +101,7 @@ public sealed partial class JobScheduler(
             .OrderBy(job => job.EvaluationRequestedAt).Take(20).ToListAsync(cancellationToken);
         foreach (var job in waiting)
         {
-            job.EvaluationRequestedAt = now;
+            job.AskForEvaluation(now);
         }
 
         return waiting.Select(job => job.ToFinishedEvent()).ToList();
@@ -219,9 +219,8 @@ public sealed partial class JobScheduler(
                 ?? (liveSlots == 0
                     ? "Waiting: no trainer worker is running; the job starts when one joins."
                     : $"Waiting for a free trainer worker: all {liveSlots} slots are busy.");
-            if (next.WaitReason != reason)
+            if (next.Wait(reason))
             {
-                next.WaitReason = reason;
                 events.Add(db, next.Id, reason);
             }
         }
