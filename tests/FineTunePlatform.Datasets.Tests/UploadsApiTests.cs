@@ -69,6 +69,24 @@ public sealed class UploadsApiTests(FilesFixture fixture) : IClassFixture<FilesF
         Assert.Equal(HttpStatusCode.BadRequest, late.StatusCode);
     }
 
+    [Fact]
+    public async Task Completing_an_unknown_upload_is_a_404_whatever_its_parts_and_no_parts_is_a_400_naming_them()
+    {
+        using var http = fixture.HttpClient(fixture.TeamA.Key);
+        foreach (var parts in new[] { Array.Empty<string>(), ["part_missing"] })
+        {
+            var unknown = await CompleteAsync(http, "upload_missing", parts, null);
+            Assert.Equal(HttpStatusCode.NotFound, unknown.StatusCode);
+        }
+
+        var upload = await CreateUploadAsync(http, 100);
+        var empty = await CompleteAsync(http, upload, [], null);
+        Assert.Equal(HttpStatusCode.BadRequest, empty.StatusCode);
+        Assert.Equal("part_ids", JsonDocument.Parse(await empty.Content.ReadAsStringAsync()).RootElement.GetProperty("error").GetProperty("param").GetString());
+        var missing = await http.PostAsJsonAsync($"/v1/uploads/{upload}/complete", new { md5 = (string?)null });
+        Assert.Equal(HttpStatusCode.BadRequest, missing.StatusCode);
+    }
+
     internal static async Task<string> CreateUploadAsync(HttpClient http, long bytes)
     {
         var response = await http.PostAsJsonAsync("/v1/uploads", new { filename = "upload.jsonl", purpose = "fine-tune", bytes, mime_type = "application/jsonl" });

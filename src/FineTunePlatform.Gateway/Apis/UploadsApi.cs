@@ -97,13 +97,9 @@ public static class UploadsApi
     private static async Task<IResult> CompleteUpload(string uploadId, HttpRequest body, DatasetService.DatasetServiceClient datasets, CancellationToken cancellationToken)
     {
         var request = await RequestBody.ReadAsync<CompleteUploadRequest>(body, cancellationToken);
-        if (request.PartIds is not { Count: > 0 })
-        {
-            return OpenAIErrors.BadRequest("'part_ids' must list the upload's parts in order.", "part_ids");
-        }
-
+        // The dataset service checks the parts after the upload itself, so an unknown upload is a 404 whatever the body says.
         var completion = new CompleteUploadSessionRequest { UploadId = uploadId, Md5 = request.Md5 ?? "" };
-        completion.PartIds.AddRange(request.PartIds);
+        completion.PartIds.AddRange(request.PartIds ?? []);
         // Completing streams every part through validation: allow it the time a big file needs.
         var upload = await datasets.CompleteUploadSessionAsync(completion, cancellationToken: cancellationToken);
         return TypedResults.Ok(UploadObject.From(upload));
