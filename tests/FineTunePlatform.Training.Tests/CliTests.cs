@@ -122,6 +122,16 @@ public sealed class CliTests(FineTuningFixture fixture) : IClassFixture<FineTuni
     }
 
     [Fact]
+    public async Task Lora_settings_reach_the_platform_which_refuses_them_on_a_built_in_model()
+    {
+        var (_, key) = await Platform.Admin.CreateProjectAsync("owner");
+        var file = (await RunAsync(key, "files", "upload", WriteFile(Enumerable.Range(0, 10).Select(i => Example($"ticket {i}: refund?", "billing"))))).Output.Split(' ')[0];
+        var lora = await RunAsync(key, "jobs", "create", "--model", "local-nano", "--training-file", file, "--lora-rank", "4");
+        Assert.Equal(1, lora.ExitCode);
+        Assert.Contains("param hyperparameters.lora_rank", lora.Error, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task An_admin_sets_a_projects_and_a_keys_rate_limits_from_the_command_line()
     {
         var (projectId, key) = await Platform.Admin.CreateProjectAsync("owner");

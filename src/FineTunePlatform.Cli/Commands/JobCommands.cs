@@ -21,6 +21,9 @@ public static class JobCommands
         var batchSize = new Option<int?>("--batch-size");
         var learningRate = new Option<double?>("--learning-rate-multiplier");
         var seed = new Option<int?>("--seed");
+        var loraRank = new Option<int?>("--lora-rank") { Description = "Open-weight bases: the LoRA adapter's rank (default 8)." };
+        var loraAlpha = new Option<double?>("--lora-alpha") { Description = "Open-weight bases: LoRA's alpha (default 16)." };
+        var loraDropout = new Option<double?>("--lora-dropout") { Description = "Open-weight bases: LoRA's dropout (default 0.05)." };
         var evalId = new Option<string?>("--eval") { Description = "Evaluate the tuned model against its base with this eval when the job succeeds." };
         var evalDataSource = new Option<FileInfo?>("--eval-data-source") { Description = "JSON file: the completions data source to sample both models with (no model in it)." };
         var evalFile = new Option<string?>("--eval-file") { Description = "An uploaded evals file (purpose evals) with the items: sets the data source's source to it." };
@@ -28,7 +31,8 @@ public static class JobCommands
         var watch = new Option<bool>("--watch") { Description = "Follow the job's events until it ends." };
         var create = new Command("create", "Start a fine-tuning job.")
         {
-            model, trainingFile, validationFile, suffix, method, epochs, batchSize, learningRate, seed, evalId, evalDataSource, evalFile, minImprovement, watch,
+            model, trainingFile, validationFile, suffix, method, epochs, batchSize, learningRate, seed, loraRank, loraAlpha, loraDropout,
+            evalId, evalDataSource, evalFile, minImprovement, watch,
         };
         create.SetAction(async (parse, cancellationToken) =>
         {
@@ -36,6 +40,9 @@ public static class JobCommands
             Add(hyperparameters, "n_epochs", parse.GetValue(epochs));
             Add(hyperparameters, "batch_size", parse.GetValue(batchSize));
             Add(hyperparameters, "learning_rate_multiplier", parse.GetValue(learningRate));
+            Add(hyperparameters, "lora_rank", parse.GetValue(loraRank));
+            Add(hyperparameters, "lora_alpha", parse.GetValue(loraAlpha));
+            Add(hyperparameters, "lora_dropout", parse.GetValue(loraDropout));
             var body = new JsonObject
             {
                 ["model"] = parse.GetValue(model),
