@@ -289,6 +289,30 @@ public sealed class OpenWeightsServingTests(OpenWeightsServingFixture fixture) :
     }
 
     [Fact]
+    public async Task The_same_weights_imported_three_times_at_once_are_stored_once_and_every_import_succeeds()
+    {
+        // Weights no other test imported, so the three imports race to store the same new content.
+        var directory = TinyOpenWeightsModel.Write(Path.Combine(Path.GetTempPath(), NewId("tiny-same")), seed: 99);
+        var ids = Enumerable.Range(0, 3).Select(_ => NewId("tiny-same")).ToList();
+        var responses = await Task.WhenAll(ids.Select(id => ImportAsync(TrainingPlatform.AdminKey, directory, id)));
+        foreach (var response in responses)
+        {
+            Assert.True(response.StatusCode == HttpStatusCode.OK, await response.Content.ReadAsStringAsync());
+            response.Dispose();
+        }
+
+        var weights = Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(await File.ReadAllBytesAsync(Path.Combine(directory, "model.safetensors"))));
+        Assert.Equal(1L, (await Platform.QueryTrainingAsync($"SELECT count(*) FROM stored_blobs WHERE \"Sha256\" = '{weights}'", row => row.GetInt64(0))).Single());
+        foreach (var id in ids)
+        {
+            var reply = await Platform.Chat(fixture.TeamKey, id).CompleteChatAsync([new UserChatMessage("hi")], new ChatCompletionOptions { Temperature = 0, MaxOutputTokenCount = 2 });
+            Assert.NotNull(reply.Value);
+        }
+
+        Directory.Delete(directory, recursive: true);
+    }
+
+    [Fact]
     public async Task Only_platform_admins_import_and_delete_base_models()
     {
         var id = NewId("tiny-admin");

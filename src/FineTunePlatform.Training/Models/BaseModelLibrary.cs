@@ -262,9 +262,16 @@ public sealed partial class BaseModelLibrary(TrainingDbContext db, ChunkStore ch
         return summary;
     }
 
-    /// <summary>Stores a file's bytes under its hash unless they are stored completely already.</summary>
+    /// <summary>
+    /// Stores a file's bytes under its hash unless they are stored completely already. Writers of one hash take turns
+    /// (a transaction-scoped advisory lock, on any replica): two imports of the same weights at once would otherwise
+    /// delete and rewrite each other's chunks.
+    /// </summary>
     private async Task StoreBlobAsync(string path, ReceivedFile file, CancellationToken cancellationToken)
     {
+        await using var transaction = await db.Database.BeginTransactionAsync(cancellationToken);
+        var lockKey = "finetuneplatform:blob:" + file.Sha256;
+        await db.Database.ExecuteSqlInterpolatedAsync($"SELECT pg_advisory_xact_lock(hashtext({lockKey}))", cancellationToken);
         if (await db.Blobs.AsNoTracking().AnyAsync(blob => blob.Sha256 == file.Sha256, cancellationToken))
         {
             return;
@@ -292,15 +299,8 @@ public sealed partial class BaseModelLibrary(TrainingDbContext db, ChunkStore ch
         }
 
         db.Blobs.Add(new StoredBlob { Sha256 = file.Sha256, Bytes = file.Bytes });
-        try
-        {
-            await db.SaveChangesAsync(cancellationToken);
-        }
-        catch (DbUpdateException ex) when (ex.InnerException is PostgresException { SqlState: PostgresErrorCodes.UniqueViolation })
-        {
-            // A concurrent import stored the same content first.
-            db.ChangeTracker.Clear();
-        }
+        await db.SaveChangesAsync(cancellationToken);
+        await transaction.CommitAsync(cancellationToken);
     }
 
     private static string DirectoryHash(IEnumerable<ReceivedFile> files) => Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(
