@@ -202,7 +202,20 @@ public static class AdapterCheckpoint
     private const string FirstMomentPrefix = "optimizer.exp_avg.";
     private const string SecondMomentPrefix = "optimizer.exp_avg_sq.";
 
+    /// <summary>Written to a temporary file and renamed: a reader never sees half a checkpoint.</summary>
     public static void Save(string path, LoraTrainingState state)
+    {
+        var temporary = path + ".tmp";
+        using (var stream = new FileStream(temporary, FileMode.Create, FileAccess.Write, FileShare.None, 1 << 20))
+        {
+            Save(stream, state);
+        }
+
+        File.Move(temporary, path, overwrite: true);
+    }
+
+    /// <summary>The checkpoint written to a stream (a worker's upload to the training service).</summary>
+    public static void Save(Stream stream, LoraTrainingState state)
     {
         var adapter = state.Adapter;
         var tensors = adapter.Parameters().Select(p => TensorToWrite.FromArray(p.Name, p.Values, p.Shape))
@@ -222,9 +235,29 @@ public static class AdapterCheckpoint
             ["epochs_completed"] = state.EpochsCompleted.ToString(CultureInfo.InvariantCulture),
             ["base_shape"] = Fingerprint(adapter.Model),
         };
-        var temporary = path + ".tmp";
-        SafetensorsWriter.Write(temporary, tensors, metadata);
-        File.Move(temporary, path, overwrite: true);
+        SafetensorsWriter.Write(stream, tensors, metadata);
+    }
+
+    /// <summary>
+    /// A checkpoint that arrives as a stream (from the training service): `download` writes it into a temporary file,
+    /// which safetensors' random-access reads need, deleted once the checkpoint is loaded.
+    /// </summary>
+    public static async Task<LoraTrainingState> LoadAsync(Func<Stream, CancellationToken, Task> download, ModelConfig model, CancellationToken cancellationToken)
+    {
+        var path = System.IO.Path.Combine(System.IO.Path.GetTempPath(), $"ftp-adapter-{Guid.NewGuid():N}.safetensors");
+        try
+        {
+            await using (var file = new FileStream(path, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 20, useAsync: true))
+            {
+                await download(file, cancellationToken);
+            }
+
+            return Load(path, model);
+        }
+        finally
+        {
+            File.Delete(path);
+        }
     }
 
     public static LoraTrainingState Load(string path, ModelConfig model)

@@ -18,9 +18,7 @@ namespace FineTunePlatform.Gateway.Routing;
 public sealed class LocalModelRuntime(IServiceProvider services, IConfiguration configuration)
 {
     private readonly ConcurrentDictionary<string, TransformerModel> _models = new();
-    private readonly LinkedList<(string Sha256, Lazy<Task<TransformerModel>> Load)> _recentlyUsed = new();
-    private readonly Dictionary<string, LinkedListNode<(string Sha256, Lazy<Task<TransformerModel>> Load)>> _artifacts = [];
-    private readonly int _maxCachedModels = Math.Max(1, configuration.GetValue("Gateway:LocalRuntime:MaxCachedModels", 8));
+    private readonly ContentCache<TransformerModel> _artifacts = new(Math.Max(1, configuration.GetValue("Gateway:LocalRuntime:MaxCachedModels", 8)));
 
     public GenerationScheduler Generation { get; } = new(Math.Max(1, configuration.GetValue("Gateway:LocalRuntime:MaxBatch", 16)));
 
@@ -30,30 +28,18 @@ public sealed class LocalModelRuntime(IServiceProvider services, IConfiguration 
     public static bool IsLocalModel(string model) => IsBaseModel(model) || model.StartsWith("ft:local-", StringComparison.Ordinal);
 
     /// <summary>
-    /// The weights of `model` as `caller` may use them, or null when it does not exist or is not visible to the caller.
-    /// A model its evaluation has not published (see the training service's promotion gate) is refused unless
-    /// `forEvaluation`: its own project's evals may sample it, nothing else may.
-    /// </summary>
-    /// <summary>
     /// Whether the caller's project may use the model on this runtime (a base preset, or a fine-tuned model it owns or
     /// was granted), asked without loading any weights: for checks at the edge, such as an eval run's model at create.
     /// </summary>
     public async Task<bool> IsVisibleAsync(string model, InternalCaller caller, CancellationToken cancellationToken) =>
         IsBaseModel(model) || (IsLocalModel(model)
-            && await FindAsync(services.GetRequiredService<TrainingService.TrainingServiceClient>(), model, caller.ToMetadata(), cancellationToken) is not null);
+            && await services.GetRequiredService<TrainingService.TrainingServiceClient>().FindVisibleAsync(model, caller.ToMetadata(), cancellationToken) is not null);
 
-    private static async Task<Model?> FindAsync(TrainingService.TrainingServiceClient training, string model, Metadata headers, CancellationToken cancellationToken)
-    {
-        try
-        {
-            return await training.GetModelAsync(new GetModelRequest { ModelId = model }, headers, cancellationToken: cancellationToken);
-        }
-        catch (RpcException ex) when (ex.StatusCode == StatusCode.NotFound)
-        {
-            return null;
-        }
-    }
-
+    /// <summary>
+    /// The weights of `model` as `caller` may use them, or null when it does not exist or is not visible to the caller.
+    /// A model its evaluation has not published (see the training service's promotion gate) is refused unless
+    /// `forEvaluation`: its own project's evals may sample it, nothing else may.
+    /// </summary>
     public async Task<TransformerModel?> ResolveAsync(string model, InternalCaller caller, bool forEvaluation, CancellationToken cancellationToken)
     {
         if (IsBaseModel(model))
@@ -68,56 +54,13 @@ public sealed class LocalModelRuntime(IServiceProvider services, IConfiguration 
 
         var training = services.GetRequiredService<TrainingService.TrainingServiceClient>();
         var headers = caller.ToMetadata();
-        if (await FindAsync(training, model, headers, cancellationToken) is not { } found)
+        if (await training.FindVisibleAsync(model, headers, cancellationToken) is not { } found)
         {
             return null;
         }
 
         ChatModels.EnsurePublished(found, forEvaluation);
-
-        var load = CachedWeights(found.ArtifactSha256, () => DownloadAsync(training, model, headers));
-        try
-        {
-            return await load.Value.WaitAsync(cancellationToken);
-        }
-        catch (Exception) when (load.Value.IsFaulted)
-        {
-            // Do not keep a failed download.
-            lock (_artifacts)
-            {
-                if (_artifacts.TryGetValue(found.ArtifactSha256, out var node) && node.Value.Load == load)
-                {
-                    _artifacts.Remove(found.ArtifactSha256);
-                    _recentlyUsed.Remove(node);
-                }
-            }
-
-            throw;
-        }
-    }
-
-    /// <summary>The weights with this hash, loaded once by the first request that needs them; least recently used evicted.</summary>
-    private Lazy<Task<TransformerModel>> CachedWeights(string sha256, Func<Task<TransformerModel>> download)
-    {
-        lock (_artifacts)
-        {
-            if (_artifacts.TryGetValue(sha256, out var node))
-            {
-                _recentlyUsed.Remove(node);
-                _recentlyUsed.AddFirst(node);
-                return node.Value.Load;
-            }
-
-            var load = new Lazy<Task<TransformerModel>>(download);
-            _artifacts[sha256] = _recentlyUsed.AddFirst((sha256, load));
-            while (_artifacts.Count > _maxCachedModels)
-            {
-                _artifacts.Remove(_recentlyUsed.Last!.Value.Sha256);
-                _recentlyUsed.RemoveLast();
-            }
-
-            return load;
-        }
+        return await _artifacts.GetAsync(found.ArtifactSha256, () => DownloadAsync(training, model, headers), cancellationToken);
     }
 
     private static async Task<TransformerModel> DownloadAsync(TrainingService.TrainingServiceClient training, string model, Metadata headers)

@@ -40,17 +40,8 @@ public sealed class OpenWeightsRuntime(IServiceProvider services, BaseModelDirec
     private TrainingService.TrainingServiceClient Training => services.GetRequiredService<TrainingService.TrainingServiceClient>();
 
     /// <summary>The registry's entry for the model as `headers`' caller sees it, or null when it is not visible.</summary>
-    public async Task<Model?> FindAsync(string model, Metadata headers, CancellationToken cancellationToken)
-    {
-        try
-        {
-            return await Training.GetModelAsync(new GetModelRequest { ModelId = model }, headers, cancellationToken: cancellationToken);
-        }
-        catch (RpcException ex) when (ex.StatusCode == StatusCode.NotFound)
-        {
-            return null;
-        }
-    }
+    public Task<Model?> FindAsync(string model, Metadata headers, CancellationToken cancellationToken) =>
+        Training.FindVisibleAsync(model, headers, cancellationToken);
 
     public async Task<bool> IsVisibleAsync(string model, InternalCaller caller, CancellationToken cancellationToken) =>
         await FindAsync(model, caller.ToMetadata(), cancellationToken) is { Backend: ModelBackends.OpenWeights };
@@ -92,27 +83,14 @@ public sealed class OpenWeightsRuntime(IServiceProvider services, BaseModelDirec
         }
 
         var key = found.ArtifactSha256 is { Length: > 0 } sha ? sha : found.Id;
-        return await _adapters.GetAsync(key, async () =>
+        return await _adapters.GetAsync(key, async () => (await AdapterCheckpoint.LoadAsync(async (file, token) =>
         {
-            var path = Path.Combine(Path.GetTempPath(), $"ftp-adapter-{Guid.NewGuid():N}.safetensors");
-            try
+            using var call = Training.ReadModelArtifact(new ReadModelArtifactRequest { ModelId = found.Id }, headers, cancellationToken: token);
+            await foreach (var chunk in call.ResponseStream.ReadAllAsync(token))
             {
-                using (var call = Training.ReadModelArtifact(new ReadModelArtifactRequest { ModelId = found.Id }, headers))
-                await using (var file = File.Create(path))
-                {
-                    await foreach (var chunk in call.ResponseStream.ReadAllAsync())
-                    {
-                        await file.WriteAsync(chunk.Data.Memory);
-                    }
-                }
-
-                return AdapterCheckpoint.Load(path, baseConfig).Adapter;
+                await file.WriteAsync(chunk.Data.Memory, token);
             }
-            finally
-            {
-                File.Delete(path);
-            }
-        }, cancellationToken);
+        }, baseConfig, CancellationToken.None)).Adapter, cancellationToken);
     }
 
     /// <summary>The base's config.json alone: what an adapter export needs, without downloading the weights.</summary>
@@ -169,61 +147,6 @@ public sealed class OpenWeightsRuntime(IServiceProvider services, BaseModelDirec
             var reply = new OpenWeightsReply(model, adapter, prompt, options, stop, cancellationToken);
             loaded.Batcher.Enqueue(reply);
             return reply.Output.Reader.ReadAllAsync(cancellationToken);
-        }
-    }
-
-    /// <summary>
-    /// Values loaded once by the first request that needs them and kept by content key, the `capacity` most recently
-    /// used; a failed load is forgotten so the next request tries again.
-    /// </summary>
-    private sealed class ContentCache<T>(int capacity)
-    {
-        private readonly LinkedList<(string Key, Lazy<Task<T>> Load)> _recentlyUsed = new();
-        private readonly Dictionary<string, LinkedListNode<(string Key, Lazy<Task<T>> Load)>> _entries = [];
-
-        public async Task<T> GetAsync(string key, Func<Task<T>> load, CancellationToken cancellationToken)
-        {
-            Lazy<Task<T>> entry;
-            lock (_entries)
-            {
-                if (_entries.TryGetValue(key, out var node))
-                {
-                    _recentlyUsed.Remove(node);
-                    _recentlyUsed.AddFirst(node);
-                    entry = node.Value.Load;
-                }
-                else
-                {
-                    entry = new Lazy<Task<T>>(() => Task.Run(load));
-                    _entries[key] = _recentlyUsed.AddFirst((key, entry));
-                    while (_entries.Count > capacity)
-                    {
-                        var last = _recentlyUsed.Last!.Value;
-                        _entries.Remove(last.Key);
-                        // Replies already decoding on an evicted base keep it alive until they end; then the GC has it.
-                        _recentlyUsed.RemoveLast();
-                    }
-                }
-            }
-
-            try
-            {
-                // The load goes on for the requests still waiting when this one gives up.
-                return await entry.Value.WaitAsync(cancellationToken);
-            }
-            catch (Exception) when (entry.Value.IsFaulted)
-            {
-                lock (_entries)
-                {
-                    if (_entries.TryGetValue(key, out var node) && node.Value.Load == entry)
-                    {
-                        _entries.Remove(key);
-                        _recentlyUsed.Remove(node);
-                    }
-                }
-
-                throw;
-            }
         }
     }
 }

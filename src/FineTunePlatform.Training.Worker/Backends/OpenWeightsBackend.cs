@@ -99,7 +99,7 @@ public sealed class OpenWeightsBackend(BaseModelDirectories directories, IOption
             }
 
             var metrics = StepMetrics.ForCheckpoint(state.Step, last, valid);
-            lastCheckpoint = session.SaveCheckpointAsync(state.Step, state.EpochsCompleted, metrics, stream => Write(stream, state), cancellationToken)
+            lastCheckpoint = session.SaveCheckpointAsync(state.Step, state.EpochsCompleted, metrics, stream => AdapterCheckpoint.Save(stream, state), cancellationToken)
                 .GetAwaiter().GetResult();
         }
 
@@ -154,37 +154,10 @@ public sealed class OpenWeightsBackend(BaseModelDirectories directories, IOption
         }
     }
 
-    private static void Write(Stream stream, LoraTrainingState state)
-    {
-        var path = Path.Combine(Path.GetTempPath(), $"ftp-adapter-{Guid.NewGuid():N}.safetensors");
-        try
+    private static Task<LoraTrainingState> LoadAsync(ITrainingSession session, string checkpointId, ModelConfig config, CancellationToken cancellationToken) =>
+        AdapterCheckpoint.LoadAsync(async (file, token) =>
         {
-            AdapterCheckpoint.Save(path, state);
-            using var file = File.OpenRead(path);
-            file.CopyTo(stream);
-        }
-        finally
-        {
-            File.Delete(path);
-        }
-    }
-
-    private static async Task<LoraTrainingState> LoadAsync(ITrainingSession session, string checkpointId, ModelConfig config, CancellationToken cancellationToken)
-    {
-        var path = Path.Combine(Path.GetTempPath(), $"ftp-adapter-{Guid.NewGuid():N}.safetensors");
-        try
-        {
-            await using (var stream = await session.OpenCheckpointAsync(checkpointId, cancellationToken))
-            await using (var file = File.Create(path))
-            {
-                await stream.CopyToAsync(file, cancellationToken);
-            }
-
-            return AdapterCheckpoint.Load(path, config);
-        }
-        finally
-        {
-            File.Delete(path);
-        }
-    }
+            await using var checkpoint = await session.OpenCheckpointAsync(checkpointId, token);
+            await checkpoint.CopyToAsync(file, token);
+        }, config, cancellationToken);
 }

@@ -60,7 +60,7 @@ public sealed class JobEventLog(TimeProvider time)
     {
         var jobEvent = new JobEvent
         {
-            Id = id ?? NewId(),
+            Id = id ?? RandomIds.WithPrefix("ft-event-"),
             JobId = jobId,
             CreatedAt = time.GetUtcNow(),
             Level = level,
@@ -71,6 +71,4 @@ public sealed class JobEventLog(TimeProvider time)
         db.Events.Add(jobEvent);
         return jobEvent;
     }
-
-    private static string NewId() => RandomIds.WithPrefix("ft-event-");
 }

@@ -84,12 +84,10 @@ public sealed partial class BaseModelLibrary(TrainingDbContext db, ChunkStore ch
         }
     }
 
-    /// <summary>An imported base with its files (every project may read them: bases are the platform's).</summary>
-    public Task<BaseModel> FindAsync(string modelId, CancellationToken cancellationToken) => FindImportedAsync(modelId, cancellationToken);
 
     public async IAsyncEnumerable<byte[]> ReadFileAsync(string modelId, string name, [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken cancellationToken)
     {
-        var model = await FindImportedAsync(modelId, cancellationToken);
+        var model = await FindAsync(modelId, cancellationToken);
         var file = model.Files.FirstOrDefault(file => file.Name == name)
             ?? throw PlatformException.NotFound($"Base model '{modelId}' has no file '{name}'.", "name");
         await foreach (var chunk in chunks.ReadAsync(file.Sha256, cancellationToken))
@@ -102,7 +100,7 @@ public sealed partial class BaseModelLibrary(TrainingDbContext db, ChunkStore ch
     public async Task DeleteAsync(InternalCaller caller, string modelId, CancellationToken cancellationToken)
     {
         RequireAdmin(caller, "delete base models");
-        var model = await FindImportedAsync(modelId, cancellationToken);
+        var model = await FindAsync(modelId, cancellationToken);
         // What still needs the base: a job that may yet train on it, and every model or checkpoint tuned from it.
         var jobs = db.Jobs.AsNoTracking().Where(job => job.RootModel == model.Id);
         var unfinished = await jobs.CountAsync(job => job.Status != JobStatus.Succeeded && job.Status != JobStatus.Failed && job.Status != JobStatus.Cancelled, cancellationToken);
@@ -128,7 +126,8 @@ public sealed partial class BaseModelLibrary(TrainingDbContext db, ChunkStore ch
         await publisher.Publish(new ModelAccessChanged(model.Id, ModelCatalog.SystemOwner, "deleted"), cancellationToken);
     }
 
-    private async Task<BaseModel> FindImportedAsync(string modelId, CancellationToken cancellationToken) =>
+    /// <summary>An imported base with its files (every project may read them: bases are the platform's).</summary>
+    public async Task<BaseModel> FindAsync(string modelId, CancellationToken cancellationToken) =>
         await db.BaseModels.AsNoTracking().Include(model => model.Files).FirstOrDefaultAsync(model => model.Id == modelId, cancellationToken)
         ?? throw PlatformException.NotFound($"The model '{modelId}' is not an imported base model.", "model", "model_not_found");
 
