@@ -129,6 +129,25 @@ public sealed class HuggingFaceModel : IDisposable
         return new HuggingFaceModel(directory, model, tokenizer, chat, generation);
     }
 
+    /// <summary>
+    /// The chat formatter alone, from config.json, generation_config.json and the tokenizer files (no weights are
+    /// read), for counting a file's tokens as the model trains on them. The caller disposes its Tokenizer.
+    /// </summary>
+    public static ChatFormatter LoadChat(string directory)
+    {
+        var config = ModelConfig.Load(directory);
+        var tokenizer = HfTokenizer.Load(directory);
+        try
+        {
+            return new ChatFormatter(tokenizer, stopTokenIds: StopTokens(config, GenerationConfig.Load(directory), tokenizer));
+        }
+        catch
+        {
+            tokenizer.Dispose();
+            throw;
+        }
+    }
+
     /// <summary>The tokens that end a reply: generation_config's eos_token_id, else config.json's, else the tokenizer's eos_token.</summary>
     public IReadOnlyList<int> StopTokenIds => StopTokens(Model.Config, Generation, Tokenizer);
 

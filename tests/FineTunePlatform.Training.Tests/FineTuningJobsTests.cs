@@ -34,7 +34,14 @@ public sealed class FineTuningJobsTests(FineTuningFixture fixture) : IClassFixtu
         Assert.Equal($"ft:local-nano:{projectId}:tickets:{job.JobId}", job.Value);
         // The SDK does not copy trained_tokens onto the job it updates while waiting; read the wire object.
         var finished = await Platform.GetJobAsync(key, job.JobId);
-        Assert.True(finished.GetProperty("trained_tokens").GetInt64() > 0);
+        // The charge is the estimate the file's report showed for this model: its tokens per epoch, times the epochs.
+        using (var reportClient = Platform.Http(key))
+        {
+            using var report = JsonDocument.Parse(await reportClient.GetStringAsync($"/v1/files/{fixture.TeamAFile}/report?model=local-nano"));
+            var fit = report.RootElement.GetProperty("model_fits").EnumerateArray().Single();
+            Assert.Equal(fit.GetProperty("tokens_per_epoch").GetInt64() * 40, finished.GetProperty("trained_tokens").GetInt64());
+        }
+
         Assert.Equal(JsonValueKind.Number, finished.GetProperty("finished_at").ValueKind);
         Assert.Equal(JsonValueKind.Null, finished.GetProperty("estimated_finish").ValueKind);
 

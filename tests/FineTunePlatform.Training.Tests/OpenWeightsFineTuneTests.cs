@@ -47,6 +47,36 @@ public sealed class OpenWeightsFineTuneTests(FineTuningFixture fixture) : IClass
             messages = new object[] { new { role = "user", content = ticket.Question }, new { role = "assistant", content = ticket.Answer } },
         }));
         var file = await Platform.Files(key).UploadFileAsync(BinaryData.FromString(string.Join('\n', lines) + "\n"), "tickets.jsonl", FileUploadPurpose.FineTune);
+        using var http = Platform.Http(key);
+
+        // Before training, the report counts the file with the imported model's own tokenizer and chat template at the
+        // length it trains at (the tiny model's context of 512): what a job on it is charged per epoch.
+        var fit = await ModelFitAsync(http, file.Value.Id, baseId);
+        Assert.Equal(512, fit.GetProperty("context_tokens").GetInt32());
+        Assert.Equal(0, fit.GetProperty("examples_truncated").GetInt64());
+        var tokensPerEpoch = fit.GetProperty("tokens_per_epoch").GetInt64();
+        using (var counted = HuggingFaceModel.Load(baseDirectory))
+        {
+            // Each example as the model's template renders it: user turn, assistant turn, each closed by <|im_end|>.
+            var expected = Tickets.Sum(ticket => (long)counted.Tokenizer.Encode(
+                counted.Chat!.Render([new FineTunePlatform.OpenWeights.ChatMessage("user", ticket.Question), new FineTunePlatform.OpenWeights.ChatMessage("assistant", ticket.Answer)], addGenerationPrompt: false)).Length) * 2;
+            Assert.Equal(expected, tokensPerEpoch);
+        }
+
+        // A file whose answers all lie beyond the training length has nothing to learn: refused at creation, not "succeeded".
+        var longPrompt = string.Join(' ', Enumerable.Repeat("please", 600));
+        var unlearnable = await Platform.Files(key).UploadFileAsync(BinaryData.FromString(string.Concat(Enumerable.Range(0, 10).Select(i => JsonSerializer.Serialize(new
+        {
+            messages = new object[] { new { role = "user", content = $"{longPrompt} {i}" }, new { role = "assistant", content = "billing" } },
+        }) + "\n"))), "long.jsonl", FileUploadPurpose.FineTune);
+        var unlearnableFit = await ModelFitAsync(http, unlearnable.Value.Id, baseId);
+        Assert.Equal(10, unlearnableFit.GetProperty("examples_without_learned_tokens").GetInt64());
+        Assert.Contains("would learn nothing", unlearnableFit.GetProperty("message").GetString(), StringComparison.Ordinal);
+        var refused = await http.PostAsJsonAsync("/v1/fine_tuning/jobs", new { model = baseId, training_file = unlearnable.Value.Id });
+        var refusal = JsonDocument.Parse(await refused.Content.ReadAsStringAsync()).RootElement.GetProperty("error");
+        Assert.Equal(System.Net.HttpStatusCode.BadRequest, refused.StatusCode);
+        Assert.Equal("invalid_training_file", refusal.GetProperty("code").GetString());
+        Assert.Equal("training_file", refusal.GetProperty("param").GetString());
 
         // The SDK's protocol method: its typed options do not carry hyperparameters, least of all our LoRA additions.
         var created = await Platform.FineTuning(key).FineTuneAsync(TrainingPlatform.JsonBody(new
@@ -69,6 +99,8 @@ public sealed class OpenWeightsFineTuneTests(FineTuningFixture fixture) : IClass
         Assert.Equal(7, hyperparameters.GetProperty("lora_target_modules").GetArrayLength());
         var model = job.GetProperty("fine_tuned_model").GetString()!;
         Assert.StartsWith($"ft:{baseId}:", model, StringComparison.Ordinal);
+        // The estimate shown before training is the charge.
+        Assert.Equal(tokensPerEpoch * 30, job.GetProperty("trained_tokens").GetInt64());
 
         // The loss fell: the last steps' mean is a fraction of the first steps'.
         var losses = await TrainLossesAsync(key, jobId);
@@ -94,7 +126,6 @@ public sealed class OpenWeightsFineTuneTests(FineTuningFixture fixture) : IClass
         Assert.Equal(Tickets.Select(ticket => ticket.Answer), Tickets.Select(ticket => replies[ticket.Question]));
 
         // Export in PEFT's layout, owner only.
-        using var http = Platform.Http(key);
         using var export = await http.GetAsync($"/v1/models/{Uri.EscapeDataString(model)}/weights");
         Assert.True(export.IsSuccessStatusCode, await export.Content.ReadAsStringAsync());
         Assert.Equal("application/zip", export.Content.Headers.ContentType?.MediaType);
@@ -158,9 +189,24 @@ public sealed class OpenWeightsFineTuneTests(FineTuningFixture fixture) : IClass
         Assert.Equal(8, dpoJob.GetProperty("method").GetProperty("dpo").GetProperty("hyperparameters").GetProperty("lora_rank").GetInt32());
         var dpoDone = await Platform.WaitForJobAsync(key, dpoJob.GetProperty("id").GetString()!, TrainingPlatform.Finished);
         Assert.True(dpoDone.GetProperty("status").GetString() == "succeeded", dpoDone.ToString());
+        // A DPO pair is charged for both of its sequences, as the report for the tuned model (its base's tokenizer) counts.
+        var pairFit = await ModelFitAsync(http, preferences.Value.Id, model);
+        Assert.Equal(pairFit.GetProperty("tokens_per_epoch").GetInt64() * 2, dpoDone.GetProperty("trained_tokens").GetInt64());
         Assert.StartsWith($"ft:{baseId}:", dpoDone.GetProperty("fine_tuned_model").GetString(), StringComparison.Ordinal);
 
         Directory.Delete(scratch, recursive: true);
+    }
+
+    /// <summary>The file report's only model fit with `?model=`, which must name the model asked about.</summary>
+    private static async Task<JsonElement> ModelFitAsync(HttpClient http, string fileId, string model)
+    {
+        using var response = await http.GetAsync($"/v1/files/{fileId}/report?model={Uri.EscapeDataString(model)}");
+        var body = await response.Content.ReadAsStringAsync();
+        Assert.True(response.IsSuccessStatusCode, body);
+        var fits = JsonDocument.Parse(body).RootElement.GetProperty("model_fits");
+        Assert.Equal(1, fits.GetArrayLength());
+        Assert.Equal(model.StartsWith("ft:", StringComparison.Ordinal) ? model.Split(':')[1] : model, fits[0].GetProperty("model").GetString());
+        return fits[0].Clone();
     }
 
     private static float[] PyTorchLogits(string scratch, string model, string adapter, int[] tokens)

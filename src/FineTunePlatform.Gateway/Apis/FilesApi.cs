@@ -1,4 +1,5 @@
 using FineTunePlatform.Contracts.Datasets;
+using FineTunePlatform.Contracts.Training;
 using FineTunePlatform.Gateway.Auth;
 using FineTunePlatform.Gateway.OpenAI;
 using System.Runtime.ExceptionServices;
@@ -139,8 +140,25 @@ public static class FilesApi
     }
 
     /// <summary>`?model=local-nano` (or a model fine-tuned from one) keeps only that model's context fit.</summary>
-    private static async Task<IResult> GetReport(string fileId, string? model, DatasetService.DatasetServiceClient datasets, CancellationToken cancellationToken) =>
-        TypedResults.Ok(FileReportObject.From(await datasets.GetReportAsync(new GetReportRequest { FileId = fileId, Model = model ?? "" }, cancellationToken: cancellationToken)));
+    /// <summary>
+    /// The validation report; `?model=` keeps that model's fit: a built-in preset's is in the report, an open-weight
+    /// model's is counted by the training service with the model's own tokenizer (what a job on it is charged).
+    /// </summary>
+    private static async Task<IResult> GetReport(string fileId, string? model, DatasetService.DatasetServiceClient datasets, TrainingService.TrainingServiceClient training,
+        CancellationToken cancellationToken)
+    {
+        var report = await datasets.GetReportAsync(new GetReportRequest { FileId = fileId, Model = model ?? "" }, cancellationToken: cancellationToken);
+        if (!string.IsNullOrEmpty(model) && report.ModelFits.Count == 0 && report.Status == "processed")
+        {
+            var fit = await training.GetTrainingFileFitAsync(new GetTrainingFileFitRequest { FileId = fileId, Model = model }, cancellationToken: cancellationToken);
+            if (fit.Model.Length > 0)
+            {
+                report.ModelFits.Add(fit);
+            }
+        }
+
+        return TypedResults.Ok(FileReportObject.From(report));
+    }
 
     internal static IResult TooLarge(long limit) =>
         OpenAIErrors.PayloadTooLarge($"The file is larger than the limit of {limit} bytes.", "file");

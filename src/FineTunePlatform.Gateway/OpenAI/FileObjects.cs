@@ -95,7 +95,10 @@ public sealed record FileReportObject(
             [.. fit.LinesWithoutLearnedTokens], fit.TokensPerEpoch, string.IsNullOrEmpty(fit.Message) ? null : fit.Message)).ToList());
 }
 
-/// <summary>How the file fits a built-in preset's context (`?model=` keeps one): truncation is never silent.</summary>
+/// <summary>
+/// How the file fits a model's context, counted with its tokenizer (every built-in preset; `?model=` keeps one, and
+/// counts an open-weight model's): truncation is never silent, and tokens_per_epoch is what a job is charged per epoch.
+/// </summary>
 public sealed record FileReportModelFit(
     [property: JsonPropertyName("model")] string Model,
     [property: JsonPropertyName("tokenizer")] string Tokenizer,

@@ -3,7 +3,6 @@ using FineTunePlatform.LocalModels;
 using FineTunePlatform.OpenWeights;
 using FineTunePlatform.ServiceDefaults.Storage;
 using FineTunePlatform.Training.Worker.Training;
-using Microsoft.Extensions.Options;
 
 namespace FineTunePlatform.Training.Worker.Backends;
 
@@ -14,7 +13,7 @@ namespace FineTunePlatform.Training.Worker.Backends;
 /// epoch holds the adapter and AdamW's moments (megabytes, never the base); resuming from one reaches the same bits
 /// as a run that never stopped. The base directory is fetched from the training service once per machine.
 /// </summary>
-public sealed class OpenWeightsBackend(BaseModelDirectories directories, IOptions<WorkerOptions> options) : ITrainingBackend
+public sealed class OpenWeightsBackend(BaseModelDirectories directories) : ITrainingBackend
 {
     /// <summary>AdamW's base learning rate for LoRA, times the job's learning_rate_multiplier (PEFT's and TRL's usual 2e-4).</summary>
     public const double BaseLearningRate = 2e-4;
@@ -33,32 +32,40 @@ public sealed class OpenWeightsBackend(BaseModelDirectories directories, IOption
         var directory = await directories.GetAsync(rootModel, new InternalCaller(job.ProjectId, Roles.Member, null).ToMetadata(), cancellationToken);
         using var loaded = HuggingFaceModel.Load(directory);
         var chat = loaded.Chat ?? throw new TrainingFailedException("invalid_model", $"'{rootModel}' has no chat template.", "model");
-        var maxLength = Math.Min(loaded.Model.Config.MaxPositionEmbeddings, Math.Max(16, options.Value.OpenWeightsMaxTokens));
-
+        // Jobs created before the training service set the length train at the limit it used then.
+        var maxLength = TrainingFit.LengthFor(loaded.Model.Config.MaxPositionEmbeddings, job.Lora.MaxTokens > 0 ? job.Lora.MaxTokens : LegacyMaxTokens);
+        var fit = new TrainingFit(maxLength);
         List<TrainingSequence> sequences = [];
         List<PreferencePair> pairs = [];
         await using (var training = await session.OpenFileAsync(job.TrainingFile, cancellationToken))
         {
             if (preferenceTraining)
             {
-                pairs = [.. (await ChatExamples.ReadPreferencesAsync(training, "training_file", cancellationToken)).Select(pair => new PreferencePair(
-                    Encode(chat, [.. pair.Prompt.Select(turn => turn with { Weight = 0 }), .. pair.Preferred], "training_file"),
-                    Encode(chat, [.. pair.Prompt.Select(turn => turn with { Weight = 0 }), .. pair.NonPreferred], "training_file")))];
+                await foreach (var (line, example) in ChatExamples.ReadLinesAsync(ChatExampleReader.ReadPreferencesAsync(training, cancellationToken), "training_file"))
+                {
+                    var pair = Encode(() => OpenWeightsExamples.Encode(chat, example), "training_file");
+                    fit.Add(line, pair.Chosen, pair.Rejected);
+                    pairs.Add(pair);
+                }
             }
             else
             {
-                sequences = [.. (await ChatExamples.ReadAsync(training, "training_file", cancellationToken)).Select(example => Encode(chat, example.Messages, "training_file"))];
+                await foreach (var (line, example) in ChatExamples.ReadLinesAsync(ChatExampleReader.ReadChatAsync(training, cancellationToken), "training_file"))
+                {
+                    var sequence = Encode(() => OpenWeightsExamples.Encode(chat, example.Messages), "training_file");
+                    fit.Add(line, sequence);
+                    sequences.Add(sequence);
+                }
             }
         }
 
-        var fitted = preferenceTraining ? pairs.SelectMany(pair => new[] { pair.Chosen, pair.Rejected }).ToList() : sequences;
-        ReportContextFit(session, rootModel, fitted, maxLength, attempt.ResumeCheckpointId is null);
+        RefuseNothingToLearn(rootModel, fit);
 
         List<TrainingSequence>? validation = null;
         if (!string.IsNullOrEmpty(job.ValidationFile) && !preferenceTraining)
         {
             await using var stream = await session.OpenFileAsync(job.ValidationFile, cancellationToken);
-            validation = [.. (await ChatExamples.ReadAsync(stream, "validation_file", cancellationToken)).Select(example => Encode(chat, example.Messages, "validation_file"))];
+            validation = [.. (await ChatExamples.ReadAsync(stream, "validation_file", cancellationToken)).Select(example => Encode(() => OpenWeightsExamples.Encode(chat, example.Messages), "validation_file"))];
         }
 
         var config = loaded.Model.Config;
@@ -112,16 +119,19 @@ public sealed class OpenWeightsBackend(BaseModelDirectories directories, IOption
             TaskCreationOptions.LongRunning,
             TaskScheduler.Default);
 
-        // Billed like OpenAI: every token of every example (as this model tokenizes it), once per epoch.
-        var tokensPerEpoch = fitted.Sum(sequence => (long)Math.Min(sequence.Tokens.Length, maxLength + 1));
-        return new TrainingOutcome(lastCheckpoint!, tokensPerEpoch * job.NEpochs);
+        // Billed like OpenAI: every token of every example (as this model tokenizes it), once per epoch; the training
+        // service's estimate counted the same (TrainingFit).
+        return new TrainingOutcome(lastCheckpoint!, fit.TokensPerEpoch * job.NEpochs);
     }
 
-    private static TrainingSequence Encode(ChatFormatter chat, IReadOnlyList<ChatTurn> turns, string param)
+    /// <summary>The training length of jobs created before the training service chose it (the worker's limit then).</summary>
+    private const int LegacyMaxTokens = 2048;
+
+    private static T Encode<T>(Func<T> encode, string param)
     {
         try
         {
-            return chat.EncodeForTraining([.. turns.Select(turn => new ChatMessage(turn.Role, turn.Content, turn.Weight))]);
+            return encode();
         }
         catch (ArgumentException ex)
         {
@@ -130,27 +140,14 @@ public sealed class OpenWeightsBackend(BaseModelDirectories directories, IOption
     }
 
     /// <summary>
-    /// Sequences are cut at the end beyond the training length: an example whose weighted tokens all lie beyond it
-    /// teaches nothing. That is reported, and a file where no example has anything left to learn fails the job.
+    /// The job's events already say what is cut (job creation counted the same fit); a file where no example has
+    /// anything left to learn fails the job (creation refuses one, so this guards jobs created before that check).
     /// </summary>
-    private static void ReportContextFit(ITrainingSession session, string model, IReadOnlyList<TrainingSequence> sequences, int maxLength, bool firstAttempt)
+    private static void RefuseNothingToLearn(string model, TrainingFit fit)
     {
-        // Targets are tokens[1..maxLength]: a weight beyond that index is cut away.
-        var truncated = sequences.Count(sequence => sequence.Tokens.Length > maxLength + 1);
-        var nothingToLearn = sequences.Count(sequence => !sequence.Weights.Skip(1).Take(maxLength).Any(weight => weight > 0));
-        if (nothingToLearn == sequences.Count)
+        if (fit.NothingToLearn)
         {
-            throw new TrainingFailedException("invalid_training_file",
-                $"No example of the training file has an assistant token to learn within {model}'s training length of {maxLength} tokens: "
-                + (truncated > 0 ? $"{truncated} of {sequences.Count} sequences are longer and their answers are cut away. Shorten the examples." : "every assistant message has weight 0 or is empty."),
-                "training_file");
-        }
-
-        if (firstAttempt && truncated > 0)
-        {
-            session.ReportEvent(
-                $"{truncated} of {sequences.Count} sequences are longer than the training length of {maxLength} tokens and are cut at the end; {nothingToLearn} of them keep no assistant token to learn.",
-                level: "warn", data: new { sequences = sequences.Count, truncated, without_learned_tokens = nothingToLearn, max_tokens = maxLength });
+            throw new TrainingFailedException("invalid_training_file", $"The training file has nothing to learn: {fit.Describe(model)} Shorten the examples.", "training_file");
         }
     }
 

@@ -15,12 +15,6 @@ public sealed class WorkerOptions
     /// <summary>Validation loss and accuracy every this many steps (and at every epoch end) when a job has a validation file.</summary>
     public int ValidationEverySteps { get; set; } = 10;
 
-    /// <summary>
-    /// The longest sequence an open-weight LoRA job trains on (capped by the model's context): attention's cost grows
-    /// with the square of it on CPU; longer examples are cut at the end and reported.
-    /// </summary>
-    public int OpenWeightsMaxTokens { get; set; } = 2048;
-
     /// <summary>How often the worker tells the training service it is alive and how many slots it has.</summary>
     public TimeSpan PresenceInterval { get; set; } = TimeSpan.FromSeconds(2);
 }

@@ -31,6 +31,9 @@ internal static class Extensions
         builder.Services.AddSingleton<SchedulerSignal>();
         builder.Services.AddScoped<ModelCatalog>();
         builder.Services.AddScoped<BaseModelLibrary>();
+        builder.Services.Configure<OpenWeightsTrainingOptions>(builder.Configuration.GetSection("Training:OpenWeights"));
+        builder.Services.AddSingleton<ChatFormatters>();
+        builder.Services.AddScoped<TrainingFileFits>();
         builder.Services.AddScoped<JobCreator>();
         builder.Services.AddScoped<ResultsFile>();
         builder.Services.AddSingleton<JobEventHub>();

@@ -45,7 +45,7 @@ internal static class JobMapping
 
         if (job.Lora is { } lora)
         {
-            contract.Lora = new LoraHyperparameters { Rank = lora.Rank, Alpha = lora.Alpha, Dropout = lora.Dropout };
+            contract.Lora = new LoraHyperparameters { Rank = lora.Rank, Alpha = lora.Alpha, Dropout = lora.Dropout, MaxTokens = lora.MaxTokens };
             contract.Lora.TargetModules.AddRange(lora.TargetModules);
         }
 

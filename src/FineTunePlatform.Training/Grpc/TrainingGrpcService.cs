@@ -27,6 +27,7 @@ public sealed class TrainingGrpcService(
     JobEventHub hub,
     ModelCatalog catalog,
     BaseModelLibrary baseModels,
+    TrainingFileFits fileFits,
     ChunkStore chunks,
     SchedulerSignal scheduler,
     IPublishEndpoint publisher,
@@ -298,6 +299,9 @@ public sealed class TrainingGrpcService(
         }
     }
 
+    public override Task<Contracts.Datasets.ModelFit> GetTrainingFileFit(GetTrainingFileFitRequest request, ServerCallContext context) =>
+        fileFits.ForReportAsync(context.GetCaller(), request.FileId, request.Model, context.CancellationToken);
+
     public override async Task<ModelPermissionList> CreateModelPermissions(CreateModelPermissionsRequest request, ServerCallContext context)
     {
         var caller = context.GetCaller();
@@ -420,9 +424,8 @@ public sealed class TrainingGrpcService(
             ?? throw PlatformException.NotFound($"Could not find fine-tuning job {jobId}.", "fine_tuning_job_id", "fine_tuning_job_not_found");
     }
 
-    private async Task<VisibleModel> FindModelAsync(InternalCaller caller, string modelId, CancellationToken cancellationToken) =>
-        await catalog.FindAsync(caller.ProjectId, modelId, cancellationToken)
-        ?? throw PlatformException.NotFound($"The model '{modelId}' does not exist or you do not have access to it.", "model", "model_not_found");
+    private Task<VisibleModel> FindModelAsync(InternalCaller caller, string modelId, CancellationToken cancellationToken) =>
+        catalog.GetAsync(caller.ProjectId, modelId, cancellationToken);
 
     private async Task<VisibleModel> FindOwnedShareableAsync(InternalCaller caller, string modelId, CancellationToken cancellationToken)
     {

@@ -168,3 +168,15 @@ internal sealed class StoredBlobConfiguration : IEntityTypeConfiguration<StoredB
         builder.Property(blob => blob.Sha256).HasMaxLength(64);
     }
 }
+
+internal sealed class TrainingFileFitConfiguration : IEntityTypeConfiguration<TrainingFileFit>
+{
+    public void Configure(EntityTypeBuilder<TrainingFileFit> builder)
+    {
+        builder.ToTable("training_file_fits");
+        builder.HasKey(fit => new { fit.FileId, fit.BaseFilesSha256, fit.TrainingLength });
+        builder.Property(fit => fit.FileId).HasMaxLength(64);
+        builder.Property(fit => fit.BaseFilesSha256).HasMaxLength(64);
+        builder.Property(fit => fit.Message).IsRequired();
+    }
+}

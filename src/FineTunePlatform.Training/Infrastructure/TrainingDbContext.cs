@@ -28,6 +28,8 @@ public sealed class TrainingDbContext(DbContextOptions<TrainingDbContext> option
 
     public DbSet<StoredBlob> Blobs => Set<StoredBlob>();
 
+    public DbSet<TrainingFileFit> FileFits => Set<TrainingFileFit>();
+
     protected override void OnModelCreating(ModelBuilder modelBuilder)
     {
         modelBuilder.ApplyConfigurationsFromAssembly(typeof(TrainingDbContext).Assembly);

@@ -19,6 +19,7 @@ public sealed class JobCreator(
     TrainingDbContext db,
     ModelCatalog catalog,
     DatasetService.DatasetServiceClient datasets,
+    TrainingFileFits fits,
     JobEventLog events,
     SchedulerSignal scheduler,
     TimeProvider time)
@@ -66,7 +67,9 @@ public sealed class JobCreator(
             ?? throw PlatformException.InvalidArgument(
                 $"Model '{request.Model}' does not exist or is not available for fine-tuning to this project.", "model", "model_not_available");
         ModelCatalog.RequirePublished(baseModel, "model");
-        var lora = await ResolveLoraAsync(request, baseModel, cancellationToken);
+        var lora = await ResolveLoraAsync(request, baseModel, cancellationToken) is { } adapter
+            ? adapter with { MaxTokens = fits.TrainingLength(baseModel.OpenWeightsBase!) }
+            : null;
         var gated = await db.Quotas.AsNoTracking().Where(quota => quota.ProjectId == caller.ProjectId).Select(quota => quota.RequireEvaluation).FirstOrDefaultAsync(cancellationToken);
         var evaluation = CheckEvaluation(request.Evaluation, gated);
 
@@ -88,7 +91,11 @@ public sealed class JobCreator(
             }
         }
 
-        var auto = ResolveHyperparameters(request, baseModel, trainingFile.ExampleCount, report);
+        // An open-weight model trains with its own tokenizer and template: its fit is counted here as the worker will.
+        var openWeightsFit = baseModel.Backend == ModelBackends.OpenWeights
+            ? await fits.GetAsync(trainingFile, baseModel, metadataHeaders, cancellationToken)
+            : null;
+        var auto = ResolveHyperparameters(request, baseModel, trainingFile.ExampleCount, report, openWeightsFit);
         var epochs = auto.Epochs;
         var job = new TrainingJob
         {
@@ -107,7 +114,7 @@ public sealed class JobCreator(
             LearningRateMultiplier = auto.LearningRateMultiplier,
             Beta = method == FineTuningMethods.Dpo ? (request.HasBeta ? request.Beta : AutoBeta) : null,
             Lora = lora,
-            EstimatedTokens = (auto.Fit?.TokensPerEpoch ?? report.BillableTokensPerEpoch) * epochs,
+            EstimatedTokens = TokensPerEpoch(auto, report) * epochs,
             EvalId = evaluation?.EvalId,
             EvaluationDataSource = evaluation?.DataSourceJson,
             EvaluationMinImprovement = evaluation?.MinImprovement ?? 0,
@@ -116,7 +123,8 @@ public sealed class JobCreator(
         };
         db.Jobs.Add(job);
         events.Add(db, job.Id, $"Validating training file: {job.TrainingFile}" + (job.ValidationFile is null ? "" : $" and validation file: {job.ValidationFile}"));
-        events.Add(db, job.Id, $"Files validated: {trainingFile.ExampleCount} examples, {report.BillableTokensPerEpoch} billable tokens per epoch; "
+        events.Add(db, job.Id, $"Files validated: {trainingFile.ExampleCount} examples, {TokensPerEpoch(auto, report)} billable tokens per epoch"
+            + (auto.Fit is { } counted ? $" with {counted.Model}'s tokenizer" : "") + "; "
             + $"{job.Epochs} epochs, batch size {job.BatchSize}, learning rate multiplier {job.LearningRateMultiplier}");
         events.Add(db, job.Id, $"Hyperparameters: {auto.Explanation}", data: new
         {
@@ -251,11 +259,11 @@ public sealed class JobCreator(
 
     /// <summary>
     /// The built-in presets (and models fine-tuned from them) get the calibrated rule of <see cref="AutoHyperparameters"/>,
-    /// counted with their own tokenizer from the file's report; a file none of whose examples keeps an assistant token
-    /// within the base's context is refused (a job on it would "succeed" having learned nothing). Other models get
-    /// OpenAI's heuristics.
+    /// counted with their own tokenizer from the file's report. Open-weight models are pre-trained, as OpenAI's
+    /// heuristics assume, and get them, with the file counted by their own tokenizer. Either way, a file with nothing
+    /// to learn on the base is refused.
     /// </summary>
-    private static AutoResolution ResolveHyperparameters(CreateJobRequest request, VisibleModel baseModel, long examples, ValidationReport report)
+    private static AutoResolution ResolveHyperparameters(CreateJobRequest request, VisibleModel baseModel, long examples, ValidationReport report, ModelFit? openWeightsFit)
     {
         var autoNames = new List<string>();
         if (!request.HasNEpochs)
@@ -276,12 +284,7 @@ public sealed class JobCreator(
         if (LocalModels.ModelPresets.TryGet(baseModel.RootModel, out var preset))
         {
             var fit = report.ModelFits.FirstOrDefault(candidate => candidate.Model == preset.Name);
-            if (fit is not null && examples > 0 && fit.ExamplesWithoutLearnedTokens >= examples)
-            {
-                throw PlatformException.InvalidArgument(
-                    $"File '{report.FileId}' has nothing to learn on {baseModel.Id}: {fit.Message} Shorten the examples (a long system prompt or early turns) or keep the answers within {fit.ContextTokens} tokens.",
-                    "training_file", "invalid_training_file");
-            }
+            RefuseNothingToLearn(report, baseModel, fit, examples);
 
             // A fine-tuned base was trained already; a preset is pre-trained when it ships weights.
             var pretrained = baseModel.Id != preset.Name || LocalModels.ModelPresets.IsPretrained(preset);
@@ -290,6 +293,7 @@ public sealed class JobCreator(
             return new AutoResolution(resolved.Epochs, resolved.BatchSize, resolved.LearningRateMultiplier, resolved.Reasons, autoNames, fit);
         }
 
+        RefuseNothingToLearn(report, baseModel, openWeightsFit, examples);
         var epochs = request.HasNEpochs ? request.NEpochs : Math.Max(1, report.RecommendedEpochs);
         var batch = request.HasBatchSize ? request.BatchSize : AutoBatchSize(examples);
         var rate = request.HasLearningRateMultiplier ? request.LearningRateMultiplier : AutoLearningRateMultiplier;
@@ -298,8 +302,22 @@ public sealed class JobCreator(
             request.HasNEpochs ? $"n_epochs {epochs}: as set" : $"n_epochs {epochs}: OpenAI's heuristic for {examples} examples",
             request.HasBatchSize ? $"batch_size {batch}: as set" : $"batch_size {batch}: about 0.2% of the examples",
             request.HasLearningRateMultiplier ? $"learning_rate_multiplier {rate}: as set" : $"learning_rate_multiplier {rate}: the backend's base rate",
-        ], autoNames, null);
+        ], autoNames, openWeightsFit);
     }
+
+    /// <summary>A file none of whose examples keeps an assistant token within the base's context: a job on it would "succeed" having learned nothing.</summary>
+    private static void RefuseNothingToLearn(ValidationReport report, VisibleModel baseModel, ModelFit? fit, long examples)
+    {
+        if (fit is not null && examples > 0 && fit.ExamplesWithoutLearnedTokens >= examples)
+        {
+            throw PlatformException.InvalidArgument(
+                $"File '{report.FileId}' has nothing to learn on {baseModel.Id}: {fit.Message} Shorten the examples (a long system prompt or early turns) or keep the answers within {fit.ContextTokens} tokens.",
+                "training_file", "invalid_training_file");
+        }
+    }
+
+    /// <summary>What a job is charged per epoch: counted with its base's tokenizer when the base has a fit, else the report's o200k count.</summary>
+    private static long TokensPerEpoch(AutoResolution auto, ValidationReport report) => auto.Fit?.TokensPerEpoch ?? report.BillableTokensPerEpoch;
 
     /// <summary>OpenAI's rule of thumb for "auto": about 0.2% of the examples per batch, between 1 and 256.</summary>
     public static int AutoBatchSize(long exampleCount) => (int)Math.Clamp(Math.Ceiling(exampleCount * 0.002), 1, 256);

@@ -268,8 +268,12 @@ public sealed class TrainingJob
 
 public sealed class InvalidJobTransitionException(string message) : Exception(message);
 
-/// <summary>A LoRA job's adapter shape (stored as jsonb): rank, alpha, dropout and the linear modules it adapts.</summary>
-public sealed record LoraSettings(int Rank, double Alpha, double Dropout, IReadOnlyList<string> TargetModules)
+/// <summary>
+/// A LoRA job's adapter shape (stored as jsonb): rank, alpha, dropout and the linear modules it adapts; and the
+/// length it trains at, chosen at creation so that the estimate and the charge count the same tokens (0 in jobs
+/// created before it was recorded).
+/// </summary>
+public sealed record LoraSettings(int Rank, double Alpha, double Dropout, IReadOnlyList<string> TargetModules, int MaxTokens = 0)
 {
     public static readonly IReadOnlyList<string> AllModules = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"];
 

@@ -87,6 +87,11 @@ public sealed class ModelCatalog(TrainingDbContext db)
             cancellationToken);
     }
 
+    /// <summary>A model the project may use, or a 404 that does not tell an invisible model from a missing one.</summary>
+    public async Task<VisibleModel> GetAsync(string projectId, string modelId, CancellationToken cancellationToken) =>
+        await FindAsync(projectId, modelId, cancellationToken)
+        ?? throw PlatformException.NotFound($"The model '{modelId}' does not exist or you do not have access to it.", "model", "model_not_found");
+
     /// <summary>An imported base as every project sees it.</summary>
     public static VisibleModel ToVisible(BaseModel model) =>
         new(model.Id, ModelKinds.Base, SystemOwner, "", model.Id, ModelAccess.Base, null, null, model.CreatedAt, ModelStatus.Published)

@@ -145,6 +145,47 @@ namespace FineTunePlatform.Training.Infrastructure.Migrations
                     b.ToTable("job_events", (string)null);
                 });
 
+            modelBuilder.Entity("FineTunePlatform.Training.Jobs.TrainingFileFit", b =>
+                {
+                    b.Property<string>("FileId")
+                        .HasMaxLength(64)
+                        .HasColumnType("character varying(64)");
+
+                    b.Property<string>("BaseFilesSha256")
+                        .HasMaxLength(64)
+                        .HasColumnType("character varying(64)");
+
+                    b.Property<int>("TrainingLength")
+                        .HasColumnType("integer");
+
+                    b.Property<DateTimeOffset>("CreatedAt")
+                        .HasColumnType("timestamp with time zone");
+
+                    b.Property<long>("Examples")
+                        .HasColumnType("bigint");
+
+                    b.Property<long>("ExamplesTruncated")
+                        .HasColumnType("bigint");
+
+                    b.Property<long>("ExamplesWithoutLearnedTokens")
+                        .HasColumnType("bigint");
+
+                    b.PrimitiveCollection<long[]>("LinesWithoutLearnedTokens")
+                        .IsRequired()
+                        .HasColumnType("bigint[]");
+
+                    b.Property<string>("Message")
+                        .IsRequired()
+                        .HasColumnType("text");
+
+                    b.Property<long>("TokensPerEpoch")
+                        .HasColumnType("bigint");
+
+                    b.HasKey("FileId", "BaseFilesSha256", "TrainingLength");
+
+                    b.ToTable("training_file_fits", (string)null);
+                });
+
             modelBuilder.Entity("FineTunePlatform.Training.Jobs.TrainingJob", b =>
                 {
                     b.Property<string>("Id")
