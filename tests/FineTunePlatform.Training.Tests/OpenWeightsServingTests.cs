@@ -313,6 +313,50 @@ public sealed class OpenWeightsServingTests(OpenWeightsServingFixture fixture) :
     }
 
     [Fact]
+    public async Task A_base_deleted_while_another_with_the_same_weights_is_imported_leaves_that_import_whole()
+    {
+        // Weights no other test imports. Each round stores them under one id, then deletes that base while a second id
+        // imports the same files: the deletion must not take blobs the import is about to name.
+        var directory = TinyOpenWeightsModel.Write(Path.Combine(Path.GetTempPath(), NewId("tiny-race")), seed: 123);
+        using var admin = Platform.Http(TrainingPlatform.AdminKey);
+        for (var round = 0; round < 4; round++)
+        {
+            var first = NewId("tiny-race");
+            var second = NewId("tiny-race");
+            using (var imported = await ImportAsync(TrainingPlatform.AdminKey, directory, first))
+            {
+                Assert.Equal(HttpStatusCode.OK, imported.StatusCode);
+            }
+
+            var import = ImportAsync(TrainingPlatform.AdminKey, directory, second);
+            using var deleted = await admin.DeleteAsync($"/admin/v1/models/{first}");
+            using var secondImported = await import;
+            Assert.True(deleted.IsSuccessStatusCode, await deleted.Content.ReadAsStringAsync());
+            Assert.True(secondImported.StatusCode == HttpStatusCode.OK, await secondImported.Content.ReadAsStringAsync());
+
+            // Every file of the surviving base is stored whole: its blob row and all of its bytes.
+            var incomplete = await Platform.QueryTrainingAsync(
+                $"""
+                SELECT f."Name" FROM base_model_files f
+                LEFT JOIN stored_blobs b ON b."Sha256" = f."Sha256"
+                WHERE f."ModelId" = '{second}'
+                  AND (b."Sha256" IS NULL OR f."Bytes" <> (SELECT coalesce(sum(length(data)), 0) FROM content_chunks WHERE owner_id = f."Sha256"))
+                """, row => row.GetString(0));
+            Assert.Empty(incomplete);
+            var reply = await Platform.Chat(fixture.TeamKey, second).CompleteChatAsync([new UserChatMessage("hi")], new ChatCompletionOptions { Temperature = 0, MaxOutputTokenCount = 2 });
+            Assert.NotNull(reply.Value);
+
+            // The last base with these weights goes, and its blobs with it.
+            using var last = await admin.DeleteAsync($"/admin/v1/models/{second}");
+            Assert.True(last.IsSuccessStatusCode, await last.Content.ReadAsStringAsync());
+        }
+
+        var weights = Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(await File.ReadAllBytesAsync(Path.Combine(directory, "model.safetensors"))));
+        Assert.Equal(0L, (await Platform.QueryTrainingAsync($"SELECT count(*) FROM content_chunks WHERE owner_id = '{weights}'", row => row.GetInt64(0))).Single());
+        Directory.Delete(directory, recursive: true);
+    }
+
+    [Fact]
     public async Task Only_platform_admins_import_and_delete_base_models()
     {
         var id = NewId("tiny-admin");

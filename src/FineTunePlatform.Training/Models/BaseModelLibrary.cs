@@ -49,11 +49,6 @@ public sealed partial class BaseModelLibrary(TrainingDbContext db, ChunkStore ch
         {
             var received = await ReceiveAsync(upload, scratch.FullName, cancellationToken);
             var summary = Inspect(scratch.FullName, received);
-            foreach (var file in received)
-            {
-                await StoreBlobAsync(Path.Combine(scratch.FullName, file.Name), file, cancellationToken);
-            }
-
             var model = new BaseModel
             {
                 Id = modelId,
@@ -65,15 +60,7 @@ public sealed partial class BaseModelLibrary(TrainingDbContext db, ChunkStore ch
                 CreatedAt = time.GetUtcNow(),
                 Files = [.. received.Select(file => new BaseModelFile { ModelId = modelId, Name = file.Name, Bytes = file.Bytes, Sha256 = file.Sha256 })],
             };
-            db.BaseModels.Add(model);
-            try
-            {
-                await db.SaveChangesAsync(cancellationToken);
-            }
-            catch (DbUpdateException ex) when (ex.InnerException is PostgresException { SqlState: PostgresErrorCodes.UniqueViolation })
-            {
-                throw ModelExists(modelId);
-            }
+            await StoreAsync(model, received, scratch.FullName, cancellationToken);
 
             LogImported(logger, modelId, model.Architecture, model.Parameters, received.Count);
             return ModelCatalog.ToVisible(model);
@@ -113,15 +100,9 @@ public sealed partial class BaseModelLibrary(TrainingDbContext db, ChunkStore ch
                 "model", "model_in_use");
         }
 
-        var hashes = model.Files.Select(file => file.Sha256).Distinct().ToList();
         db.BaseModels.Remove(model);
         await db.SaveChangesAsync(cancellationToken);
-        var stillUsed = await db.BaseModelFiles.AsNoTracking().Where(file => hashes.Contains(file.Sha256)).Select(file => file.Sha256).Distinct().ToListAsync(cancellationToken);
-        foreach (var sha256 in hashes.Except(stillUsed))
-        {
-            await db.Blobs.Where(blob => blob.Sha256 == sha256).ExecuteDeleteAsync(cancellationToken);
-            await chunks.DeleteAsync(sha256, cancellationToken);
-        }
+        await DeleteUnusedBlobsAsync([.. model.Files.Select(file => file.Sha256).Distinct()], cancellationToken);
 
         await publisher.Publish(new ModelAccessChanged(model.Id, ModelCatalog.SystemOwner, "deleted"), cancellationToken);
     }
@@ -262,6 +243,75 @@ public sealed partial class BaseModelLibrary(TrainingDbContext db, ChunkStore ch
     }
 
     /// <summary>
+    /// Stores the files' blobs, then the model and its file rows in one transaction that holds every blob's lock and
+    /// sees every blob stored: a base deleted meanwhile that shared a blob (its deletion takes the same locks) either
+    /// finished first — the blob is stored again — or sees this model's rows and keeps the blob.
+    /// </summary>
+    private async Task StoreAsync(BaseModel model, IReadOnlyList<ReceivedFile> received, string directory, CancellationToken cancellationToken)
+    {
+        var hashes = received.Select(file => file.Sha256).Distinct().Order(StringComparer.Ordinal).ToList();
+        var missing = received;
+        // Each round that finds a blob gone follows the deletion of a base that shared it: bases are finite, so this ends.
+        while (true)
+        {
+            foreach (var file in missing)
+            {
+                await StoreBlobAsync(Path.Combine(directory, file.Name), file, cancellationToken);
+            }
+
+            await using var transaction = await db.Database.BeginTransactionAsync(cancellationToken);
+            foreach (var sha256 in hashes)
+            {
+                await LockBlobAsync(sha256, cancellationToken);
+            }
+
+            var stored = await db.Blobs.AsNoTracking().Where(blob => hashes.Contains(blob.Sha256)).Select(blob => blob.Sha256).ToListAsync(cancellationToken);
+            missing = [.. received.Where(file => !stored.Contains(file.Sha256))];
+            if (missing.Count > 0)
+            {
+                continue;
+            }
+
+            db.BaseModels.Add(model);
+            try
+            {
+                await db.SaveChangesAsync(cancellationToken);
+                await transaction.CommitAsync(cancellationToken);
+                return;
+            }
+            catch (DbUpdateException ex) when (ex.InnerException is PostgresException { SqlState: PostgresErrorCodes.UniqueViolation })
+            {
+                throw ModelExists(model.Id);
+            }
+        }
+    }
+
+    /// <summary>
+    /// Deletes the blobs no base names any more: each blob's row and chunks in one transaction under its lock, so an
+    /// import naming the blob either committed first (and the blob is kept) or waits and stores it again.
+    /// </summary>
+    private async Task DeleteUnusedBlobsAsync(IReadOnlyList<string> hashes, CancellationToken cancellationToken)
+    {
+        foreach (var sha256 in hashes)
+        {
+            await using var transaction = await db.Database.BeginTransactionAsync(cancellationToken);
+            await LockBlobAsync(sha256, cancellationToken);
+            if (await db.BaseModelFiles.AsNoTracking().AnyAsync(file => file.Sha256 == sha256, cancellationToken))
+            {
+                continue;
+            }
+
+            await db.Blobs.Where(blob => blob.Sha256 == sha256).ExecuteDeleteAsync(cancellationToken);
+            await db.Set<ContentChunk>().Where(chunk => chunk.OwnerId == sha256).ExecuteDeleteAsync(cancellationToken);
+            await transaction.CommitAsync(cancellationToken);
+        }
+    }
+
+    /// <summary>One blob's writers, deleters and the imports naming it take turns (transaction-scoped, on any replica).</summary>
+    private Task LockBlobAsync(string sha256, CancellationToken cancellationToken) =>
+        db.Database.ExecuteSqlInterpolatedAsync($"SELECT pg_advisory_xact_lock(hashtext({"finetuneplatform:blob:" + sha256}))", cancellationToken);
+
+    /// <summary>
     /// Stores a file's bytes under its hash unless they are stored completely already. Writers of one hash take turns
     /// (a transaction-scoped advisory lock, on any replica): two imports of the same weights at once would otherwise
     /// delete and rewrite each other's chunks.
@@ -269,8 +319,7 @@ public sealed partial class BaseModelLibrary(TrainingDbContext db, ChunkStore ch
     private async Task StoreBlobAsync(string path, ReceivedFile file, CancellationToken cancellationToken)
     {
         await using var transaction = await db.Database.BeginTransactionAsync(cancellationToken);
-        var lockKey = "finetuneplatform:blob:" + file.Sha256;
-        await db.Database.ExecuteSqlInterpolatedAsync($"SELECT pg_advisory_xact_lock(hashtext({lockKey}))", cancellationToken);
+        await LockBlobAsync(file.Sha256, cancellationToken);
         if (await db.Blobs.AsNoTracking().AnyAsync(blob => blob.Sha256 == file.Sha256, cancellationToken))
         {
             return;
