@@ -137,7 +137,7 @@ public sealed partial class RunProcessor(
         if (error is not null)
         {
             status = OutputItemStatus.Error;
-            sample ??= new JsonObject();
+            sample ??= SampleObject([], dataSource.Model ?? "", dataSource.Sampling);
             sample["error"] = new JsonObject { ["code"] = "sample_error", ["message"] = error };
         }
         else
@@ -180,7 +180,7 @@ public sealed partial class RunProcessor(
             ProjectId = run.ProjectId,
             DatasourceItemId = index,
             Item = (item ?? JsonValue.Create((string?)null))?.ToJsonString() ?? "null",
-            Sample = sample?.ToJsonString() ?? gradingSample?.ToJsonString(),
+            Sample = sample?.ToJsonString() ?? (gradingSample is null ? null : BroughtSample(gradingSample).ToJsonString()),
             Results = results.ToJsonString(),
             Status = status,
             CreatedAt = time.GetUtcNow(),
@@ -191,31 +191,15 @@ public sealed partial class RunProcessor(
     private static async Task<(JsonObject Sample, JsonObject? GradingSample, string? Error)> SampleAsync(
         GatewayChatModel chat, string model, List<PromptMessage> prompt, SamplingParams sampling, CancellationToken cancellationToken)
     {
-        var sample = new JsonObject
-        {
-            ["input"] = new JsonArray([.. prompt.Select(message => (JsonNode)new JsonObject { ["role"] = message.Role, ["content"] = message.Content })]),
-            ["output"] = new JsonArray(),
-            ["finish_reason"] = "",
-            ["model"] = model,
-            ["usage"] = null,
-            ["error"] = null,
-            ["temperature"] = sampling.Temperature ?? 1,
-            ["max_completion_tokens"] = sampling.MaxCompletionTokens,
-            ["top_p"] = sampling.TopP ?? 1,
-            ["seed"] = sampling.Seed,
-        };
+        // A sample says the seed it was drawn with (OpenAI's sample requires one), so it can be drawn again.
+        sampling = sampling with { Seed = sampling.Seed ?? Random.Shared.NextInt64(0, int.MaxValue) };
+        var sample = SampleObject(prompt, model, sampling);
         try
         {
             var reply = await chat.CompleteAsync(model, prompt, sampling, cancellationToken);
             sample["output"] = new JsonArray(new JsonObject { ["role"] = "assistant", ["content"] = reply.Content });
             sample["finish_reason"] = reply.FinishReason;
-            sample["usage"] = new JsonObject
-            {
-                ["prompt_tokens"] = reply.PromptTokens,
-                ["completion_tokens"] = reply.CompletionTokens,
-                ["total_tokens"] = reply.PromptTokens + reply.CompletionTokens,
-                ["cached_tokens"] = 0,
-            };
+            sample["usage"] = Usage(reply.PromptTokens, reply.CompletionTokens);
             var gradingSample = new JsonObject { ["model"] = model, ["output_text"] = reply.Content, ["finish_reason"] = reply.FinishReason };
             return (sample, gradingSample, null);
         }
@@ -225,6 +209,58 @@ public sealed partial class RunProcessor(
             return (sample, null, ex.Status.Detail);
         }
     }
+
+    /// <summary>
+    /// OpenAI's sample object with every field its document requires: what was sent, with the sampling settings;
+    /// the output, finish reason and usage once drawn (none, and no tokens, before or without a draw).
+    /// </summary>
+    private static JsonObject SampleObject(IReadOnlyList<PromptMessage> prompt, string model, SamplingParams sampling) => new()
+    {
+        ["input"] = new JsonArray([.. prompt.Select(message => (JsonNode)new JsonObject { ["role"] = message.Role, ["content"] = message.Content })]),
+        ["output"] = new JsonArray(),
+        ["finish_reason"] = "",
+        ["model"] = model,
+        ["usage"] = Usage(0, 0),
+        ["error"] = null,
+        ["temperature"] = sampling.Temperature ?? 1,
+        ["max_completion_tokens"] = sampling.MaxCompletionTokens,
+        ["top_p"] = sampling.TopP ?? 1,
+        ["seed"] = sampling.Seed ?? 0,
+    };
+
+    /// <summary>
+    /// The sample a jsonl item brought (nothing was sent to a model): its text as the output, its model and finish
+    /// reason when it names them, no tokens used; its own fields (output_text, choices, ...) are kept beside them.
+    /// </summary>
+    private static JsonObject BroughtSample(JsonObject brought)
+    {
+        var view = WithOutputText(brought);
+        // Nothing was drawn: no completion tokens were allowed, and the seed is the default's.
+        var sample = SampleObject([], view["model"]?.GetValueKind() == JsonValueKind.String ? view["model"]!.GetValue<string>() : "", SamplingParams.Default with { MaxCompletionTokens = 0 });
+        if (view["output_text"]?.GetValueKind() == JsonValueKind.String)
+        {
+            sample["output"] = new JsonArray(new JsonObject { ["role"] = "assistant", ["content"] = view["output_text"]!.GetValue<string>() });
+        }
+
+        sample["finish_reason"] = view["finish_reason"]?.GetValueKind() == JsonValueKind.String ? view["finish_reason"]!.GetValue<string>() : "stop";
+        foreach (var (name, value) in brought)
+        {
+            if (!sample.ContainsKey(name))
+            {
+                sample[name] = value?.DeepClone();
+            }
+        }
+
+        return sample;
+    }
+
+    private static JsonObject Usage(int promptTokens, int completionTokens) => new()
+    {
+        ["prompt_tokens"] = promptTokens,
+        ["completion_tokens"] = completionTokens,
+        ["total_tokens"] = promptTokens + completionTokens,
+        ["cached_tokens"] = 0,
+    };
 
     /// <summary>`sample.output_text` (from the choices of a jsonl sample that has none) and `sample.output_json` when the text is JSON.</summary>
     private static JsonObject WithOutputText(JsonObject sample)

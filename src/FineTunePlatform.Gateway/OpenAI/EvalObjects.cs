@@ -28,7 +28,8 @@ public static class EvalObjects
         ["eval_id"] = run.EvalId,
         ["name"] = run.Name,
         ["status"] = run.Status,
-        ["model"] = run.Model.Length == 0 ? null : run.Model,
+        // Required and a string in OpenAI's document: a run that samples no model (jsonl) has the empty name.
+        ["model"] = run.Model,
         ["data_source"] = JsonNode.Parse(run.DataSourceJson),
         ["created_at"] = run.CreatedAt,
         ["metadata"] = OpenAIList.Metadata(run.Metadata),
