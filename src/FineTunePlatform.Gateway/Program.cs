@@ -25,6 +25,7 @@ app.MapFilesApi();
 app.MapUploadsApi();
 app.MapFineTuningApi();
 app.MapEvalsApi();
+app.MapGradersApi();
 app.MapChatApi();
 app.MapModelsApi();
 app.MapUsageApi();

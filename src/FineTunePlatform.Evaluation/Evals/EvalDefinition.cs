@@ -85,7 +85,11 @@ public static class EvalDefinition
     /// <summary>The graders of an eval as stored.</summary>
     public static IReadOnlyList<Grader> Graders(Eval eval) => ReadTestingCriteria(eval.TestingCriteria).Graders;
 
-    private static Grader ReadGrader(JsonObject criterion, string param)
+    /// <summary>
+    /// One grader; `param` names where it is (testing_criteria[i], or grader for the graders API). The graders API's
+    /// text_similarity has no pass_threshold (it answers the reward, not a verdict), so it is required in evals only.
+    /// </summary>
+    public static Grader ReadGrader(JsonObject criterion, string param, bool passThresholdRequired = true)
     {
         var type = Json.String(criterion, "type", $"{param}.type");
         var name = Json.String(criterion, "name", $"{param}.name");
@@ -118,7 +122,7 @@ public static class EvalDefinition
                 }
 
                 var threshold = Json.Number(criterion, "pass_threshold", $"{param}.pass_threshold")
-                    ?? throw new InvalidEvalException("'pass_threshold' is required.", $"{param}.pass_threshold");
+                    ?? (passThresholdRequired ? throw new InvalidEvalException("'pass_threshold' is required.", $"{param}.pass_threshold") : 1);
                 return new TextSimilarityGrader(name, Template(criterion, "input", param), Template(criterion, "reference", param), metric, threshold);
             }
 
@@ -157,6 +161,9 @@ public static class EvalDefinition
 
             case "python":
                 throw new InvalidEvalException("Grader type 'python' is not supported: this platform does not run user code. Use string_check, text_similarity, label_model or score_model.", $"{param}.type");
+
+            case "multi":
+                throw new InvalidEvalException("Grader type 'multi' is not supported. Use string_check, text_similarity, label_model or score_model.", $"{param}.type");
 
             default:
                 throw new InvalidEvalException($"Grader type '{type}' is not supported. Use string_check, text_similarity, label_model or score_model.", $"{param}.type");

@@ -1,6 +1,7 @@
 using FineTunePlatform.Contracts.Datasets;
 using FineTunePlatform.Contracts.Inference;
 using FineTunePlatform.Contracts.Training;
+using FineTunePlatform.Evaluation.Graders;
 using FineTunePlatform.Evaluation.Infrastructure;
 using FineTunePlatform.Evaluation.IntegrationEvents;
 using FineTunePlatform.Evaluation.JobEvaluations;
@@ -34,6 +35,7 @@ internal static class Extensions
         builder.Services.AddKeyedSingleton<RunSignal>(JobEvaluationMonitor.Wake);
         builder.Services.AddSingleton<RunItems>();
         builder.Services.AddScoped<RunProcessor>();
+        builder.Services.AddSingleton<GraderRunner>();
         builder.Services.AddHostedService<RunExecutor>();
         builder.Services.AddHostedService<JobEvaluationMonitor>();
 

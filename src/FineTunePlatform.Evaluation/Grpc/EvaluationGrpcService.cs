@@ -20,6 +20,7 @@ namespace FineTunePlatform.Evaluation.Grpc;
 /// </summary>
 public sealed class EvaluationGrpcService(
     EvaluationDbContext db,
+    GraderRunner graders,
     RunSignal signal,
     IOptions<RunOptions> runOptions,
     TimeProvider time) : EvaluationService.EvaluationServiceBase
@@ -309,6 +310,12 @@ public sealed class EvaluationGrpcService(
         return result;
     }
 
+    public override Task<RunGraderResponse> RunGrader(RunGraderRequest request, ServerCallContext context) =>
+        Validated(() => graders.RunAsync(request, context.GetCaller().ToMetadata(), context.CancellationToken));
+
+    public override Task<ValidateGraderResponse> ValidateGrader(ValidateGraderRequest request, ServerCallContext context) =>
+        Task.FromResult(Validated(() => GraderRunner.Validate(request)));
+
     private async Task<Evals.Eval> FindEvalAsync(ServerCallContext context, string evalId, bool tracked)
     {
         var caller = context.GetCaller();
@@ -329,6 +336,18 @@ public sealed class EvaluationGrpcService(
         try
         {
             return read();
+        }
+        catch (InvalidEvalException ex)
+        {
+            throw PlatformException.InvalidArgument(ex.Message, ex.Param);
+        }
+    }
+
+    private static async Task<T> Validated<T>(Func<Task<T>> read)
+    {
+        try
+        {
+            return await read();
         }
         catch (InvalidEvalException ex)
         {

@@ -13,7 +13,8 @@ namespace FineTunePlatform.Evaluation.Runs;
 /// </summary>
 public sealed class GatewayChatModel(InferenceService.InferenceServiceClient inference, Metadata caller) : IChatModel
 {
-    private const int DefaultMaxTokens = 256;
+    /// <summary>The completion budget of a call that sets none (a sample reports it).</summary>
+    public const int DefaultMaxTokens = 256;
     private static readonly TimeSpan InitialBackoff = TimeSpan.FromMilliseconds(250);
     private static readonly TimeSpan MaxBackoff = TimeSpan.FromSeconds(8);
     private static readonly TimeSpan MaxWait = TimeSpan.FromMinutes(2);

@@ -223,7 +223,7 @@ public sealed partial class RunProcessor(
         ["usage"] = Usage(0, 0),
         ["error"] = null,
         ["temperature"] = sampling.Temperature ?? 1,
-        ["max_completion_tokens"] = sampling.MaxCompletionTokens,
+        ["max_completion_tokens"] = sampling.MaxCompletionTokens ?? GatewayChatModel.DefaultMaxTokens,
         ["top_p"] = sampling.TopP ?? 1,
         ["seed"] = sampling.Seed ?? 0,
     };
@@ -263,7 +263,7 @@ public sealed partial class RunProcessor(
     };
 
     /// <summary>`sample.output_text` (from the choices of a jsonl sample that has none) and `sample.output_json` when the text is JSON.</summary>
-    private static JsonObject WithOutputText(JsonObject sample)
+    internal static JsonObject WithOutputText(JsonObject sample)
     {
         var view = (JsonObject)sample.DeepClone();
         if (view["output_text"] is null && view["choices"]?[0]?["message"]?["content"] is { } content)

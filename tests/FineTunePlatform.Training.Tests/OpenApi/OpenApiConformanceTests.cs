@@ -24,8 +24,6 @@ public sealed class OpenApiConformanceTests(FineTuningFixture fixture) : IClassF
         "POST /chat/completions/{completion_id}",
         "DELETE /chat/completions/{completion_id}",
         "GET /chat/completions/{completion_id}/messages",
-        "POST /fine_tuning/alpha/graders/run",
-        "POST /fine_tuning/alpha/graders/validate",
     };
 
     /// <summary>
@@ -56,10 +54,7 @@ public sealed class OpenApiConformanceTests(FineTuningFixture fixture) : IClassF
         await EvalsAsync(http);
         Expect(await http.DeleteAsync($"/v1/models/{Uri.EscapeDataString(model)}"), HttpStatusCode.OK);
         Expect(await http.DeleteAsync("/v1/models/ft:local-nano:nobody:x:ftjob-none"), HttpStatusCode.NotFound);
-        foreach (var route in new[] { "/v1/fine_tuning/alpha/graders/run", "/v1/fine_tuning/alpha/graders/validate" })
-        {
-            Expect(await http.PostAsJsonAsync(route, new { grader = new { type = "string_check" } }), HttpStatusCode.NotFound);
-        }
+        await GradersAsync(http);
 
         // Every operation was answered, at least once with success, apart from the ones we do not implement.
         var succeeded = recorder.Statuses.Where(pair => pair.Value.Any(status => status < 400)).Select(pair => pair.Key).ToHashSet();
@@ -259,6 +254,26 @@ public sealed class OpenApiConformanceTests(FineTuningFixture fixture) : IClassF
         Expect(await http.DeleteAsync($"/v1/evals/{evalId}/runs/evalrun_doesnotexist"), HttpStatusCode.NotFound);
         Expect(await http.DeleteAsync($"/v1/evals/{evalId}"), HttpStatusCode.OK);
         Expect(await http.DeleteAsync("/v1/evals/eval_doesnotexist"), HttpStatusCode.NotFound);
+    }
+
+    private static async Task GradersAsync(HttpClient http)
+    {
+        var check = new { type = "string_check", name = "exact", input = "{{sample.output_text}}", reference = "{{item.expected}}", operation = "eq" };
+        Expect(await http.PostAsJsonAsync("/v1/fine_tuning/alpha/graders/run", new { grader = check, model_sample = "billing", item = new { expected = "billing" } }), HttpStatusCode.OK);
+        Expect(await http.PostAsJsonAsync("/v1/fine_tuning/alpha/graders/run", new
+        {
+            grader = new { type = "text_similarity", name = "close", input = "{{sample.output_text}}", reference = "billing", evaluation_metric = "fuzzy_match" },
+            model_sample = "biling",
+        }), HttpStatusCode.OK);
+        Expect(await http.PostAsJsonAsync("/v1/fine_tuning/alpha/graders/run", new
+        {
+            grader = new { type = "score_model", name = "judge", model = "local-nano", input = new[] { new { role = "user", content = "Score: {{sample.output_text}}" } }, range = new[] { 0, 10 } },
+            model_sample = "billing",
+        }), HttpStatusCode.OK);
+        Expect(await http.PostAsJsonAsync("/v1/fine_tuning/alpha/graders/run", new { grader = check }), HttpStatusCode.BadRequest);
+        Expect(await http.PostAsJsonAsync("/v1/fine_tuning/alpha/graders/run", new { grader = new { type = "python", name = "p", source = "def grade(s, i): return 1" }, model_sample = "x" }), HttpStatusCode.BadRequest);
+        Expect(await http.PostAsJsonAsync("/v1/fine_tuning/alpha/graders/validate", new { grader = check }), HttpStatusCode.OK);
+        Expect(await http.PostAsJsonAsync("/v1/fine_tuning/alpha/graders/validate", new { grader = check with { operation = "contains" } }), HttpStatusCode.BadRequest);
     }
 
     private static MultipartFormDataContent FileForm(string content, string purpose, string name) => new()
