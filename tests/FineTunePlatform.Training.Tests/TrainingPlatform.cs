@@ -87,6 +87,7 @@ public sealed class TrainingPlatform : IAsyncDisposable
             ["evaluation"] = evaluationAddresses,
         });
         gatewaySettings["Gateway:BootstrapAdminKey"] = AdminKey;
+        platform.GatewayDatabase = gatewaySettings["ConnectionStrings:gatewaydb"]!;
         platform.Upstream.RouteModel(gatewaySettings, UpstreamModel);
         platform.Gateway = new ServiceHost<GatewayEntry>(gatewaySettings);
         _ = platform.Gateway.BaseAddress;
@@ -278,10 +279,16 @@ public sealed class TrainingPlatform : IAsyncDisposable
 
     public static bool Finished(JsonElement job) => job.GetProperty("status").GetString() is "succeeded" or "failed" or "cancelled";
 
+    /// <summary>The gateway's database (usage, keys), for tests that play a lost message.</summary>
+    public string GatewayDatabase { get; private set; } = null!;
+
     /// <summary>Rows of the training database, for assertions about history the API reports only in seconds.</summary>
-    public async Task<List<T>> QueryTrainingAsync<T>(string sql, Func<NpgsqlDataReader, T> read)
+    public Task<List<T>> QueryTrainingAsync<T>(string sql, Func<NpgsqlDataReader, T> read) =>
+        QueryAsync(TrainingSettings["ConnectionStrings:trainingdb"]!, sql, read);
+
+    public static async Task<List<T>> QueryAsync<T>(string connectionString, string sql, Func<NpgsqlDataReader, T> read)
     {
-        await using var connection = new NpgsqlConnection(TrainingSettings["ConnectionStrings:trainingdb"]);
+        await using var connection = new NpgsqlConnection(connectionString);
         await connection.OpenAsync();
         await using var command = new NpgsqlCommand(sql, connection);
         await using var reader = await command.ExecuteReaderAsync();

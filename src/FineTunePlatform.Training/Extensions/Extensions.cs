@@ -1,5 +1,6 @@
 using FineTunePlatform.Contracts.Datasets;
 using FineTunePlatform.Contracts.Evaluation;
+using FineTunePlatform.ServiceDefaults.Messaging;
 using FineTunePlatform.ServiceDefaults.Storage;
 using FineTunePlatform.Training.Infrastructure;
 using FineTunePlatform.Training.IntegrationEvents;
@@ -29,6 +30,9 @@ internal static class Extensions
         builder.Services.AddSingleton<ChunkStore>();
         builder.Services.AddSingleton<JobEventLog>();
         builder.Services.AddSingleton<SchedulerSignal>();
+        // TrainingJobFinished (the job's training usage, its evaluation) and ModelAccessChanged leave with the commit
+        // that made them true, even when this process dies right after it.
+        builder.Services.AddIntegrationEventOutbox<TrainingDbContext>();
         builder.Services.AddScoped<ModelCatalog>();
         builder.Services.AddScoped<BaseModelLibrary>();
         builder.Services.Configure<OpenWeightsTrainingOptions>(builder.Configuration.GetSection("Training:OpenWeights"));

@@ -2,6 +2,7 @@ using System.Security.Cryptography;
 using FineTunePlatform.Contracts.IntegrationEvents;
 using FineTunePlatform.Contracts.Training;
 using FineTunePlatform.ServiceDefaults;
+using FineTunePlatform.ServiceDefaults.Messaging;
 using FineTunePlatform.ServiceDefaults.Storage;
 using FineTunePlatform.Training.Infrastructure;
 using FineTunePlatform.Training.Jobs;
@@ -9,7 +10,6 @@ using FineTunePlatform.Training.Models;
 using FineTunePlatform.Training.Scheduling;
 using Google.Protobuf;
 using Grpc.Core;
-using MassTransit;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Options;
 using ProtoJob = FineTunePlatform.Contracts.Training.TrainingJob;
@@ -29,7 +29,7 @@ public sealed class TrainerGrpcService(
     ChunkStore chunks,
     ResultsFile results,
     SchedulerSignal scheduler,
-    IPublishEndpoint publisher,
+    OutboxSignal outbox,
     TimeProvider time,
     IOptions<SchedulerOptions> options) : TrainerService.TrainerServiceBase
 {
@@ -319,6 +319,7 @@ public sealed class TrainerGrpcService(
 
     private async Task SaveFinishAsync(TrainingJob job, CancellationToken cancellationToken)
     {
+        db.AddIntegrationEvent(job.ToFinishedEvent(), time.GetUtcNow());
         try
         {
             await db.SaveChangesAsync(cancellationToken);
@@ -329,7 +330,7 @@ public sealed class TrainerGrpcService(
         }
 
         scheduler.Wake();
-        await publisher.Publish(job.ToFinishedEvent(), cancellationToken);
+        outbox.Wake();
     }
 
     private async Task<TrainingJob> RequireLeaseAsync(string jobId, int attempt, string workerId, CancellationToken cancellationToken)

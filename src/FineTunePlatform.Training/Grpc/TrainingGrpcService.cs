@@ -1,6 +1,7 @@
 using FineTunePlatform.Contracts.IntegrationEvents;
 using FineTunePlatform.Contracts.Training;
 using FineTunePlatform.ServiceDefaults;
+using FineTunePlatform.ServiceDefaults.Messaging;
 using FineTunePlatform.ServiceDefaults.Storage;
 using FineTunePlatform.Training.Infrastructure;
 using FineTunePlatform.Training.Jobs;
@@ -8,7 +9,6 @@ using FineTunePlatform.Training.Models;
 using FineTunePlatform.Training.Scheduling;
 using Google.Protobuf;
 using Grpc.Core;
-using MassTransit;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Options;
 using ProtoJob = FineTunePlatform.Contracts.Training.TrainingJob;
@@ -30,7 +30,7 @@ public sealed class TrainingGrpcService(
     TrainingFileFits fileFits,
     ChunkStore chunks,
     SchedulerSignal scheduler,
-    IPublishEndpoint publisher,
+    OutboxSignal outbox,
     TimeProvider time,
     IOptions<SchedulerOptions> schedulerOptions) : TrainingService.TrainingServiceBase
 {
@@ -259,10 +259,17 @@ public sealed class TrainingGrpcService(
             throw PlatformException.PermissionDenied($"Only the owning project can delete '{model.Id}', and only fine-tuned models can be deleted.", "model_not_deletable");
         }
 
-        await db.Permissions.Where(permission => permission.ModelId == model.Id || permission.ModelId.StartsWith(model.Id + ":ckpt-step-"))
-            .ExecuteDeleteAsync(context.CancellationToken);
-        await db.Models.Where(row => row.Id == model.Id).ExecuteDeleteAsync(context.CancellationToken);
-        await publisher.Publish(new ModelAccessChanged(model.Id, caller.ProjectId, "deleted"), context.CancellationToken);
+        await using (var transaction = await db.Database.BeginTransactionAsync(context.CancellationToken))
+        {
+            await db.Permissions.Where(permission => permission.ModelId == model.Id || permission.ModelId.StartsWith(model.Id + ":ckpt-step-"))
+                .ExecuteDeleteAsync(context.CancellationToken);
+            await db.Models.Where(row => row.Id == model.Id).ExecuteDeleteAsync(context.CancellationToken);
+            db.AddIntegrationEvent(new ModelAccessChanged(model.Id, caller.ProjectId, "deleted"), time.GetUtcNow());
+            await db.SaveChangesAsync(context.CancellationToken);
+            await transaction.CommitAsync(context.CancellationToken);
+        }
+
+        outbox.Wake();
         return new DeleteModelResponse { ModelId = model.Id, Deleted = true };
     }
 
@@ -329,8 +336,9 @@ public sealed class TrainingGrpcService(
             CreatedAt = now,
         }).ToList();
         db.Permissions.AddRange(created);
+        db.AddIntegrationEvent(new ModelAccessChanged(model.Id, caller.ProjectId, "granted"), now);
         await db.SaveChangesAsync(context.CancellationToken);
-        await publisher.Publish(new ModelAccessChanged(model.Id, caller.ProjectId, "granted"), context.CancellationToken);
+        outbox.Wake();
         var response = new ModelPermissionList();
         response.Permissions.AddRange(existing.Concat(created).OrderBy(permission => permission.CreatedAt).Select(ToContract));
         return response;
@@ -362,14 +370,21 @@ public sealed class TrainingGrpcService(
     {
         var caller = context.GetCaller();
         var model = await FindOwnedShareableAsync(caller, request.ModelId, context.CancellationToken);
-        var deleted = await db.Permissions.Where(permission => permission.Id == request.PermissionId && permission.ModelId == model.Id)
-            .ExecuteDeleteAsync(context.CancellationToken);
-        if (deleted == 0)
+        await using (var transaction = await db.Database.BeginTransactionAsync(context.CancellationToken))
         {
-            throw PlatformException.NotFound($"No permission '{request.PermissionId}' on '{model.Id}'.", "permission_id");
+            var deleted = await db.Permissions.Where(permission => permission.Id == request.PermissionId && permission.ModelId == model.Id)
+                .ExecuteDeleteAsync(context.CancellationToken);
+            if (deleted == 0)
+            {
+                throw PlatformException.NotFound($"No permission '{request.PermissionId}' on '{model.Id}'.", "permission_id");
+            }
+
+            db.AddIntegrationEvent(new ModelAccessChanged(model.Id, caller.ProjectId, "revoked"), time.GetUtcNow());
+            await db.SaveChangesAsync(context.CancellationToken);
+            await transaction.CommitAsync(context.CancellationToken);
         }
 
-        await publisher.Publish(new ModelAccessChanged(model.Id, caller.ProjectId, "revoked"), context.CancellationToken);
+        outbox.Wake();
         return new DeleteModelPermissionResponse { PermissionId = request.PermissionId, Deleted = true };
     }
 
@@ -394,6 +409,11 @@ public sealed class TrainingGrpcService(
                 throw PlatformException.FailedPrecondition(ex.Message, null, "invalid_state");
             }
 
+            if (JobStatus.IsTerminal(job.Status))
+            {
+                db.AddIntegrationEvent(job.ToFinishedEvent(), now);
+            }
+
             try
             {
                 await db.SaveChangesAsync(context.CancellationToken);
@@ -408,10 +428,7 @@ public sealed class TrainingGrpcService(
             }
 
             scheduler.Wake();
-            if (JobStatus.IsTerminal(job.Status))
-            {
-                await publisher.Publish(job.ToFinishedEvent(), context.CancellationToken);
-            }
+            outbox.Wake();
 
             return job.ToContract(now);
         }

@@ -1,3 +1,4 @@
+using FineTunePlatform.ServiceDefaults.Messaging;
 using FineTunePlatform.ServiceDefaults.Storage;
 using FineTunePlatform.Training.Jobs;
 using FineTunePlatform.Training.Models;
@@ -34,5 +35,6 @@ public sealed class TrainingDbContext(DbContextOptions<TrainingDbContext> option
     {
         modelBuilder.ApplyConfigurationsFromAssembly(typeof(TrainingDbContext).Assembly);
         modelBuilder.ApplyConfiguration(new ContentChunkConfiguration());
+        modelBuilder.ApplyConfiguration(new OutboxMessageConfiguration());
     }
 }

@@ -6,10 +6,10 @@ using FineTunePlatform.Contracts.IntegrationEvents;
 using FineTunePlatform.Contracts.Training;
 using FineTunePlatform.LocalModels;
 using FineTunePlatform.OpenWeights;
+using FineTunePlatform.ServiceDefaults.Messaging;
 using FineTunePlatform.ServiceDefaults.Storage;
 using FineTunePlatform.Training.Infrastructure;
 using Grpc.Core;
-using MassTransit;
 using Microsoft.EntityFrameworkCore;
 using Npgsql;
 
@@ -20,7 +20,7 @@ namespace FineTunePlatform.Training.Models;
 /// completely by <see cref="HuggingFaceModel.Inspect"/> — config, every tensor header, tokenizer, chat template — and
 /// only then stored), their files for workers and runtimes, and deletion when nothing depends on them.
 /// </summary>
-public sealed partial class BaseModelLibrary(TrainingDbContext db, ChunkStore chunks, IPublishEndpoint publisher, TimeProvider time, ILogger<BaseModelLibrary> logger)
+public sealed partial class BaseModelLibrary(TrainingDbContext db, ChunkStore chunks, OutboxSignal outbox, TimeProvider time, ILogger<BaseModelLibrary> logger)
 {
     private const int ChunkBytes = 1024 * 1024;
 
@@ -101,10 +101,11 @@ public sealed partial class BaseModelLibrary(TrainingDbContext db, ChunkStore ch
         }
 
         db.BaseModels.Remove(model);
+        db.AddIntegrationEvent(new ModelAccessChanged(model.Id, ModelCatalog.SystemOwner, "deleted"), time.GetUtcNow());
         await db.SaveChangesAsync(cancellationToken);
+        outbox.Wake();
         await DeleteUnusedBlobsAsync([.. model.Files.Select(file => file.Sha256).Distinct()], cancellationToken);
 
-        await publisher.Publish(new ModelAccessChanged(model.Id, ModelCatalog.SystemOwner, "deleted"), cancellationToken);
     }
 
     /// <summary>An imported base with its files (every project may read them: bases are the platform's).</summary>
