@@ -12,7 +12,9 @@ namespace FineTunePlatform.ServiceDefaults.Storage;
 /// downloaded once per machine into `{OpenWeights:CacheDirectory}/{files_sha256}` (default: under the temp directory),
 /// each file checked against its SHA-256. A directory is written under a temporary name and renamed when complete,
 /// so a crash mid-download never leaves a directory that looks usable, and two processes downloading at once both
-/// end with the same complete directory.
+/// end with the same complete directory. The cache is kept within `OpenWeights:CacheBytes` (default 64 GiB): after a
+/// download, the directories used least recently go first, never the one just asked for nor one used in the last
+/// ten minutes (a process may be loading it; a loaded model holds its weights in memory, not the files).
 /// </summary>
 public sealed class BaseModelDirectories(TrainingService.TrainingServiceClient training, IConfiguration configuration)
 {
@@ -20,7 +22,14 @@ public sealed class BaseModelDirectories(TrainingService.TrainingServiceClient t
         ? configured
         : Path.Combine(Path.GetTempPath(), "finetuneplatform-base-models");
 
+    private readonly long _budgetBytes = configuration.GetValue<long?>("OpenWeights:CacheBytes") ?? (64L << 30);
+
     private readonly ConcurrentDictionary<string, Lazy<Task<string>>> _downloads = new();
+
+    /// <summary>A directory used less recently than this may be pruned.</summary>
+    public static readonly TimeSpan PruneGrace = TimeSpan.FromMinutes(10);
+
+    private const string LastUsedFile = ".last-used";
 
     /// <summary>The directory of base model `modelId` (an imported base), downloading it first if this machine has not.</summary>
     public async Task<string> GetAsync(string modelId, Metadata headers, CancellationToken cancellationToken)
@@ -29,6 +38,7 @@ public sealed class BaseModelDirectories(TrainingService.TrainingServiceClient t
         var directory = Path.Combine(_root, files.FilesSha256);
         if (Directory.Exists(directory))
         {
+            MarkUsed(directory);
             return directory;
         }
 
@@ -67,6 +77,8 @@ public sealed class BaseModelDirectories(TrainingService.TrainingServiceClient t
                 Directory.Delete(partial, recursive: true);
             }
 
+            MarkUsed(directory);
+            Prune(_root, _budgetBytes, directory, DateTime.UtcNow);
             return directory;
         }
         catch
@@ -77,6 +89,60 @@ public sealed class BaseModelDirectories(TrainingService.TrainingServiceClient t
             }
 
             throw;
+        }
+    }
+
+    /// <summary>
+    /// Deletes the least recently used complete directories under `root` until the rest fit `budgetBytes`; `keep` and
+    /// directories used within <see cref="PruneGrace"/> of `now` stay whatever they weigh.
+    /// </summary>
+    public static void Prune(string root, long budgetBytes, string keep, DateTime now)
+    {
+        var cached = Directory.GetDirectories(root)
+            .Where(directory => !Path.GetFileName(directory).StartsWith('.'))
+            .Select(directory => (Path: directory, Bytes: new DirectoryInfo(directory).EnumerateFiles("*", SearchOption.AllDirectories).Sum(file => file.Length), Used: LastUsed(directory)))
+            .OrderBy(entry => entry.Used)
+            .ToList();
+        var total = cached.Sum(entry => entry.Bytes);
+        foreach (var entry in cached)
+        {
+            if (total <= budgetBytes)
+            {
+                break;
+            }
+
+            if (entry.Path == keep || now - entry.Used < PruneGrace)
+            {
+                continue;
+            }
+
+            try
+            {
+                Directory.Delete(entry.Path, recursive: true);
+                total -= entry.Bytes;
+            }
+            catch (IOException)
+            {
+                // Another process pruned it first, or holds it: it is tried again after the next download.
+            }
+        }
+    }
+
+    private static DateTime LastUsed(string directory)
+    {
+        var marker = Path.Combine(directory, LastUsedFile);
+        return File.Exists(marker) ? File.GetLastWriteTimeUtc(marker) : Directory.GetLastWriteTimeUtc(directory);
+    }
+
+    private static void MarkUsed(string directory)
+    {
+        try
+        {
+            File.WriteAllBytes(Path.Combine(directory, LastUsedFile), []);
+        }
+        catch (IOException)
+        {
+            // Pruned or read-only: the directory's own time stands in.
         }
     }
 
