@@ -36,14 +36,19 @@ internal sealed record PlatformServers(
     private static PlatformServers AddContainers(IDistributedApplicationBuilder builder)
     {
         var postgres = builder.AddPostgres("postgres").WithDataVolume("finetuneplatform-postgres");
+        var databases = DatabaseRoles(builder);
+        postgres.WithServiceDatabases(databases);
         var redis = builder.AddRedis("redis");
         // The image makes its one user (these credentials, no guest) an administrator: container mode has no
         // separate services' user (docs/security.md).
         var rabbitmq = builder.AddRabbitMQ("rabbitmq", RabbitMQUser(builder), RabbitMQPassword(builder)).WithManagementPlugin().WithDataVolume("finetuneplatform-rabbitmq");
+        // Not postgres.AddDatabase: its connection string is the superuser's. The bootstrap makes each database.
+        var endpoint = postgres.Resource.PrimaryEndpoint;
         PlatformServer Database(string name)
         {
-            var database = postgres.AddDatabase(name);
-            return new PlatformServer(database, database);
+            var (database, password) = databases.Single(entry => entry.Database.Name == name);
+            return new PlatformServer(builder.AddConnectionString(name, ReferenceExpression.Create(
+                $"Host={endpoint.Property(EndpointProperty.Host)};Port={endpoint.Property(EndpointProperty.Port)};Username={database.Role};Password={password.Resource};Database={name}")), postgres);
         }
 
         return new PlatformServers(
@@ -60,17 +65,26 @@ internal sealed record PlatformServers(
             : Path.Combine(repository, ".run", "data"));
         var password = builder.AddParameter("postgres-password", new GenerateParameterDefault { MinLength = 24, Special = false }, secret: true, persist: true);
 
-        var postgres = builder.AddLocalPostgres("postgres", scripts, data, password);
+        var databases = DatabaseRoles(builder);
+        var postgres = builder.AddLocalPostgres("postgres", scripts, data, password).WithServiceDatabases(databases);
         var redis = builder.AddLocalRedis("redis", scripts, data);
         var rabbitmqAdminPassword = builder.AddParameter("rabbitmq-admin-password", new GenerateParameterDefault { MinLength = 24, Special = false }, secret: true, persist: true);
         var rabbitmq = builder.AddLocalRabbitMQ("rabbitmq", scripts, data, RabbitMQPassword(builder), rabbitmqAdminPassword);
-        PlatformServer Database(string name) =>
-            new(builder.AddConnectionString(name, postgres.Resource.DatabaseConnectionString(name)), postgres);
+        PlatformServer Database(string name)
+        {
+            var (database, password) = databases.Single(entry => entry.Database.Name == name);
+            return new(builder.AddConnectionString(name, postgres.Resource.DatabaseConnectionString(database, password)), postgres);
+        }
 
         return new PlatformServers(
             Database("datasetsdb"), Database("trainingdb"), Database("evaluationdb"), Database("gatewaydb"),
             new PlatformServer(redis, redis), new PlatformServer(rabbitmq, rabbitmq));
     }
+
+    /// <summary>Each service database with its role's password, generated once like the platform's other secrets (./run.sh keeps its own).</summary>
+    private static List<(ServiceDatabase Database, IResourceBuilder<ParameterResource> Password)> DatabaseRoles(IDistributedApplicationBuilder builder) =>
+        [.. ServiceDatabase.All.Select(database => (database,
+            builder.AddParameter(database.PasswordParameter, new GenerateParameterDefault { MinLength = 24, Special = false }, secret: true, persist: true)))];
 
     /// <summary>The services' broker password: generated once like the platform's other secrets (./run.sh keeps its own).</summary>
     private static IResourceBuilder<ParameterResource> RabbitMQPassword(IDistributedApplicationBuilder builder) =>
