@@ -94,21 +94,19 @@ internal static class LocalServers
 
     /// <summary>
     /// The broker with the platform's own users (eng/servers/rabbitmq.sh makes them at every start, and no guest):
-    /// the services' user with permissions on the platform's virtual host only and no management access, and the
-    /// operators' administrator for the management UI, whose password services never receive.
+    /// one per service with the permissions eng/servers/rabbitmq-permissions.tsv gives it on the platform's virtual
+    /// host and no management access (added by the caller, <see cref="LocalRabbitMQResource.ServiceConnectionString"/>),
+    /// and the operators' administrator for the management UI, whose password services never receive.
     /// </summary>
     public static IResourceBuilder<LocalRabbitMQResource> AddLocalRabbitMQ(
-        this IDistributedApplicationBuilder builder, string name, string scripts, string dataDirectory,
-        IResourceBuilder<ParameterResource> password, IResourceBuilder<ParameterResource> adminPassword)
+        this IDistributedApplicationBuilder builder, string name, string scripts, string dataDirectory, IResourceBuilder<ParameterResource> adminPassword)
     {
-        var resource = new LocalRabbitMQResource(name, Path.Combine(scripts, "rabbitmq.sh"), scripts, password.Resource);
+        var resource = new LocalRabbitMQResource(name, Path.Combine(scripts, "rabbitmq.sh"), scripts, adminPassword.Resource);
         return builder.AddResource(resource)
             .WithEndpoint(name: LocalRabbitMQResource.EndpointName, scheme: "tcp", isProxied: false)
             .WithHttpEndpoint(name: LocalRabbitMQResource.ManagementEndpointName, isProxied: false)
             .WithUrlForEndpoint(LocalRabbitMQResource.ManagementEndpointName, url => url.DisplayText = $"Management UI ({LocalRabbitMQResource.AdminUser})")
             .WithEnvironment("RABBITMQ_VHOST", LocalRabbitMQResource.VirtualHost)
-            .WithEnvironment("RABBITMQ_USER", LocalRabbitMQResource.ServiceUser)
-            .WithEnvironment("RABBITMQ_PASSWORD", password)
             .WithEnvironment("RABBITMQ_ADMIN_USER", LocalRabbitMQResource.AdminUser)
             .WithEnvironment("RABBITMQ_ADMIN_PASSWORD", adminPassword)
             .WithArgs(context =>
@@ -176,8 +174,11 @@ internal sealed class LocalRedisResource(string name, string command, string wor
         ReferenceExpression.Create($"127.0.0.1:{PrimaryEndpoint.Property(EndpointProperty.Port)}");
 }
 
-/// <summary>RabbitMQ (with the management plugin) from eng/servers/rabbitmq.sh; the connection string is the services' user on the platform's virtual host.</summary>
-internal sealed class LocalRabbitMQResource(string name, string command, string workingDirectory, ParameterResource password)
+/// <summary>
+/// RabbitMQ (with the management plugin) from eng/servers/rabbitmq.sh. Its own connection string is the operators'
+/// administrator's (the readiness check logs in with it); services get their own user's.
+/// </summary>
+internal sealed class LocalRabbitMQResource(string name, string command, string workingDirectory, ParameterResource adminPassword)
     : ExecutableResource(name, command, workingDirectory), IResourceWithConnectionString
 {
     public const string EndpointName = "amqp";
@@ -191,5 +192,9 @@ internal sealed class LocalRabbitMQResource(string name, string command, string 
     public EndpointReference PrimaryEndpoint => field ??= new EndpointReference(this, EndpointName);
 
     public ReferenceExpression ConnectionStringExpression =>
-        ReferenceExpression.Create($"amqp://{ServiceUser}:{password}@127.0.0.1:{PrimaryEndpoint.Property(EndpointProperty.Port)}/{VirtualHost}");
+        ReferenceExpression.Create($"amqp://{AdminUser}:{adminPassword}@127.0.0.1:{PrimaryEndpoint.Property(EndpointProperty.Port)}/{VirtualHost}");
+
+    /// <summary>The broker as one service connects to it: its own user (finetuneplatform-SERVICE) on the platform's virtual host.</summary>
+    public ReferenceExpression ServiceConnectionString(string service, IResourceBuilder<ParameterResource> password) =>
+        ReferenceExpression.Create($"amqp://{ServiceUser}-{service}:{password.Resource}@127.0.0.1:{PrimaryEndpoint.Property(EndpointProperty.Port)}/{VirtualHost}");
 }

@@ -2,13 +2,19 @@
 # RabbitMQ in the foreground as a private node on 127.0.0.1: AMQP on PORT, the management API on MANAGEMENT_PORT,
 # its data, logs, Erlang cookie and its own epmd under DIR:
 #
-#   RABBITMQ_VHOST=... RABBITMQ_USER=... RABBITMQ_PASSWORD=... RABBITMQ_ADMIN_USER=... RABBITMQ_ADMIN_PASSWORD=... \
+#   RABBITMQ_VHOST=... RABBITMQ_ADMIN_USER=... RABBITMQ_ADMIN_PASSWORD=... \
+#     [RABBITMQ_USER=... RABBITMQ_PASSWORD=...] [RABBITMQ_PASSWORD_<SERVICE>=...]... \
 #     eng/servers/rabbitmq.sh DIR PORT MANAGEMENT_PORT
 #
-# Its users, applied at every start (so a changed password takes effect): RABBITMQ_USER, the services' user, with
-# no tags (no management API) and permissions on RABBITMQ_VHOST only; RABBITMQ_ADMIN_USER, the operators' user
-# (administrator tag, the management API on loopback), whose password only the operator scripts know. `guest` is
-# never created (a node that imports definitions at boot makes no default user) and is deleted from data
+# Its users, applied at every start (so a changed password takes effect), none with a tag but the operators':
+# - per service, when RABBITMQ_PASSWORD_<SERVICE> is set (SERVICE upper-cased, `-` as `_`: TRAINING_WORKER), the
+#   service's own user finetuneplatform-<service> with the permissions on RABBITMQ_VHOST that
+#   eng/servers/rabbitmq-permissions.tsv gives it (what the AppHost's services connect as);
+# - RABBITMQ_USER, when set, a user with every permission on RABBITMQ_VHOST only (the tests' services, which each
+#   get a virtual host of their own; the AppHost does not make it);
+# - RABBITMQ_ADMIN_USER, the operators' user (administrator tag, the management API on loopback), whose password only
+#   the operator scripts know.
+# `guest` is never created (a node that imports definitions at boot makes no default user) and is deleted from data
 # directories made before.
 # The one way the platform starts RabbitMQ: eng/servers.sh and the AppHost both run this script. SIGTERM or SIGINT
 # stops the broker, then its epmd. Recipe measured on our machines: ../shared/ENVIRONMENT.md.
@@ -29,7 +35,7 @@ FTP_LOG_NAME=rabbitmq
 dir=${1:?usage: rabbitmq.sh DIR PORT MANAGEMENT_PORT}
 port=${2:?usage: rabbitmq.sh DIR PORT MANAGEMENT_PORT}
 management_port=${3:?usage: rabbitmq.sh DIR PORT MANAGEMENT_PORT}
-for required in RABBITMQ_VHOST RABBITMQ_USER RABBITMQ_PASSWORD RABBITMQ_ADMIN_USER RABBITMQ_ADMIN_PASSWORD; do
+for required in RABBITMQ_VHOST RABBITMQ_ADMIN_USER RABBITMQ_ADMIN_PASSWORD; do
   [ -n "${!required:-}" ] || { ftp_log "error: $required must be set"; exit 1; }
 done
 bin=${RABBIT_BIN:-/usr/lib/rabbitmq/bin}
@@ -73,18 +79,41 @@ consumer_timeout = 86400000
 # at boot creates no default guest user.
 load_definitions = $dir/definitions.json
 CONF
+vhost=$(json_escape "$RABBITMQ_VHOST")
+# user NAME PASSWORD TAG...: one entry of the definitions' users.
+user() {
+  local name=$1 password=$2 tags=
+  shift 2
+  [ $# -eq 0 ] || tags=$(printf '"%s",' "$@")
+  printf '    {"name": "%s", "password_hash": "%s", "hashing_algorithm": "rabbit_password_hashing_sha256", "tags": [%s]},\n' \
+    "$(json_escape "$name")" "$(rabbit_password_hash "$password")" "${tags%,}"
+}
+# permission NAME CONFIGURE WRITE READ: one entry of the definitions' permissions on the platform's virtual host.
+permission() {
+  printf '    {"user": "%s", "vhost": "%s", "configure": "%s", "write": "%s", "read": "%s"},\n' \
+    "$(json_escape "$1")" "$vhost" "$(json_escape "$2")" "$(json_escape "$3")" "$(json_escape "$4")"
+}
+users=$(user "$RABBITMQ_ADMIN_USER" "$RABBITMQ_ADMIN_PASSWORD" administrator)
+permissions=$(permission "$RABBITMQ_ADMIN_USER" '.*' '.*' '.*')
+if [ -n "${RABBITMQ_USER:-}" ]; then
+  users+=$'\n'$(user "$RABBITMQ_USER" "${RABBITMQ_PASSWORD:?RABBITMQ_PASSWORD must be set with RABBITMQ_USER}")
+  permissions+=$'\n'$(permission "$RABBITMQ_USER" '.*' '.*' '.*')
+fi
+while IFS=$'\t' read -r service configure write read; do
+  case $service in ''|'#'*) continue ;; esac
+  variable="RABBITMQ_PASSWORD_$(printf '%s' "$service" | tr 'a-z-' 'A-Z_')"
+  [ -n "${!variable:-}" ] || continue
+  users+=$'\n'$(user "finetuneplatform-$service" "${!variable}")
+  permissions+=$'\n'$(permission "finetuneplatform-$service" "$configure" "$write" "$read")
+done < "$here/rabbitmq-permissions.tsv"
 (umask 077 && cat > "$dir/definitions.json" <<JSON
 {
   "users": [
-    {"name": "$(json_escape "$RABBITMQ_USER")", "password_hash": "$(rabbit_password_hash "$RABBITMQ_PASSWORD")",
-     "hashing_algorithm": "rabbit_password_hashing_sha256", "tags": []},
-    {"name": "$(json_escape "$RABBITMQ_ADMIN_USER")", "password_hash": "$(rabbit_password_hash "$RABBITMQ_ADMIN_PASSWORD")",
-     "hashing_algorithm": "rabbit_password_hashing_sha256", "tags": ["administrator"]}
+${users%,}
   ],
-  "vhosts": [{"name": "$(json_escape "$RABBITMQ_VHOST")"}],
+  "vhosts": [{"name": "$vhost"}],
   "permissions": [
-    {"user": "$(json_escape "$RABBITMQ_USER")", "vhost": "$(json_escape "$RABBITMQ_VHOST")", "configure": ".*", "write": ".*", "read": ".*"},
-    {"user": "$(json_escape "$RABBITMQ_ADMIN_USER")", "vhost": "$(json_escape "$RABBITMQ_VHOST")", "configure": ".*", "write": ".*", "read": ".*"}
+${permissions%,}
   ]
 }
 JSON

@@ -158,6 +158,23 @@ public sealed class AppHostTests(PlatformAppHost platform) : IClassFixture<Platf
         }
     }
 
+    /// <summary>
+    /// Each service receives the broker as its own user (the one eng/servers/rabbitmq-permissions.tsv gives that
+    /// service's permissions; BrokerAccessTests proves what they allow), on the platform's virtual host.
+    /// </summary>
+    [Theory]
+    [InlineData("datasets")]
+    [InlineData("training")]
+    [InlineData("training-worker")]
+    [InlineData("evaluation")]
+    [InlineData("gateway")]
+    public void Each_service_connects_to_the_broker_as_its_own_user(string service)
+    {
+        var broker = new Uri(platform.ServiceProcess(service).Environment["ConnectionStrings__rabbitmq"]);
+        Assert.Equal($"finetuneplatform-{service}", Uri.UnescapeDataString(broker.UserInfo.Split(':')[0]));
+        Assert.Equal("/finetuneplatform", broker.AbsolutePath);
+    }
+
     /// <summary>Uploads a 12-example file and fine-tunes local-nano on it to the end; the tuned model's id.</summary>
     private static async Task<string> FineTuneAsync(OpenAIClient client, string suffix, CancellationToken cancellationToken)
     {
@@ -226,8 +243,12 @@ public sealed class PlatformAppHost : IAsyncLifetime
                 "--Parameters:postgres-training-password=apphostTestTrainingRole0123",
                 "--Parameters:postgres-evaluation-password=apphostTestEvaluationRole0123",
                 "--Parameters:postgres-gateway-password=apphostTestGatewayRole0123",
-                "--Parameters:rabbitmq-password=apphostTestBrokerPassword0123",
                 "--Parameters:rabbitmq-admin-password=apphostTestBrokerAdmin0123",
+                "--Parameters:rabbitmq-datasets-password=apphostTestBrokerDatasets0123",
+                "--Parameters:rabbitmq-training-password=apphostTestBrokerTraining0123",
+                "--Parameters:rabbitmq-training-worker-password=apphostTestBrokerWorker0123",
+                "--Parameters:rabbitmq-evaluation-password=apphostTestBrokerEvaluation0123",
+                "--Parameters:rabbitmq-gateway-password=apphostTestBrokerGateway0123",
                 // Keep the ports the AppHost reserved for itself (LoopbackPortReservations) instead of DCP's random ones.
                 "--DcpPublisher:RandomizePorts=false",
             ],
