@@ -6,6 +6,7 @@ using FineTunePlatform.AppHost;
 using Microsoft.Extensions.Configuration;
 
 var builder = DistributedApplication.CreateBuilder(args);
+InheritedSecrets.Forget();
 
 var servers = PlatformServers.Add(builder);
 

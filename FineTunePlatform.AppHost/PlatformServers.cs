@@ -26,7 +26,6 @@ internal sealed record PlatformServers(
     PlatformServer Redis,
     Func<string, PlatformServer> RabbitMqFor)
 {
-
     public static PlatformServers Add(IDistributedApplicationBuilder builder)
     {
         var mode = builder.Configuration["Platform:Servers"] switch

@@ -113,6 +113,13 @@ public sealed class AppHostTests(PlatformAppHost platform) : IClassFixture<Platf
         static List<string> DatabaseStrings(IReadOnlyDictionary<string, string> environment) =>
             [.. environment.Keys.Where(key => key.StartsWith("ConnectionStrings__", StringComparison.Ordinal) && key.EndsWith("db", StringComparison.Ordinal))];
 
+        // Nothing of the AppHost's own environment's secrets (the suite's servers' ConnectionStrings__*, the admin key
+        // handed to the AppHost as Parameters__bootstrap-admin-key) reaches a service: DCP passes its environment on.
+        foreach (var service in owners.Keys.Append("training-worker"))
+        {
+            Assert.DoesNotContain(platform.ServiceProcess(service).Environment.Keys, key => key.StartsWith("Parameters__", StringComparison.OrdinalIgnoreCase));
+        }
+
         Assert.Empty(DatabaseStrings(platform.ServiceProcess("training-worker").Environment));
         foreach (var (service, database) in owners)
         {
@@ -216,6 +223,7 @@ public sealed class AppHostTests(PlatformAppHost platform) : IClassFixture<Platf
 public sealed class PlatformAppHost : IAsyncLifetime
 {
     private const string AdminKey = "sk-ft-apphost-test-admin-key-0123456789abcdef";
+    private const string AdminKeyVariable = "Parameters__bootstrap-admin-key";
 
     private static readonly string[] Resources = ["postgres", "redis", "rabbitmq", "datasets", "training", "training-worker", "evaluation", "gateway"];
 
@@ -231,12 +239,14 @@ public sealed class PlatformAppHost : IAsyncLifetime
     public async Task InitializeAsync()
     {
         using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(10));
+        // One secret through the environment, as ./run.sh hands them all to the AppHost: it must reach no service
+        // (Each_service_connects_as_its_own_role_that_reaches_only_its_own_database). The AppHost runs in this process.
+        Environment.SetEnvironmentVariable(AdminKeyVariable, AdminKey);
         var appHost = await DistributedApplicationTestingBuilder.CreateAsync<Projects.FineTunePlatform_AppHost>(
             [
                 "--Platform:Servers=executables",
                 $"--Platform:DataDirectory={_data}",
                 "--Platform:WorkerReplicas=1",
-                $"--Parameters:bootstrap-admin-key={AdminKey}",
                 $"--Parameters:internal-token={_internalToken}",
                 "--Parameters:postgres-password=apphostTestPassword0123",
                 "--Parameters:postgres-datasets-password=apphostTestDatasetsRole0123",
@@ -316,6 +326,7 @@ public sealed class PlatformAppHost : IAsyncLifetime
 
     public async Task DisposeAsync()
     {
+        Environment.SetEnvironmentVariable(AdminKeyVariable, null);
         if (_app is not null)
         {
             await _app.StopAsync(CancellationToken.None);
