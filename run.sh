@@ -134,12 +134,25 @@ if [ ! -s "$run/secrets.env" ]; then
   } > "$run/secrets.env"
   chmod 600 "$run/secrets.env"
 fi
-# The broker's passwords (the services' user, the operators' management user), added to older secrets.env too.
-for secret in rabbitmq_password rabbitmq_admin_password; do
+# The broker's passwords (the operators' management user; each service's own user; rabbitmq_password is the one user
+# of a container broker) and each service's PostgreSQL role's, added to older secrets.env too.
+database_roles="datasets training evaluation gateway"
+broker_users="datasets training training-worker evaluation gateway"
+for secret in rabbitmq_password rabbitmq_admin_password $(for role in $database_roles; do echo "postgres_${role}_password"; done) \
+  $(for user in $broker_users; do echo "rabbitmq_${user//-/_}_password"; done); do
   grep -q "^$secret=" "$run/secrets.env" || echo "$secret=$(openssl rand -hex 16)" >> "$run/secrets.env"
 done
 # shellcheck disable=SC1091
 . "$run/secrets.env"
+role_passwords=()
+for role in $database_roles; do
+  secret="postgres_${role}_password"
+  role_passwords+=("Parameters__postgres-$role-password=${!secret}")
+done
+for user in $broker_users; do
+  secret="rabbitmq_${user//-/_}_password"
+  role_passwords+=("Parameters__rabbitmq-$user-password=${!secret}")
+done
 
 say "building ($configuration)"
 dotnet build "$apphost_project" -c "$configuration" -nologo -v:q -clp:ErrorsOnly\;NoSummary
@@ -165,6 +178,7 @@ rm -f "$run/platform.env"
     "Parameters__postgres-password=$postgres_password" \
     "Parameters__rabbitmq-password=$rabbitmq_password" \
     "Parameters__rabbitmq-admin-password=$rabbitmq_admin_password" \
+    "${role_passwords[@]}" \
     setsid dotnet "$apphost_dll" --Platform:DataDirectory="$run/data" --Platform:EnvironmentFile="$run/platform.env" \
     </dev/null >"$run/logs/apphost.log" 2>&1
 ) &

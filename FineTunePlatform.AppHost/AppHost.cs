@@ -6,6 +6,7 @@ using FineTunePlatform.AppHost;
 using Microsoft.Extensions.Configuration;
 
 var builder = DistributedApplication.CreateBuilder(args);
+InheritedSecrets.Forget();
 
 var servers = PlatformServers.Add(builder);
 
@@ -17,19 +18,19 @@ var bootstrapAdminKey = builder.AddParameter("bootstrap-admin-key", new Generate
 
 var datasets = builder.AddProject<Projects.FineTunePlatform_Datasets>("datasets")
     .WithServer(servers.DatasetsDb)
-    .WithServer(servers.RabbitMq)
+    .WithServer(servers.RabbitMqFor("datasets"))
     .WithEnvironment("Internal__Token", internalToken)
     .WithHttpHealthCheck("/health");
 
 var training = builder.AddProject<Projects.FineTunePlatform_Training>("training")
     .WithServer(servers.TrainingDb)
-    .WithServer(servers.RabbitMq)
+    .WithServer(servers.RabbitMqFor("training"))
     .WithReference(datasets)
     .WithEnvironment("Internal__Token", internalToken)
     .WithHttpHealthCheck("/health");
 
 builder.AddProject<Projects.FineTunePlatform_Training_Worker>("training-worker")
-    .WithServer(servers.RabbitMq)
+    .WithServer(servers.RabbitMqFor("training-worker"))
     .WithReference(datasets)
     .WithReference(training).WaitFor(training)
     .WithEnvironment("Internal__Token", internalToken)
@@ -40,7 +41,7 @@ builder.AddProject<Projects.FineTunePlatform_Training_Worker>("training-worker")
 var gateway = builder.AddProject<Projects.FineTunePlatform_Gateway>("gateway")
     .WithServer(servers.GatewayDb)
     .WithServer(servers.Redis)
-    .WithServer(servers.RabbitMq)
+    .WithServer(servers.RabbitMqFor("gateway"))
     .WithReference(datasets)
     .WithReference(training)
     .WithEnvironment("Internal__Token", internalToken)
@@ -50,7 +51,7 @@ var gateway = builder.AddProject<Projects.FineTunePlatform_Gateway>("gateway")
 
 var evaluation = builder.AddProject<Projects.FineTunePlatform_Evaluation>("evaluation")
     .WithServer(servers.EvaluationDb)
-    .WithServer(servers.RabbitMq)
+    .WithServer(servers.RabbitMqFor("evaluation"))
     .WithReference(gateway)
     .WithReference(datasets)
     .WithReference(training)

@@ -27,14 +27,44 @@ internal static class LocalServers
                 context.Args.Add(Path.Combine(dataDirectory, name));
                 context.Args.Add(resource.PrimaryEndpoint.Property(EndpointProperty.TargetPort));
             })
-            .WithEnvironment("PG_PASSWORD", password)
-            .WithReadyCheck(async cancellationToken =>
+            .WithEnvironment("PG_PASSWORD", password);
+    }
+
+    /// <summary>
+    /// Ready once the server answers a query and the services' databases and roles are bootstrapped
+    /// (<see cref="ServiceDatabaseBootstrap"/>, as the superuser whose connection string the server resource has), so
+    /// a service that waits for the server finds its role and database. The bootstrap runs until it has succeeded once
+    /// per AppHost run; later checks only query.
+    /// </summary>
+    public static IResourceBuilder<T> WithServiceDatabases<T>(
+        this IResourceBuilder<T> server, IEnumerable<(ServiceDatabase Database, IResourceBuilder<ParameterResource> Password)> databases)
+        where T : IResourceWithEndpoints, IResourceWithConnectionString
+    {
+        var roles = databases.ToList();
+        var bootstrapped = false;
+        return server.WithReadyCheck(async cancellationToken =>
+        {
+            var superuser = await server.Resource.ConnectionStringExpression.GetValueAsync(cancellationToken)
+                ?? throw new InvalidOperationException($"{server.Resource.Name} has no connection string yet");
+            await using (var connection = new NpgsqlConnection(superuser))
             {
-                await using var connection = new NpgsqlConnection(await resource.ConnectionStringExpression.GetValueAsync(cancellationToken));
                 await connection.OpenAsync(cancellationToken);
                 await using var command = new NpgsqlCommand("SELECT 1", connection);
                 await command.ExecuteScalarAsync(cancellationToken);
-            });
+            }
+
+            if (!bootstrapped)
+            {
+                var passwords = new List<(ServiceDatabase, string)>();
+                foreach (var (database, password) in roles)
+                {
+                    passwords.Add((database, await password.Resource.GetValueAsync(cancellationToken) ?? throw new InvalidOperationException($"{password.Resource.Name} has no value")));
+                }
+
+                await ServiceDatabaseBootstrap.ApplyAsync(superuser, passwords, cancellationToken);
+                bootstrapped = true;
+            }
+        });
     }
 
     public static IResourceBuilder<LocalRedisResource> AddLocalRedis(this IDistributedApplicationBuilder builder, string name, string scripts, string dataDirectory)
@@ -64,21 +94,19 @@ internal static class LocalServers
 
     /// <summary>
     /// The broker with the platform's own users (eng/servers/rabbitmq.sh makes them at every start, and no guest):
-    /// the services' user with permissions on the platform's virtual host only and no management access, and the
-    /// operators' administrator for the management UI, whose password services never receive.
+    /// one per service with the permissions eng/servers/rabbitmq-permissions.tsv gives it on the platform's virtual
+    /// host and no management access (added by the caller, <see cref="LocalRabbitMQResource.ServiceConnectionString"/>),
+    /// and the operators' administrator for the management UI, whose password services never receive.
     /// </summary>
     public static IResourceBuilder<LocalRabbitMQResource> AddLocalRabbitMQ(
-        this IDistributedApplicationBuilder builder, string name, string scripts, string dataDirectory,
-        IResourceBuilder<ParameterResource> password, IResourceBuilder<ParameterResource> adminPassword)
+        this IDistributedApplicationBuilder builder, string name, string scripts, string dataDirectory, IResourceBuilder<ParameterResource> adminPassword)
     {
-        var resource = new LocalRabbitMQResource(name, Path.Combine(scripts, "rabbitmq.sh"), scripts, password.Resource);
+        var resource = new LocalRabbitMQResource(name, Path.Combine(scripts, "rabbitmq.sh"), scripts, adminPassword.Resource);
         return builder.AddResource(resource)
             .WithEndpoint(name: LocalRabbitMQResource.EndpointName, scheme: "tcp", isProxied: false)
             .WithHttpEndpoint(name: LocalRabbitMQResource.ManagementEndpointName, isProxied: false)
             .WithUrlForEndpoint(LocalRabbitMQResource.ManagementEndpointName, url => url.DisplayText = $"Management UI ({LocalRabbitMQResource.AdminUser})")
             .WithEnvironment("RABBITMQ_VHOST", LocalRabbitMQResource.VirtualHost)
-            .WithEnvironment("RABBITMQ_USER", LocalRabbitMQResource.ServiceUser)
-            .WithEnvironment("RABBITMQ_PASSWORD", password)
             .WithEnvironment("RABBITMQ_ADMIN_USER", LocalRabbitMQResource.AdminUser)
             .WithEnvironment("RABBITMQ_ADMIN_PASSWORD", adminPassword)
             .WithArgs(context =>
@@ -95,7 +123,7 @@ internal static class LocalServers
     }
 
     /// <summary>A health check named after the resource that passes when <paramref name="probe"/> completes.</summary>
-    private static IResourceBuilder<T> WithReadyCheck<T>(this IResourceBuilder<T> server, Func<CancellationToken, Task> probe)
+    internal static IResourceBuilder<T> WithReadyCheck<T>(this IResourceBuilder<T> server, Func<CancellationToken, Task> probe)
         where T : IResourceWithEndpoints
     {
         var key = $"{server.Resource.Name}-ready";
@@ -117,7 +145,7 @@ internal static class LocalServers
     }
 }
 
-/// <summary>PostgreSQL from eng/servers/postgres.sh; databases are connection strings on it (the services create their own).</summary>
+/// <summary>PostgreSQL from eng/servers/postgres.sh; its connection string is the superuser's (the bootstrap's), and each database a connection string of its owning role.</summary>
 internal sealed class LocalPostgresResource(string name, string command, string workingDirectory, ParameterResource password)
     : ExecutableResource(name, command, workingDirectory), IResourceWithConnectionString
 {
@@ -128,9 +156,10 @@ internal sealed class LocalPostgresResource(string name, string command, string 
     public ReferenceExpression ConnectionStringExpression => ReferenceExpression.Create(
         $"Host=127.0.0.1;Port={PrimaryEndpoint.Property(EndpointProperty.Port)};Username=postgres;Password={password}");
 
-    /// <summary>The connection string of one database on this server.</summary>
-    public ReferenceExpression DatabaseConnectionString(string database) =>
-        ReferenceExpression.Create($"{ConnectionStringExpression};Database={database}");
+    /// <summary>The connection string of one service's database as its own role.</summary>
+    public ReferenceExpression DatabaseConnectionString(ServiceDatabase database, IResourceBuilder<ParameterResource> rolePassword) =>
+        ReferenceExpression.Create(
+            $"Host=127.0.0.1;Port={PrimaryEndpoint.Property(EndpointProperty.Port)};Username={database.Role};Password={rolePassword.Resource};Database={database.Name}");
 }
 
 /// <summary>Redis from eng/servers/redis.sh.</summary>
@@ -145,8 +174,11 @@ internal sealed class LocalRedisResource(string name, string command, string wor
         ReferenceExpression.Create($"127.0.0.1:{PrimaryEndpoint.Property(EndpointProperty.Port)}");
 }
 
-/// <summary>RabbitMQ (with the management plugin) from eng/servers/rabbitmq.sh; the connection string is the services' user on the platform's virtual host.</summary>
-internal sealed class LocalRabbitMQResource(string name, string command, string workingDirectory, ParameterResource password)
+/// <summary>
+/// RabbitMQ (with the management plugin) from eng/servers/rabbitmq.sh. Its own connection string is the operators'
+/// administrator's (the readiness check logs in with it); services get their own user's.
+/// </summary>
+internal sealed class LocalRabbitMQResource(string name, string command, string workingDirectory, ParameterResource adminPassword)
     : ExecutableResource(name, command, workingDirectory), IResourceWithConnectionString
 {
     public const string EndpointName = "amqp";
@@ -160,5 +192,9 @@ internal sealed class LocalRabbitMQResource(string name, string command, string 
     public EndpointReference PrimaryEndpoint => field ??= new EndpointReference(this, EndpointName);
 
     public ReferenceExpression ConnectionStringExpression =>
-        ReferenceExpression.Create($"amqp://{ServiceUser}:{password}@127.0.0.1:{PrimaryEndpoint.Property(EndpointProperty.Port)}/{VirtualHost}");
+        ReferenceExpression.Create($"amqp://{AdminUser}:{adminPassword}@127.0.0.1:{PrimaryEndpoint.Property(EndpointProperty.Port)}/{VirtualHost}");
+
+    /// <summary>The broker as one service connects to it: its own user (finetuneplatform-SERVICE) on the platform's virtual host.</summary>
+    public ReferenceExpression ServiceConnectionString(string service, IResourceBuilder<ParameterResource> password) =>
+        ReferenceExpression.Create($"amqp://{ServiceUser}-{service}:{password.Resource}@127.0.0.1:{PrimaryEndpoint.Property(EndpointProperty.Port)}/{VirtualHost}");
 }

@@ -23,6 +23,10 @@ public static class MessagingExtensions
         {
             bus.DisableUsageTelemetry();
             bus.SetKebabCaseEndpointNameFormatter();
+            // Nobody consumes MassTransit's Fault<T> events (a failed message is in the consumer's logs and its _error
+            // queue), and publishing them would need every service's broker user to declare, bind and write the
+            // fault exchanges of every type it consumes (docs/security.md, the broker's permissions).
+            bus.AddConfigureEndpointsCallback((_, endpoint) => endpoint.PublishFaults = false);
             configure?.Invoke(bus);
             bus.UsingRabbitMq((context, rabbit) =>
             {

@@ -64,9 +64,11 @@ public static class PostgresExtensions
 
     /// <summary>
     /// Applies the context's EF Core migrations before the service starts serving (hosted services start before
-    /// Kestrel listens). The database itself is created when missing, so a fresh server needs no manual step. Any
-    /// number of replicas may start at once: one creates the database, and the migrations run under a PostgreSQL
-    /// advisory lock, one replica at a time (the later ones find nothing left to apply).
+    /// Kestrel listens). Under the platform the AppHost has made the database and the service's own role that owns
+    /// it (which may not create databases); a missing database is created here only where the credentials may (the
+    /// tests' throwaway databases, as the superuser). Any number of replicas may start at once: one creates the
+    /// database, and the migrations run under a PostgreSQL advisory lock, one replica at a time (the later ones find
+    /// nothing left to apply).
     /// </summary>
     public static IServiceCollection AddMigration<TContext>(this IServiceCollection services)
         where TContext : DbContext =>

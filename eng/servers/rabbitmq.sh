@@ -2,14 +2,22 @@
 # RabbitMQ in the foreground as a private node on 127.0.0.1: AMQP on PORT, the management API on MANAGEMENT_PORT,
 # its data, logs, Erlang cookie and its own epmd under DIR:
 #
-#   RABBITMQ_VHOST=... RABBITMQ_USER=... RABBITMQ_PASSWORD=... RABBITMQ_ADMIN_USER=... RABBITMQ_ADMIN_PASSWORD=... \
+#   RABBITMQ_VHOST=... RABBITMQ_ADMIN_USER=... RABBITMQ_ADMIN_PASSWORD=... \
+#     [RABBITMQ_USER=... RABBITMQ_PASSWORD=...] [RABBITMQ_PASSWORD_<SERVICE>=...]... \
 #     eng/servers/rabbitmq.sh DIR PORT MANAGEMENT_PORT
 #
-# Its users, applied at every start (so a changed password takes effect): RABBITMQ_USER, the services' user, with
-# no tags (no management API) and permissions on RABBITMQ_VHOST only; RABBITMQ_ADMIN_USER, the operators' user
-# (administrator tag, the management API on loopback), whose password only the operator scripts know. `guest` is
-# never created (a node that imports definitions at boot makes no default user) and is deleted from data
-# directories made before.
+# Its users, applied at every start (so a changed password takes effect), none with a tag but the operators':
+# - per service, when RABBITMQ_PASSWORD_<SERVICE> is set (SERVICE upper-cased, `-` as `_`: TRAINING_WORKER), the
+#   service's own user finetuneplatform-<service> with the permissions on RABBITMQ_VHOST that
+#   eng/servers/rabbitmq-permissions.tsv gives it (what the AppHost's services connect as);
+# - RABBITMQ_USER, when set, a user with every permission on RABBITMQ_VHOST only (the tests' services, which each
+#   get a virtual host of their own; the AppHost does not make it);
+# - RABBITMQ_ADMIN_USER, the operators' user (administrator tag, the management API on loopback), whose password only
+#   the operator scripts know.
+# `guest` is never created (a node that imports definitions at boot makes no default user). Importing definitions
+# only adds, so on a node that existed before this start every user the definitions do not name (guest on a node made
+# before definitions, the shared services' user of the AppHost's broker before each service had its own) is deleted
+# once the node is up.
 # The one way the platform starts RabbitMQ: eng/servers.sh and the AppHost both run this script. SIGTERM or SIGINT
 # stops the broker, then its epmd. Recipe measured on our machines: ../shared/ENVIRONMENT.md.
 #
@@ -29,18 +37,18 @@ FTP_LOG_NAME=rabbitmq
 dir=${1:?usage: rabbitmq.sh DIR PORT MANAGEMENT_PORT}
 port=${2:?usage: rabbitmq.sh DIR PORT MANAGEMENT_PORT}
 management_port=${3:?usage: rabbitmq.sh DIR PORT MANAGEMENT_PORT}
-for required in RABBITMQ_VHOST RABBITMQ_USER RABBITMQ_PASSWORD RABBITMQ_ADMIN_USER RABBITMQ_ADMIN_PASSWORD; do
+for required in RABBITMQ_VHOST RABBITMQ_ADMIN_USER RABBITMQ_ADMIN_PASSWORD; do
   [ -n "${!required:-}" ] || { ftp_log "error: $required must be set"; exit 1; }
 done
 bin=${RABBIT_BIN:-/usr/lib/rabbitmq/bin}
 [ -x "$bin/rabbitmq-server" ] || { ftp_log "error: rabbitmq-server is not installed (Debian: apt-get install -y rabbitmq-server)"; exit 1; }
 
-# A node made before the platform had its own users still has guest (deleted once the node is up).
+# A node that existed before this start may hold users the definitions no longer name (deleted once it is up).
 made_before=0
-[ -d "$dir/mnesia" ] && [ -n "$(ls -A "$dir/mnesia" 2>/dev/null)" ] && [ ! -f "$dir/guest-deleted" ] && made_before=1
+[ -d "$dir/mnesia" ] && [ -n "$(ls -A "$dir/mnesia" 2>/dev/null)" ] && made_before=1
 mkdir -p "$dir/mnesia" "$dir/log"
 dir=$(cd "$dir" && pwd)
-[ "$made_before" = 1 ] || touch "$dir/guest-deleted"
+rm -f "$dir/guest-deleted"
 export HOME=$dir
 if [ ! -s "$dir/.erlang.cookie" ]; then
   rm -f "$dir/.erlang.cookie"
@@ -73,18 +81,44 @@ consumer_timeout = 86400000
 # at boot creates no default guest user.
 load_definitions = $dir/definitions.json
 CONF
+vhost=$(json_escape "$RABBITMQ_VHOST")
+# user NAME PASSWORD TAG...: one entry of the definitions' users.
+user() {
+  local name=$1 password=$2 tags=
+  shift 2
+  [ $# -eq 0 ] || tags=$(printf '"%s",' "$@")
+  printf '    {"name": "%s", "password_hash": "%s", "hashing_algorithm": "rabbit_password_hashing_sha256", "tags": [%s]},\n' \
+    "$(json_escape "$name")" "$(rabbit_password_hash "$password")" "${tags%,}"
+}
+# permission NAME CONFIGURE WRITE READ: one entry of the definitions' permissions on the platform's virtual host.
+permission() {
+  printf '    {"user": "%s", "vhost": "%s", "configure": "%s", "write": "%s", "read": "%s"},\n' \
+    "$(json_escape "$1")" "$vhost" "$(json_escape "$2")" "$(json_escape "$3")" "$(json_escape "$4")"
+}
+defined_users=("$RABBITMQ_ADMIN_USER")
+users=$(user "$RABBITMQ_ADMIN_USER" "$RABBITMQ_ADMIN_PASSWORD" administrator)
+permissions=$(permission "$RABBITMQ_ADMIN_USER" '.*' '.*' '.*')
+if [ -n "${RABBITMQ_USER:-}" ]; then
+  defined_users+=("$RABBITMQ_USER")
+  users+=$'\n'$(user "$RABBITMQ_USER" "${RABBITMQ_PASSWORD:?RABBITMQ_PASSWORD must be set with RABBITMQ_USER}")
+  permissions+=$'\n'$(permission "$RABBITMQ_USER" '.*' '.*' '.*')
+fi
+while IFS=$'\t' read -r service configure write read; do
+  case $service in ''|'#'*) continue ;; esac
+  variable="RABBITMQ_PASSWORD_$(printf '%s' "$service" | tr 'a-z-' 'A-Z_')"
+  [ -n "${!variable:-}" ] || continue
+  defined_users+=("finetuneplatform-$service")
+  users+=$'\n'$(user "finetuneplatform-$service" "${!variable}")
+  permissions+=$'\n'$(permission "finetuneplatform-$service" "$configure" "$write" "$read")
+done < "$here/rabbitmq-permissions.tsv"
 (umask 077 && cat > "$dir/definitions.json" <<JSON
 {
   "users": [
-    {"name": "$(json_escape "$RABBITMQ_USER")", "password_hash": "$(rabbit_password_hash "$RABBITMQ_PASSWORD")",
-     "hashing_algorithm": "rabbit_password_hashing_sha256", "tags": []},
-    {"name": "$(json_escape "$RABBITMQ_ADMIN_USER")", "password_hash": "$(rabbit_password_hash "$RABBITMQ_ADMIN_PASSWORD")",
-     "hashing_algorithm": "rabbit_password_hashing_sha256", "tags": ["administrator"]}
+${users%,}
   ],
-  "vhosts": [{"name": "$(json_escape "$RABBITMQ_VHOST")"}],
+  "vhosts": [{"name": "$vhost"}],
   "permissions": [
-    {"user": "$(json_escape "$RABBITMQ_USER")", "vhost": "$(json_escape "$RABBITMQ_VHOST")", "configure": ".*", "write": ".*", "read": ".*"},
-    {"user": "$(json_escape "$RABBITMQ_ADMIN_USER")", "vhost": "$(json_escape "$RABBITMQ_VHOST")", "configure": ".*", "write": ".*", "read": ".*"}
+${permissions%,}
   ]
 }
 JSON
@@ -93,9 +127,9 @@ echo '[rabbitmq_management].' > "$dir/enabled_plugins"
 
 epmd_pid=
 server_pid=
-guest_deletion_pid=
+user_deletion_pid=
 stop() {
-  if [ -n "$guest_deletion_pid" ]; then kill -TERM "$guest_deletion_pid" 2>/dev/null; fi
+  if [ -n "$user_deletion_pid" ]; then kill -TERM "$user_deletion_pid" 2>/dev/null; fi
   if [ -n "$server_pid" ]; then kill -TERM "$server_pid" 2>/dev/null; wait "$server_pid" 2>/dev/null; fi
   if [ -n "$epmd_pid" ]; then kill -TERM "$epmd_pid" 2>/dev/null; wait "$epmd_pid" 2>/dev/null; fi
 }
@@ -124,20 +158,21 @@ export ERL_EPMD_PORT RABBITMQ_DIST_PORT
 "$bin/rabbitmq-server" &
 server_pid=$!
 if [ "$made_before" = 1 ]; then
-  # Once the node answers its CLI: the default user of a node made before definitions were imported goes.
+  # Once the node answers its CLI: every user the definitions do not name goes.
   (
     for _ in $(seq 1 120); do
-      if "$bin/rabbitmqctl" -q -n "$RABBITMQ_NODENAME" list_users >/dev/null 2>&1; then
-        if "$bin/rabbitmqctl" -q -n "$RABBITMQ_NODENAME" list_users | grep -q '^guest\b'; then
-          "$bin/rabbitmqctl" -q -n "$RABBITMQ_NODENAME" delete_user guest >/dev/null && ftp_log "deleted the default user guest"
-        fi
-        touch "$dir/guest-deleted"
+      if existing=$("$bin/rabbitmqctl" --silent -n "$RABBITMQ_NODENAME" list_users 2>/dev/null); then
+        while IFS=$'\t' read -r name _; do
+          [ -n "$name" ] || continue
+          printf '%s\n' "${defined_users[@]}" | grep -qxF -- "$name" && continue
+          "$bin/rabbitmqctl" -q -n "$RABBITMQ_NODENAME" delete_user "$name" >/dev/null && ftp_log "deleted the user $name (not in the definitions)"
+        done <<< "$existing"
         exit 0
       fi
       sleep 1
     done
   ) &
-  guest_deletion_pid=$!
+  user_deletion_pid=$!
 fi
 status=0
 wait "$server_pid" || status=$?
