@@ -16,10 +16,17 @@ var servers = PlatformServers.Add(builder);
 var internalToken = builder.AddParameter("internal-token", new GenerateParameterDefault { MinLength = 32, Special = false }, secret: true, persist: true);
 var bootstrapAdminKey = builder.AddParameter("bootstrap-admin-key", new GenerateParameterDefault { MinLength = 40, Special = false }, secret: true, persist: true);
 
+// The services keep no state of their own (it is in their databases and the broker), so any number of each may
+// run; DCP's proxy spreads each service's endpoints over its replicas. One each by default: on two cores a second
+// replica of everything costs more than it gives.
+var serviceReplicas = builder.Configuration.GetValue("Platform:ServiceReplicas", 1);
+
 var datasets = builder.AddProject<Projects.FineTunePlatform_Datasets>("datasets")
     .WithServer(servers.DatasetsDb)
     .WithServer(servers.RabbitMqFor("datasets"))
     .WithEnvironment("Internal__Token", internalToken)
+    .WithReplicas(serviceReplicas)
+    .WithRestartOnCrash()
     .WithHttpHealthCheck("/health");
 
 var training = builder.AddProject<Projects.FineTunePlatform_Training>("training")
@@ -27,6 +34,8 @@ var training = builder.AddProject<Projects.FineTunePlatform_Training>("training"
     .WithServer(servers.RabbitMqFor("training"))
     .WithReference(datasets)
     .WithEnvironment("Internal__Token", internalToken)
+    .WithReplicas(serviceReplicas)
+    .WithRestartOnCrash()
     .WithHttpHealthCheck("/health");
 
 builder.AddProject<Projects.FineTunePlatform_Training_Worker>("training-worker")
@@ -47,6 +56,8 @@ var gateway = builder.AddProject<Projects.FineTunePlatform_Gateway>("gateway")
     .WithEnvironment("Internal__Token", internalToken)
     .WithEnvironment("Gateway__BootstrapAdminKey", bootstrapAdminKey)
     .WithExternalHttpEndpoints()
+    .WithReplicas(serviceReplicas)
+    .WithRestartOnCrash()
     .WithHttpHealthCheck("/health");
 
 var evaluation = builder.AddProject<Projects.FineTunePlatform_Evaluation>("evaluation")
@@ -56,6 +67,8 @@ var evaluation = builder.AddProject<Projects.FineTunePlatform_Evaluation>("evalu
     .WithReference(datasets)
     .WithReference(training)
     .WithEnvironment("Internal__Token", internalToken)
+    .WithReplicas(serviceReplicas)
+    .WithRestartOnCrash()
     .WithHttpHealthCheck("/health");
 
 // The gateway serves /v1/evals through the evaluation service, which samples models through the gateway's

@@ -7,7 +7,7 @@ namespace FineTunePlatform.AppHost;
 /// <summary>
 /// Restarts a replica of a resource when it dies (exits with a non-zero code: a crash, an OOM kill, kill -9). DCP,
 /// which runs the processes, restarts nothing by itself (microsoft/dcp#32 is open: no restart policy for executables
-/// in Aspire 13.6), so a dead trainer worker would silently halve capacity. While it is down the dashboard and
+/// in Aspire 13.6), so a dead service replica or trainer worker would silently halve capacity. While it is down the dashboard and
 /// `./run.sh status` show the replica as Exited with its exit code; a replica that exits cleanly (stopped from the
 /// dashboard or `aspire resource`) stays stopped. Restarts of one replica are spaced by a growing delay, so a worker
 /// that cannot start does not spin.
