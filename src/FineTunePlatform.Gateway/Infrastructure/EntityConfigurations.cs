@@ -46,3 +46,24 @@ internal sealed class DailyUsageConfiguration : IEntityTypeConfiguration<Usage.D
         builder.Property(usage => usage.Model).HasMaxLength(256);
     }
 }
+
+internal sealed class StoredCompletionConfiguration : IEntityTypeConfiguration<StoredCompletions.StoredCompletion>
+{
+    public void Configure(EntityTypeBuilder<StoredCompletions.StoredCompletion> builder)
+    {
+        builder.ToTable("stored_completions");
+        // Ids are the gateway's own random `chatcmpl-` ids; every read also names the project.
+        builder.HasKey(completion => completion.Id);
+        builder.Property(completion => completion.Id).HasMaxLength(64);
+        builder.Property(completion => completion.ProjectId).HasMaxLength(64).IsRequired();
+        builder.Property(completion => completion.Model).HasMaxLength(256).IsRequired();
+        builder.Property(completion => completion.RequestId).HasMaxLength(64).IsRequired();
+        builder.Property(completion => completion.InputMessages).HasColumnType("jsonb").IsRequired();
+        builder.Property(completion => completion.Completion).HasColumnType("jsonb").IsRequired();
+        builder.Property(completion => completion.Metadata).HasColumnType("jsonb").IsRequired();
+        // Lists page by (created, id) within a project; metadata filters use jsonb containment.
+        builder.HasIndex(completion => new { completion.ProjectId, completion.Created, completion.Id });
+        builder.HasIndex(completion => completion.Metadata).HasMethod("gin");
+        builder.HasOne<Auth.Project>().WithMany().HasForeignKey(completion => completion.ProjectId).OnDelete(DeleteBehavior.Cascade);
+    }
+}
