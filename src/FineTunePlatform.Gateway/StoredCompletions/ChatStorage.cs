@@ -47,8 +47,24 @@ public sealed record ChatStorage(bool Store, IReadOnlyDictionary<string, string>
         return metadata;
     }
 
-    /// <summary>The row for a completion just returned to the caller, under the id they received.</summary>
-    public StoredCompletion ToRow(string projectId, string requestedModel, string requestId, JsonObject request, JsonObject completion) => new()
+    /// <summary>
+    /// The row for a completion just returned to the caller, under the id they received. As OpenAI's stored
+    /// completions do, it also records the request's sampling parameters (`temperature`, `top_p`, `seed`) where given.
+    /// </summary>
+    public StoredCompletion ToRow(string projectId, string requestedModel, string requestId, JsonObject request, JsonObject completion)
+    {
+        foreach (var parameter in (ReadOnlySpan<string>)["temperature", "top_p", "seed"])
+        {
+            if (request[parameter] is { } value && !completion.ContainsKey(parameter))
+            {
+                completion[parameter] = value.DeepClone();
+            }
+        }
+
+        return Row(projectId, requestedModel, requestId, request, completion);
+    }
+
+    private StoredCompletion Row(string projectId, string requestedModel, string requestId, JsonObject request, JsonObject completion) => new()
     {
         Id = completion["id"]!.GetValue<string>(),
         ProjectId = projectId,
