@@ -61,8 +61,9 @@ internal sealed class StoredCompletionConfiguration : IEntityTypeConfiguration<S
         builder.Property(completion => completion.InputMessages).HasColumnType("jsonb").IsRequired();
         builder.Property(completion => completion.Completion).HasColumnType("jsonb").IsRequired();
         builder.Property(completion => completion.Metadata).HasColumnType("jsonb").IsRequired();
-        // Lists page by (created, id) within a project; metadata filters use jsonb containment.
-        builder.HasIndex(completion => new { completion.ProjectId, completion.Created, completion.Id });
+        builder.Property(completion => completion.Sequence).UseIdentityByDefaultColumn();
+        // Lists page by (created, sequence) within a project; metadata filters use jsonb containment.
+        builder.HasIndex(completion => new { completion.ProjectId, completion.Created, completion.Sequence });
         builder.HasIndex(completion => completion.Metadata).HasMethod("gin");
         builder.HasOne<Auth.Project>().WithMany().HasForeignKey(completion => completion.ProjectId).OnDelete(DeleteBehavior.Cascade);
     }

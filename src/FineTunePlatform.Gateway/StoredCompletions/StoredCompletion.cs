@@ -16,6 +16,9 @@ public sealed class StoredCompletion
     /// <summary>The completion's `created` (unix seconds), what lists order and filter by.</summary>
     public long Created { get; init; }
 
+    /// <summary>Insertion order (assigned by the database): orders completions created in the same second.</summary>
+    public long Sequence { get; init; }
+
     /// <summary>The `x-request-id` of the chat request that produced it.</summary>
     public required string RequestId { get; init; }
 

@@ -23,7 +23,7 @@ public sealed class StoredCompletionStore(GatewayDbContext db)
         await db.StoredCompletions.AsNoTracking().FirstOrDefaultAsync(completion => completion.ProjectId == projectId && completion.Id == completionId, cancellationToken)
         ?? throw NotFound(completionId);
 
-    /// <summary>A page in `created` order (ties by id), after the completion `after` names; `limit` rows at most.</summary>
+    /// <summary>A page in `created` order (ties in insertion order), after the completion `after` names; `limit` rows at most.</summary>
     public async Task<(List<StoredCompletion> Page, bool HasMore)> ListAsync(string projectId, StoredCompletionFilter filter, string? after, int limit, bool ascending,
         CancellationToken cancellationToken)
     {
@@ -32,17 +32,17 @@ public sealed class StoredCompletionStore(GatewayDbContext db)
         {
             var cursor = await db.StoredCompletions.AsNoTracking()
                 .Where(completion => completion.ProjectId == projectId && completion.Id == after)
-                .Select(completion => new { completion.Id, completion.Created })
+                .Select(completion => new { completion.Created, completion.Sequence })
                 .FirstOrDefaultAsync(cancellationToken)
                 ?? throw PlatformException.InvalidArgument($"'after' names no stored chat completion of this project: {after}", "after");
             query = ascending
-                ? query.Where(completion => completion.Created > cursor.Created || (completion.Created == cursor.Created && string.Compare(completion.Id, cursor.Id) > 0))
-                : query.Where(completion => completion.Created < cursor.Created || (completion.Created == cursor.Created && string.Compare(completion.Id, cursor.Id) < 0));
+                ? query.Where(completion => completion.Created > cursor.Created || (completion.Created == cursor.Created && completion.Sequence > cursor.Sequence))
+                : query.Where(completion => completion.Created < cursor.Created || (completion.Created == cursor.Created && completion.Sequence < cursor.Sequence));
         }
 
         query = ascending
-            ? query.OrderBy(completion => completion.Created).ThenBy(completion => completion.Id)
-            : query.OrderByDescending(completion => completion.Created).ThenByDescending(completion => completion.Id);
+            ? query.OrderBy(completion => completion.Created).ThenBy(completion => completion.Sequence)
+            : query.OrderByDescending(completion => completion.Created).ThenByDescending(completion => completion.Sequence);
         var rows = await query.Take(limit + 1).ToListAsync(cancellationToken);
         var hasMore = rows.Count > limit;
         return (hasMore ? rows[..limit] : rows, hasMore);

@@ -145,13 +145,19 @@ namespace FineTunePlatform.Gateway.Infrastructure.Migrations
                         .HasMaxLength(64)
                         .HasColumnType("character varying(64)");
 
+                    b.Property<long>("Sequence")
+                        .ValueGeneratedOnAdd()
+                        .HasColumnType("bigint");
+
+                    NpgsqlPropertyBuilderExtensions.UseIdentityByDefaultColumn(b.Property<long>("Sequence"));
+
                     b.HasKey("Id");
 
                     b.HasIndex("Metadata");
 
                     NpgsqlIndexBuilderExtensions.HasMethod(b.HasIndex("Metadata"), "gin");
 
-                    b.HasIndex("ProjectId", "Created", "Id");
+                    b.HasIndex("ProjectId", "Created", "Sequence");
 
                     b.ToTable("stored_completions", (string)null);
                 });

@@ -12,7 +12,7 @@ using Npgsql.EntityFrameworkCore.PostgreSQL.Metadata;
 namespace FineTunePlatform.Gateway.Infrastructure.Migrations
 {
     [DbContext(typeof(GatewayDbContext))]
-    [Migration("20261202094617_StoredCompletions")]
+    [Migration("20261202100045_StoredCompletions")]
     partial class StoredCompletions
     {
         /// <inheritdoc />
@@ -148,13 +148,19 @@ namespace FineTunePlatform.Gateway.Infrastructure.Migrations
                         .HasMaxLength(64)
                         .HasColumnType("character varying(64)");
 
+                    b.Property<long>("Sequence")
+                        .ValueGeneratedOnAdd()
+                        .HasColumnType("bigint");
+
+                    NpgsqlPropertyBuilderExtensions.UseIdentityByDefaultColumn(b.Property<long>("Sequence"));
+
                     b.HasKey("Id");
 
                     b.HasIndex("Metadata");
 
                     NpgsqlIndexBuilderExtensions.HasMethod(b.HasIndex("Metadata"), "gin");
 
-                    b.HasIndex("ProjectId", "Created", "Id");
+                    b.HasIndex("ProjectId", "Created", "Sequence");
 
                     b.ToTable("stored_completions", (string)null);
                 });

@@ -1,4 +1,5 @@
 ﻿using Microsoft.EntityFrameworkCore.Migrations;
+using Npgsql.EntityFrameworkCore.PostgreSQL.Metadata;
 
 #nullable disable
 
@@ -18,6 +19,8 @@ namespace FineTunePlatform.Gateway.Infrastructure.Migrations
                     ProjectId = table.Column<string>(type: "character varying(64)", maxLength: 64, nullable: false),
                     Model = table.Column<string>(type: "character varying(256)", maxLength: 256, nullable: false),
                     Created = table.Column<long>(type: "bigint", nullable: false),
+                    Sequence = table.Column<long>(type: "bigint", nullable: false)
+                        .Annotation("Npgsql:ValueGenerationStrategy", NpgsqlValueGenerationStrategy.IdentityByDefaultColumn),
                     RequestId = table.Column<string>(type: "character varying(64)", maxLength: 64, nullable: false),
                     InputMessages = table.Column<string>(type: "jsonb", nullable: false),
                     Completion = table.Column<string>(type: "jsonb", nullable: false),
@@ -41,9 +44,9 @@ namespace FineTunePlatform.Gateway.Infrastructure.Migrations
                 .Annotation("Npgsql:IndexMethod", "gin");
 
             migrationBuilder.CreateIndex(
-                name: "IX_stored_completions_ProjectId_Created_Id",
+                name: "IX_stored_completions_ProjectId_Created_Sequence",
                 table: "stored_completions",
-                columns: new[] { "ProjectId", "Created", "Id" });
+                columns: new[] { "ProjectId", "Created", "Sequence" });
         }
 
         /// <inheritdoc />
