@@ -197,6 +197,36 @@ public sealed class StoredCompletionsTests(GatewayFixture fixture) : IClassFixtu
     }
 
     [Fact]
+    public async Task Completions_of_the_built_in_runtime_are_stored_streamed_or_not()
+    {
+        var (_, key) = await fixture.CreateProjectAsync("member");
+        var chat = fixture.ChatClient(key, "local-nano");
+        var options = Stored(("runtime", "local"));
+        options.MaxOutputTokenCount = 8;
+        options.Temperature = 0;
+        ChatCompletion answered = await chat.CompleteChatAsync([new UserChatMessage("hello")], options);
+        var streamedText = "";
+        string? streamedId = null;
+        await foreach (var update in chat.CompleteChatStreamingAsync([new UserChatMessage("hello again")], options))
+        {
+            streamedId ??= update.CompletionId;
+            streamedText += string.Concat(update.ContentUpdate.Select(part => part.Text));
+        }
+
+        var stored = await WaitForStoredAsync(chat, answered.Id);
+        Assert.Equal(answered.Content[0].Text, stored.Content[0].Text);
+        Assert.Equal("local-nano", stored.Model);
+        var streamed = await WaitForStoredAsync(chat, streamedId!);
+        Assert.Equal(streamedText, streamed.Content.Count == 0 ? "" : streamed.Content[0].Text);
+        Assert.True(streamed.Usage.InputTokenCount > 0);
+
+        // The request's sampling parameters are kept with it, as OpenAI's stored completions show them.
+        using var http = fixture.CreateClient(key);
+        var raw = JsonNode.Parse(await http.GetStringAsync($"/v1/chat/completions/{answered.Id}"))!;
+        Assert.Equal(0, raw["temperature"]!.GetValue<double>());
+    }
+
+    [Fact]
     public async Task Another_projects_completions_are_404_and_readers_cannot_change_them()
     {
         var (ownerProject, ownerKey) = await fixture.CreateProjectAsync("member");
