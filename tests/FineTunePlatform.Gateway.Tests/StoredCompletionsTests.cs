@@ -227,6 +227,19 @@ public sealed class StoredCompletionsTests(GatewayFixture fixture) : IClassFixtu
     }
 
     [Fact]
+    public async Task A_completion_holding_the_nul_character_is_stored()
+    {
+        var (_, key) = await fixture.CreateProjectAsync("member");
+        using var http = fixture.CreateClient(key);
+        var response = await http.PostAsync("/v1/chat/completions", new StringContent(
+            """{"model":"echo-1","store":true,"messages":[{"role":"user","content":"nul\u0000here please"}]}""", System.Text.Encoding.UTF8, "application/json"));
+        var body = await response.Content.ReadAsStringAsync();
+        Assert.True(response.StatusCode == HttpStatusCode.OK, body);
+        var stored = await WaitForStoredAsync(fixture.ChatClient(key), JsonNode.Parse(body)!["id"]!.GetValue<string>());
+        Assert.Equal("please nul\0here", stored.Content[0].Text);
+    }
+
+    [Fact]
     public async Task Another_projects_completions_are_404_and_readers_cannot_change_them()
     {
         var (ownerProject, ownerKey) = await fixture.CreateProjectAsync("member");

@@ -58,8 +58,11 @@ internal sealed class StoredCompletionConfiguration : IEntityTypeConfiguration<S
         builder.Property(completion => completion.ProjectId).HasMaxLength(64).IsRequired();
         builder.Property(completion => completion.Model).HasMaxLength(256).IsRequired();
         builder.Property(completion => completion.RequestId).HasMaxLength(64).IsRequired();
-        builder.Property(completion => completion.InputMessages).HasColumnType("jsonb").IsRequired();
-        builder.Property(completion => completion.Completion).HasColumnType("jsonb").IsRequired();
+        // Messages and answers are text, not jsonb: jsonb refuses the escaped NUL character, which a prompt or a
+        // provider's answer can hold (as the evaluation service learnt). Metadata, which lists filter inside, is
+        // jsonb; it cannot hold NUL (MetadataLimits refuses it).
+        builder.Property(completion => completion.InputMessages).IsRequired();
+        builder.Property(completion => completion.Completion).IsRequired();
         builder.Property(completion => completion.Metadata).HasColumnType("jsonb").IsRequired();
         builder.Property(completion => completion.Sequence).UseIdentityByDefaultColumn();
         // Lists page by (created, sequence) within a project; metadata filters use jsonb containment.

@@ -117,14 +117,14 @@ namespace FineTunePlatform.Gateway.Infrastructure.Migrations
 
                     b.Property<string>("Completion")
                         .IsRequired()
-                        .HasColumnType("jsonb");
+                        .HasColumnType("text");
 
                     b.Property<long>("Created")
                         .HasColumnType("bigint");
 
                     b.Property<string>("InputMessages")
                         .IsRequired()
-                        .HasColumnType("jsonb");
+                        .HasColumnType("text");
 
                     b.Property<string>("Metadata")
                         .IsRequired()

@@ -22,8 +22,8 @@ namespace FineTunePlatform.Gateway.Infrastructure.Migrations
                     Sequence = table.Column<long>(type: "bigint", nullable: false)
                         .Annotation("Npgsql:ValueGenerationStrategy", NpgsqlValueGenerationStrategy.IdentityByDefaultColumn),
                     RequestId = table.Column<string>(type: "character varying(64)", maxLength: 64, nullable: false),
-                    InputMessages = table.Column<string>(type: "jsonb", nullable: false),
-                    Completion = table.Column<string>(type: "jsonb", nullable: false),
+                    InputMessages = table.Column<string>(type: "text", nullable: false),
+                    Completion = table.Column<string>(type: "text", nullable: false),
                     Metadata = table.Column<string>(type: "jsonb", nullable: false)
                 },
                 constraints: table =>

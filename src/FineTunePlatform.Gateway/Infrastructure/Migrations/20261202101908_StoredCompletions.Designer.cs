@@ -12,7 +12,7 @@ using Npgsql.EntityFrameworkCore.PostgreSQL.Metadata;
 namespace FineTunePlatform.Gateway.Infrastructure.Migrations
 {
     [DbContext(typeof(GatewayDbContext))]
-    [Migration("20261202100045_StoredCompletions")]
+    [Migration("20261202101908_StoredCompletions")]
     partial class StoredCompletions
     {
         /// <inheritdoc />
@@ -120,14 +120,14 @@ namespace FineTunePlatform.Gateway.Infrastructure.Migrations
 
                     b.Property<string>("Completion")
                         .IsRequired()
-                        .HasColumnType("jsonb");
+                        .HasColumnType("text");
 
                     b.Property<long>("Created")
                         .HasColumnType("bigint");
 
                     b.Property<string>("InputMessages")
                         .IsRequired()
-                        .HasColumnType("jsonb");
+                        .HasColumnType("text");
 
                     b.Property<string>("Metadata")
                         .IsRequired()
