@@ -53,7 +53,7 @@ public static class ChatApi
 
         var requestId = ResponseHeaders.RequestIdOf(context);
         Action<JsonObject>? store = storage.Store
-            ? completion => storedCompletions.Store(storage.ToRow(identity.ProjectId, model, requestId, request, completion))
+            ? completion => storedCompletions.Store(identity.ProjectId, () => storage.ToRow(identity.ProjectId, model, requestId, request, completion))
             : null;
         if (route is null)
         {
@@ -104,7 +104,10 @@ public static class ChatApi
             {
                 var assembler = store is null ? null : new ChatCompletionAssembler();
                 await RelayEventStreamAsync(response, context, clientWantsUsage, Record, storedId, assembler);
-                store?.Invoke(assembler!.Completion(storedId!));
+                if (assembler is not null)
+                {
+                    storedCompletions.Store(identity.ProjectId, () => storage.ToRow(identity.ProjectId, model, requestId, request, assembler.Completion(storedId!)));
+                }
             }
             else
             {
@@ -155,7 +158,7 @@ public static class ChatApi
                 continue;
             }
 
-            if (assembler is not null && line.StartsWith("data: {", StringComparison.Ordinal) && JsonNode.Parse(line.AsSpan(6).ToString()) is JsonObject stored)
+            if (assembler is not null && line.StartsWith("data: {", StringComparison.Ordinal) && ParseChunk(line) is { } stored)
             {
                 stored["id"] = storedId;
                 assembler.Add(stored);
@@ -173,6 +176,19 @@ public static class ChatApi
             {
                 await context.Response.WriteAsync(line + "\n", context.RequestAborted);
             }
+        }
+    }
+
+    /// <summary>A provider's chunk as JSON, or null for one that is not (relayed as it came, and missing from the stored completion).</summary>
+    private static JsonObject? ParseChunk(string line)
+    {
+        try
+        {
+            return JsonNode.Parse(line.AsSpan(6).ToString()) as JsonObject;
+        }
+        catch (JsonException)
+        {
+            return null;
         }
     }
 

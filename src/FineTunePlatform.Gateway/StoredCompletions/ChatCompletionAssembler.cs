@@ -34,7 +34,7 @@ public sealed class ChatCompletionAssembler
                 continue;
             }
 
-            var index = choice["index"]?.GetValue<int>() ?? 0;
+            var index = Index(choice);
             if (!_choices.TryGetValue(index, out var assembled))
             {
                 _choices[index] = assembled = new Choice();
@@ -55,6 +55,11 @@ public sealed class ChatCompletionAssembler
         ["usage"] = _usage?.DeepClone(),
         ["system_fingerprint"] = _first?["system_fingerprint"]?.DeepClone(),
     };
+
+    /// <summary>Read leniently: a provider's odd chunk must not break the stream it is relayed in.</summary>
+    private static string? Text(JsonNode? node) => node is JsonValue value && value.TryGetValue<string>(out var text) ? text : null;
+
+    private static int Index(JsonObject owner) => owner["index"] is JsonValue value && value.TryGetValue<int>(out var index) ? index : 0;
 
     private sealed class Choice
     {
@@ -77,18 +82,18 @@ public sealed class ChatCompletionAssembler
                 return;
             }
 
-            if (delta["role"]?.GetValue<string>() is { } role)
+            if (Text(delta["role"]) is { } role)
             {
                 _role = role;
             }
 
-            if (delta["content"]?.GetValue<string>() is { } content)
+            if (Text(delta["content"]) is { } content)
             {
                 _sawContent = true;
                 _content.Append(content);
             }
 
-            if (delta["refusal"]?.GetValue<string>() is { } refusal)
+            if (Text(delta["refusal"]) is { } refusal)
             {
                 (_refusal ??= new StringBuilder()).Append(refusal);
             }
@@ -97,7 +102,7 @@ public sealed class ChatCompletionAssembler
             {
                 foreach (var call in calls.OfType<JsonObject>())
                 {
-                    var index = call["index"]?.GetValue<int>() ?? 0;
+                    var index = Index(call);
                     if (!_toolCalls.TryGetValue(index, out var assembled))
                     {
                         assembled = (new JsonObject { ["id"] = call["id"]?.DeepClone(), ["type"] = call["type"]?.DeepClone() ?? "function",
@@ -105,7 +110,7 @@ public sealed class ChatCompletionAssembler
                         _toolCalls[index] = assembled;
                     }
 
-                    assembled.Arguments.Append(call["function"]?["arguments"]?.GetValue<string>());
+                    assembled.Arguments.Append(Text(call["function"]?["arguments"]));
                 }
             }
         }

@@ -17,6 +17,27 @@ public sealed partial class StoredCompletionWriter(IServiceScopeFactory scopes, 
     private readonly Channel<StoredCompletion> _pending = Channel.CreateBounded<StoredCompletion>(
         new BoundedChannelOptions(10_000) { FullMode = BoundedChannelFullMode.DropWrite, SingleReader = true });
 
+    /// <summary>
+    /// Queues the completion `row` builds; building it cannot fail the chat either (an answer the gateway cannot
+    /// read back, say): that is logged and counted as `invalid`.
+    /// </summary>
+    public void Store(string projectId, Func<StoredCompletion> row)
+    {
+        StoredCompletion completion;
+        try
+        {
+            completion = row();
+        }
+        catch (Exception ex)
+        {
+            Dropped(projectId, "invalid");
+            LogInvalid(logger, ex, projectId);
+            return;
+        }
+
+        Store(completion);
+    }
+
     public void Store(StoredCompletion completion)
     {
         if (!_pending.Writer.TryWrite(completion))
@@ -105,6 +126,9 @@ public sealed partial class StoredCompletionWriter(IServiceScopeFactory scopes, 
 
     private static void Dropped(string projectId, string reason) => PlatformMetrics.StoredCompletionsDropped.Add(1,
         new KeyValuePair<string, object?>("project", projectId), new KeyValuePair<string, object?>("reason", reason));
+
+    [LoggerMessage(LogLevel.Error, "A completion of project {ProjectId} could not be read for storing and was not stored")]
+    private static partial void LogInvalid(ILogger logger, Exception exception, string projectId);
 
     [LoggerMessage(LogLevel.Error, "Stored-completions queue full: completion {CompletionId} of project {ProjectId} was not stored")]
     private static partial void LogQueueFull(ILogger logger, string completionId, string projectId);
