@@ -104,10 +104,7 @@ public static class ChatApi
             {
                 var assembler = store is null ? null : new ChatCompletionAssembler();
                 await RelayEventStreamAsync(response, context, clientWantsUsage, Record, storedId, assembler);
-                if (assembler is not null)
-                {
-                    storedCompletions.Store(identity.ProjectId, () => storage.ToRow(identity.ProjectId, model, requestId, request, assembler.Completion(storedId!)));
-                }
+                store?.Invoke(assembler!.Completion(storedId!));
             }
             else
             {
