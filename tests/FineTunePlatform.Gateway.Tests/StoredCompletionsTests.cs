@@ -5,6 +5,7 @@ using System.Net;
 using System.Net.Http.Json;
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using Microsoft.Extensions.DependencyInjection;
 using OpenAI.Chat;
 
 namespace FineTunePlatform.Gateway.Tests;
@@ -237,6 +238,56 @@ public sealed class StoredCompletionsTests(GatewayFixture fixture) : IClassFixtu
         Assert.True(response.StatusCode == HttpStatusCode.OK, body);
         var stored = await WaitForStoredAsync(fixture.ChatClient(key), JsonNode.Parse(body)!["id"]!.GetValue<string>());
         Assert.Equal("please nul\0here", stored.Content[0].Text);
+    }
+
+    [Fact]
+    public async Task A_completion_the_database_refuses_is_logged_and_counted_and_costs_no_other()
+    {
+        var (projectId, key) = await fixture.CreateProjectAsync("member");
+        var dropped = new System.Collections.Concurrent.ConcurrentQueue<(string Project, string Reason)>();
+        using var listener = new System.Diagnostics.Metrics.MeterListener();
+        listener.InstrumentPublished = (instrument, meterListener) =>
+        {
+            if (instrument.Name == "finetuneplatform.stored_completions.dropped")
+            {
+                meterListener.EnableMeasurementEvents(instrument);
+            }
+        };
+        listener.SetMeasurementEventCallback<long>((_, _, tags, _) =>
+        {
+            var tagged = tags.ToArray().ToDictionary(tag => tag.Key, tag => tag.Value?.ToString());
+            dropped.Enqueue((tagged["project"]!, tagged["reason"]!));
+        });
+        listener.Start();
+
+        // A row the database refuses (its project does not exist) is dropped, loudly; a good row queued with it is stored.
+        var writer = fixture.Gateway.Services.GetRequiredService<StoredCompletions.StoredCompletionWriter>();
+        StoredCompletions.StoredCompletion Row(string project) => new()
+        {
+            Id = "chatcmpl-" + Guid.NewGuid().ToString("N"),
+            ProjectId = project,
+            Model = GatewayFixture.UpstreamModel,
+            Created = DateTimeOffset.UtcNow.ToUnixTimeSeconds(),
+            RequestId = "req_test",
+            InputMessages = """[{"role":"user","content":"hi"}]""",
+            Completion = """{"id":"x","object":"chat.completion","created":1,"model":"echo-1","choices":[]}""",
+            Metadata = "{}",
+        };
+        var orphan = Row("proj_does_not_exist");
+        var good = Row(projectId);
+        writer.Store(orphan);
+        writer.Store(good);
+
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(30);
+        while (!dropped.Contains(("proj_does_not_exist", "write_failed")) && DateTime.UtcNow < deadline)
+        {
+            await Task.Delay(50);
+        }
+
+        Assert.Contains(("proj_does_not_exist", "write_failed"), dropped);
+        Assert.DoesNotContain(dropped, entry => entry.Project == projectId);
+        using var http = fixture.CreateClient(key);
+        Assert.Equal(HttpStatusCode.OK, (await http.GetAsync($"/v1/chat/completions/{good.Id}")).StatusCode);
     }
 
     [Fact]

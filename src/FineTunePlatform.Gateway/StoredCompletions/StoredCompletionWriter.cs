@@ -47,7 +47,7 @@ public sealed partial class StoredCompletionWriter(IServiceScopeFactory scopes, 
         }
     }
 
-    /// <summary>Writes everything queued so far (tests and shutdown).</summary>
+    /// <summary>Writes everything queued so far: the loop's step, and the last write at shutdown once the loop has stopped.</summary>
     public async Task FlushAsync(CancellationToken cancellationToken)
     {
         var batch = new List<StoredCompletion>();
