@@ -29,6 +29,10 @@ public static class PlatformMetrics
     public static readonly Counter<long> ChatTokens = Telemetry.Meter.CreateCounter<long>(
         "finetuneplatform.chat.tokens", "{token}", "Tokens of chat completions served");
 
+    /// <summary>Completions asked to be stored (`store: true`) that could not be (Gateway), tagged with why.</summary>
+    public static readonly Counter<long> StoredCompletionsDropped = Telemetry.Meter.CreateCounter<long>(
+        "finetuneplatform.stored_completions.dropped", "{completion}", "Chat completions that could not be stored");
+
     /// <summary>Requests refused with 429 by a project's or key's rate limit (Gateway).</summary>
     public static readonly Counter<long> RateLimitRejections = Telemetry.Meter.CreateCounter<long>(
         "finetuneplatform.rate_limit.rejections", "{request}", "Requests refused by a rate limit");

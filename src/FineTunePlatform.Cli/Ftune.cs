@@ -8,7 +8,7 @@ namespace FineTunePlatform.Cli;
 
 /// <summary>
 /// `ftune`: the platform from a terminal — upload and check files, start and follow fine-tuning jobs, create and run
-/// evals, list models and chat with them. It speaks the same public API as the OpenAI SDKs (through the official .NET
+/// evals, list models and chat with them, list stored chats and export them as a training file. It speaks the same public API as the OpenAI SDKs (through the official .NET
 /// SDK where the call is OpenAI's, plain HTTP for our additions: file reports, the job event stream, a job's
 /// evaluation, a model's publication). Exit codes: 0 done, 1 the platform refused or the job or run did not succeed,
 /// 2 a usage or configuration mistake. Every failure is one line on stderr, never a stack trace.
@@ -29,6 +29,7 @@ public static class Ftune
             EvalCommands.Create(connection, output),
             ModelCommands.Create(connection, output),
             ModelCommands.Chat(connection, output),
+            CompletionCommands.Create(connection, output),
             AdminCommands.Create(connection, output),
         };
         var parse = root.Parse(args);

@@ -195,6 +195,43 @@ public sealed class CliTests(FineTuningFixture fixture) : IClassFixture<FineTuni
         return (exitCode, output.ToString(), error.ToString());
     }
 
+    [Fact]
+    public async Task Chats_stored_from_the_command_line_are_listed_and_exported_as_a_training_file()
+    {
+        var (_, key) = await Platform.Admin.CreateProjectAsync("member");
+        for (var i = 0; i < 10; i++)
+        {
+            var chat = await RunAsync(key, "chat", TrainingPlatform.UpstreamModel, "refund", "ticket", $"{i}", "--store", "--metadata", "source=cli", "--metadata", $"n={i}");
+            Assert.True(chat.ExitCode == 0, chat.Error);
+            Assert.Equal($"{i} ticket refund" + Environment.NewLine, chat.Output);
+        }
+
+        // Stored just after each answer (off the request path): wait until all ten are listed.
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(30);
+        (int ExitCode, string Output, string Error) list;
+        do
+        {
+            list = await RunAsync(key, "completions", "list", "--metadata", "source=cli");
+        }
+        while (list.Output.Split('\n', StringSplitOptions.RemoveEmptyEntries).Length < 11 && DateTime.UtcNow < deadline);
+
+        Assert.Equal(0, list.ExitCode);
+        var lines = list.Output.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.Matches(@"^ID +MODEL +CREATED +METADATA +ANSWER", lines[0]);
+        Assert.Equal(11, lines.Length);
+        Assert.Matches(@"^chatcmpl-\S+ +echo-1 +\S+ +\S*source=cli\S* +9 ticket refund", lines[1]); // newest first
+        Assert.Single((await RunAsync(key, "completions", "list", "--metadata", "n=3")).Output.Split('\n', StringSplitOptions.RemoveEmptyEntries).Skip(1));
+
+        var export = await RunAsync(key, "completions", "export", "--metadata", "source=cli", "--filename", "cli-traffic.jsonl");
+        Assert.True(export.ExitCode == 0, export.Output + export.Error);
+        Assert.Matches(@"^file-\S+  cli-traffic\.jsonl  \d+ bytes  processed", export.Output);
+
+        var nothing = await RunAsync(key, "completions", "export", "--metadata", "source=nobody");
+        Assert.Equal(1, nothing.ExitCode);
+        Assert.StartsWith("ftune: 400: ", nothing.Error, StringComparison.Ordinal);
+        Assert.Equal(2, (await RunAsync(key, "chat", TrainingPlatform.UpstreamModel, "hi", "--store", "--metadata", "novalue")).ExitCode);
+    }
+
     private async Task<(int ExitCode, string Output, string Error)> RunAsync(string key, params string[] args)
     {
         var output = new StringWriter();

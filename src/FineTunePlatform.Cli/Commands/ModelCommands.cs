@@ -48,13 +48,23 @@ public static class ModelCommands
         var system = new Option<string?>("--system") { Description = "A system message before it." };
         var maxTokens = new Option<int?>("--max-tokens");
         var temperature = new Option<float?>("--temperature");
-        var chat = new Command("chat", "Send one message to a model and stream its reply.") { model, message, system, maxTokens, temperature };
+        var store = new Option<bool>("--store") { Description = "Store the completion (store: true) for `ftune completions list|export` and evals." };
+        var metadata = CompletionCommands.MetadataOption("Metadata of the stored completion (key=value; repeat for more).");
+        var chat = new Command("chat", "Send one message to a model and stream its reply.") { model, message, system, maxTokens, temperature, store, metadata };
         chat.SetAction(async (parse, cancellationToken) =>
         {
             var client = connection.Open(parse).OpenAI.GetChatClient(parse.GetValue(model));
             List<ChatMessage> messages = parse.GetValue(system) is { } instructions ? [new SystemChatMessage(instructions)] : [];
             messages.Add(new UserChatMessage(string.Join(' ', parse.GetValue(message)!)));
             var options = new ChatCompletionOptions { MaxOutputTokenCount = parse.GetValue(maxTokens), Temperature = parse.GetValue(temperature) };
+            if (parse.GetValue(store))
+            {
+                options.StoredOutputEnabled = true;
+                foreach (var (key, value) in CompletionCommands.Pairs(parse.GetValue(metadata)))
+                {
+                    options.Metadata[key] = value;
+                }
+            }
             await foreach (var update in client.CompleteChatStreamingAsync(messages, options, cancellationToken))
             {
                 foreach (var part in update.ContentUpdate)

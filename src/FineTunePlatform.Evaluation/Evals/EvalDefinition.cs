@@ -21,13 +21,12 @@ public static class EvalDefinition
         var type = Json.String(config, "type", "data_source_config.type");
         if (type is "stored_completions" or "logs")
         {
-            throw new InvalidEvalException(
-                $"data_source_config type '{type}' is not supported: this platform does not store completions. Use 'custom' with an item_schema.", "data_source_config.type");
+            return StoredCompletionsConfig(type, config);
         }
 
         if (type != "custom")
         {
-            throw new InvalidEvalException($"data_source_config type must be 'custom', not '{type}'.", "data_source_config.type");
+            throw new InvalidEvalException($"data_source_config type must be 'custom', 'logs' or 'stored_completions', not '{type}'.", "data_source_config.type");
         }
 
         var itemSchema = config["item_schema"];
@@ -267,6 +266,39 @@ public static class EvalDefinition
         {
             throw new InvalidEvalException($"'{param}' is not valid JSON.", param);
         }
+    }
+
+    /// <summary>
+    /// An eval over the project's stored chat completions (`logs`, or its older name `stored_completions`): every item
+    /// is a completion's request ({"input": [messages]}) and comes with its stored answer as `sample`, as OpenAI
+    /// describes these configs (`schema` has both). `metadata` is kept as given: it documents which traffic the eval is
+    /// for; the filters that select items are the run's (data_source.source).
+    /// </summary>
+    private static (JsonObject DataSourceConfig, JsonObject ItemSchema) StoredCompletionsConfig(string type, JsonObject config)
+    {
+        var metadata = config["metadata"] switch
+        {
+            null => new JsonObject(),
+            JsonObject pairs => (JsonObject)pairs.DeepClone(),
+            _ => throw new InvalidEvalException("'metadata' must be an object.", "data_source_config.metadata"),
+        };
+        var itemSchema = new JsonObject
+        {
+            ["type"] = "object",
+            ["properties"] = new JsonObject { ["input"] = new JsonObject { ["type"] = "array" } },
+        };
+        var resolved = new JsonObject
+        {
+            ["type"] = type,
+            ["metadata"] = metadata,
+            ["schema"] = new JsonObject
+            {
+                ["type"] = "object",
+                ["properties"] = new JsonObject { ["item"] = itemSchema.DeepClone(), ["sample"] = SampleSchema() },
+                ["required"] = new JsonArray("item", "sample"),
+            },
+        };
+        return (resolved, itemSchema);
     }
 
     private static JsonObject SampleSchema() => new()

@@ -1,5 +1,6 @@
 using FineTunePlatform.Contracts.Datasets;
 using FineTunePlatform.Contracts.Inference;
+using FineTunePlatform.Contracts.StoredCompletions;
 using FineTunePlatform.Contracts.Training;
 using FineTunePlatform.Evaluation.Graders;
 using FineTunePlatform.Evaluation.Infrastructure;
@@ -25,6 +26,9 @@ internal static class Extensions
         builder.Services.AddInternalGrpcClient<DatasetService.DatasetServiceClient>("datasets")
             .ConfigureChannel(channel => channel.ThrowOperationCanceledOnCancellation = true);
         builder.Services.AddInternalGrpcClient<InferenceService.InferenceServiceClient>("gateway")
+            .ConfigureChannel(channel => channel.ThrowOperationCanceledOnCancellation = true);
+        // The `stored_completions` data source: the gateway owns stored completions.
+        builder.Services.AddInternalGrpcClient<StoredCompletionService.StoredCompletionServiceClient>("gateway")
             .ConfigureChannel(channel => channel.ThrowOperationCanceledOnCancellation = true);
         // TrainingJobFinished is a nudge: the job's evaluation request is read from training.
         builder.Services.AddInternalGrpcClient<TrainingService.TrainingServiceClient>("training");

@@ -10,7 +10,11 @@ namespace FineTunePlatform.Evaluation.Runs;
 /// - `jsonl`: items (each {"item": {...}, "sample": {...}?}) graded as they are, samples included;
 /// - `completions`: a model sampled for every item, its prompt given as `input_messages` (a template rendered with
 ///   the item, or an item_reference naming the item's own messages) with `sampling_params`.
-/// Items come inline (`source.type = file_content`) or from an uploaded JSONL file (`source.type = file_id`).
+/// Items come inline (`source.type = file_content`), from an uploaded JSONL file (`source.type = file_id`), or
+/// (completions only) from the project's stored chat completions (`source.type = stored_completions`, read from the
+/// gateway that stores them): each is {"item": {"input": [request messages]}, "sample": {the stored answer}}, so
+/// without a `model` the stored answers are graded as they are, and with one the model is sampled again on
+/// `input_messages` (by default `item.input`).
 /// </summary>
 public sealed class RunDataSource
 {
@@ -39,6 +43,9 @@ public sealed class RunDataSource
 
     public string? FileId => Source["id"]?.GetValue<string>();
 
+    /// <summary>The stored-completions filters, when the items are the project's stored completions.</summary>
+    public StoredCompletionsSource? StoredCompletions { get; private init; }
+
     public static RunDataSource Read(string json)
     {
         JsonObject dataSource;
@@ -65,7 +72,21 @@ public sealed class RunDataSource
         var source = ReadSource(dataSource);
         if (type == "jsonl")
         {
-            return new RunDataSource(type, source);
+            return source["type"]?.GetValue<string>() == "stored_completions"
+                ? throw new InvalidEvalException("source type 'stored_completions' needs a 'completions' data source.", "data_source.source.type")
+                : new RunDataSource(type, source);
+        }
+
+        var stored = source["type"]?.GetValue<string>() == "stored_completions" ? StoredCompletionsSource.Read(source) : null;
+        if (stored is not null && dataSource["model"] is null && dataSource["input_messages"] is null)
+        {
+            // Grade what was answered: no sampling.
+            return new RunDataSource(type, source) { StoredCompletions = stored };
+        }
+
+        if (stored is not null && dataSource["input_messages"] is null)
+        {
+            dataSource["input_messages"] = new JsonObject { ["type"] = "item_reference", ["item_reference"] = "item.input" };
         }
 
         var model = Json.String(dataSource, "model", "data_source.model");
@@ -82,12 +103,14 @@ public sealed class RunDataSource
         {
             "template" => new RunDataSource(type, source)
             {
+                StoredCompletions = stored,
                 Model = model,
                 Sampling = sampling,
                 Template = EvalDefinition.Messages(inputMessages, "data_source.input_messages", "template"),
             },
             "item_reference" => new RunDataSource(type, source)
             {
+                StoredCompletions = stored,
                 Model = model,
                 Sampling = sampling,
                 ItemReference = Json.String(inputMessages, "item_reference", "data_source.input_messages.item_reference") is var reference
@@ -178,9 +201,51 @@ public sealed class RunDataSource
                 Json.String(source, "id", "data_source.source.id");
                 return (JsonObject)source.DeepClone();
             case "stored_completions":
-                throw new InvalidEvalException("source type 'stored_completions' is not supported: this platform does not store completions.", "data_source.source.type");
+                StoredCompletionsSource.Read(source);
+                return (JsonObject)source.DeepClone();
             default:
-                throw new InvalidEvalException("'source.type' must be 'file_content' or 'file_id'.", "data_source.source.type");
+                throw new InvalidEvalException("'source.type' must be 'file_content', 'file_id' or 'stored_completions'.", "data_source.source.type");
         }
     }
+}
+
+/// <summary>OpenAI's EvalStoredCompletionsSource: which stored completions a run takes (all optional; `created_*` are unix seconds, exclusive).</summary>
+public sealed record StoredCompletionsSource(string? Model, IReadOnlyDictionary<string, string> Metadata, long? CreatedAfter, long? CreatedBefore, int? Limit)
+{
+    public static StoredCompletionsSource Read(JsonObject source)
+    {
+        var metadata = new Dictionary<string, string>(StringComparer.Ordinal);
+        switch (source["metadata"])
+        {
+            case null:
+                break;
+            case JsonObject pairs:
+                foreach (var (key, value) in pairs)
+                {
+                    metadata[key] = value?.GetValueKind() == JsonValueKind.String
+                        ? value.GetValue<string>()
+                        : throw new InvalidEvalException($"'metadata.{key}' must be a string.", "data_source.source.metadata");
+                }
+
+                break;
+            default:
+                throw new InvalidEvalException("'metadata' must be an object of string values.", "data_source.source.metadata");
+        }
+
+        var limit = Integer(source, "limit");
+        return new StoredCompletionsSource(
+            Json.OptionalString(source, "model", "data_source.source.model") is { Length: > 0 } model ? model : null,
+            metadata,
+            Integer(source, "created_after"),
+            Integer(source, "created_before"),
+            limit is null ? null : limit >= 1 ? (int)Math.Min(limit.Value, int.MaxValue)
+                : throw new InvalidEvalException("'limit' must be at least 1.", "data_source.source.limit"));
+    }
+
+    private static long? Integer(JsonObject source, string field) => source[field] switch
+    {
+        null => null,
+        JsonValue value when value.GetValueKind() == JsonValueKind.Number && value.TryGetValue<long>(out var number) => number,
+        _ => throw new InvalidEvalException($"'{field}' must be an integer.", $"data_source.source.{field}"),
+    };
 }

@@ -271,6 +271,13 @@ public sealed partial class RunProcessor(
             view["output_text"] = content.DeepClone();
         }
 
+        // OpenAI's sample shape (a stored completion's answer): the assistant's text is in `output`.
+        if (view["output_text"] is null && view["output"] is JsonArray { Count: > 0 } output && output[^1]?["content"] is JsonValue outputText
+            && outputText.GetValueKind() == JsonValueKind.String)
+        {
+            view["output_text"] = outputText.DeepClone();
+        }
+
         if (view["output_json"] is null && view["output_text"]?.GetValueKind() == JsonValueKind.String)
         {
             try

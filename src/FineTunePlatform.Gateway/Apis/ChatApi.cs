@@ -5,20 +5,24 @@ using FineTunePlatform.Gateway.Auth;
 using FineTunePlatform.Gateway.OpenAI;
 using FineTunePlatform.Gateway.RateLimiting;
 using FineTunePlatform.Gateway.Routing;
+using FineTunePlatform.Gateway.StoredCompletions;
 using FineTunePlatform.Gateway.Usage;
+using FineTunePlatform.ServiceDefaults;
 
 namespace FineTunePlatform.Gateway.Apis;
 
 /// <summary>
 /// POST /v1/chat/completions: validates the request, admits it against the rate limits, routes it by model and
-/// streams the answer back chunk by chunk, recording usage without waiting on it.
+/// streams the answer back chunk by chunk, recording usage without waiting on it. With `store: true` the completion
+/// is handed to <see cref="StoredCompletionWriter"/> once answered (see StoredCompletionsApi for reading it back).
 /// </summary>
 public static class ChatApi
 {
     public static RouteHandlerBuilder MapChatApi(this IEndpointRouteBuilder app) =>
         app.MapPost("/v1/chat/completions", CompleteChatAsync).RequireAuthorization(Policies.Reader);
 
-    private static async Task CompleteChatAsync(HttpContext context, ModelRouter router, ChatModels chatModels, RequestRateLimiter limiter, UsageRecorder usage, UpstreamChatClient upstreamClient, TimeProvider time)
+    private static async Task CompleteChatAsync(HttpContext context, ModelRouter router, ChatModels chatModels, RequestRateLimiter limiter, UsageRecorder usage, UpstreamChatClient upstreamClient,
+        StoredCompletionWriter storedCompletions, TimeProvider time)
     {
         var (request, problem) = await ReadRequestAsync(context.Request);
         if (problem is not null)
@@ -26,6 +30,8 @@ public static class ChatApi
             await problem.ExecuteAsync(context);
             return;
         }
+
+        var storage = ChatStorage.Read(request!);
 
         var model = request!["model"]!.GetValue<string>();
         var route = router.Find(model);
@@ -45,11 +51,21 @@ public static class ChatApi
             return;
         }
 
+        var requestId = ResponseHeaders.RequestIdOf(context);
+        Action<JsonObject>? store = storage.Store
+            ? completion => storedCompletions.Store(identity.ProjectId, () => storage.ToRow(identity.ProjectId, model, requestId, request, completion))
+            : null;
         if (route is null)
         {
-            await LocalChatCompletions.RespondAsync(context, request, model, served!, identity, usage, time);
+            await LocalChatCompletions.RespondAsync(context, request, model, served!, identity, usage, time, store);
             return;
         }
+
+        // The gateway is where a project's completions are stored: the provider is not asked to keep them too, and
+        // a stored completion carries the gateway's own id (a provider's ids are its own, and need not be unique).
+        var storedId = store is null ? null : RandomIds.WithPrefix("chatcmpl-");
+        request.Remove("store");
+        request.Remove("metadata");
 
         var streaming = request["stream"]?.GetValueKind() == JsonValueKind.True;
         var clientWantsUsage = request["stream_options"]?["include_usage"]?.GetValueKind() == JsonValueKind.True;
@@ -86,23 +102,40 @@ public static class ChatApi
 
             if (streaming && response.IsSuccessStatusCode)
             {
-                await RelayEventStreamAsync(response, context, clientWantsUsage, Record);
+                var assembler = store is null ? null : new ChatCompletionAssembler();
+                await RelayEventStreamAsync(response, context, clientWantsUsage, Record, storedId, assembler);
+                store?.Invoke(assembler!.Completion(storedId!));
             }
             else
             {
                 var body = await response.Content.ReadAsStringAsync(context.RequestAborted);
+                JsonObject? completion = null;
                 if (response.IsSuccessStatusCode)
                 {
-                    Record(JsonNode.Parse(body)?["usage"]);
+                    completion = JsonNode.Parse(body) as JsonObject;
+                    Record(completion?["usage"]);
+                    if (store is not null && completion is not null)
+                    {
+                        completion["id"] = storedId;
+                        body = completion.ToJsonString();
+                    }
                 }
 
                 await context.Response.WriteAsync(body, context.RequestAborted);
+                if (store is not null && completion is not null)
+                {
+                    store(completion);
+                }
             }
         }
     }
 
-    /// <summary>Passes server-sent events through one by one, flushing each as it arrives.</summary>
-    private static async Task RelayEventStreamAsync(HttpResponseMessage response, HttpContext context, bool clientWantsUsage, Action<JsonNode?> record)
+    /// <summary>
+    /// Passes server-sent events through one by one, flushing each as it arrives. A stored stream (`assembler` set)
+    /// has every chunk read into the assembler and sent under the stored id.
+    /// </summary>
+    private static async Task RelayEventStreamAsync(HttpResponseMessage response, HttpContext context, bool clientWantsUsage, Action<JsonNode?> record,
+        string? storedId, ChatCompletionAssembler? assembler)
     {
         context.Response.Headers.CacheControl = "no-cache";
         await using var stream = await response.Content.ReadAsStreamAsync(context.RequestAborted);
@@ -122,6 +155,13 @@ public static class ChatApi
                 continue;
             }
 
+            if (assembler is not null && line.StartsWith("data: {", StringComparison.Ordinal) && ParseChunk(line) is { } stored)
+            {
+                stored["id"] = storedId;
+                assembler.Add(stored);
+                line = "data: " + stored.ToJsonString();
+            }
+
             if (line.StartsWith("data: {", StringComparison.Ordinal) && line.Contains("\"usage\":{", StringComparison.Ordinal))
             {
                 var chunk = JsonNode.Parse(line.AsSpan(6).ToString());
@@ -133,6 +173,19 @@ public static class ChatApi
             {
                 await context.Response.WriteAsync(line + "\n", context.RequestAborted);
             }
+        }
+    }
+
+    /// <summary>A provider's chunk as JSON, or null for one that is not (relayed as it came, and missing from the stored completion).</summary>
+    private static JsonObject? ParseChunk(string line)
+    {
+        try
+        {
+            return JsonNode.Parse(line.AsSpan(6).ToString()) as JsonObject;
+        }
+        catch (JsonException)
+        {
+            return null;
         }
     }
 

@@ -14,7 +14,9 @@ namespace FineTunePlatform.Gateway.Apis;
 /// </summary>
 internal static class LocalChatCompletions
 {
-    public static async Task RespondAsync(HttpContext context, JsonObject request, string model, IChatModel chatModel, KeyIdentity identity, UsageRecorder usage, TimeProvider time)
+    /// <summary>`store` receives the whole completion once it has been answered (null: not stored).</summary>
+    public static async Task RespondAsync(HttpContext context, JsonObject request, string model, IChatModel chatModel, KeyIdentity identity, UsageRecorder usage, TimeProvider time,
+        Action<JsonObject>? store)
     {
         var messages = request["messages"]!.AsArray().Select(message => new ChatTurn(
             message!["role"]!.GetValue<string>(), ContentText(message["content"]))).ToList();
@@ -38,7 +40,7 @@ internal static class LocalChatCompletions
         {
             var result = await chatModel.CompleteAsync(messages, options, stop, context.RequestAborted);
             usage.Record(new UsageRecord(identity.ProjectId, identity.KeyId, model, day, result.PromptTokens, result.CompletionTokens));
-            await context.Response.WriteAsJsonAsync(new JsonObject
+            var completion = new JsonObject
             {
                 ["id"] = id,
                 ["object"] = "chat.completion",
@@ -52,7 +54,9 @@ internal static class LocalChatCompletions
                     ["finish_reason"] = result.FinishReason,
                 }),
                 ["usage"] = Usage(result),
-            }, context.RequestAborted);
+            };
+            await context.Response.WriteAsJsonAsync(completion, context.RequestAborted);
+            store?.Invoke(completion);
             return;
         }
 
@@ -61,8 +65,10 @@ internal static class LocalChatCompletions
         var includeUsage = request["stream_options"]?["include_usage"]?.GetValueKind() == JsonValueKind.True;
         context.Response.ContentType = "text/event-stream";
         context.Response.Headers.CacheControl = "no-cache";
+        var assembler = store is null ? null : new StoredCompletions.ChatCompletionAssembler();
         async Task SendAsync(JsonObject chunk)
         {
+            assembler?.Add(chunk);
             await context.Response.WriteAsync($"data: {chunk.ToJsonString()}\n\n", context.RequestAborted);
             await context.Response.Body.FlushAsync(context.RequestAborted);
         }
@@ -103,6 +109,12 @@ internal static class LocalChatCompletions
         }
 
         await context.Response.WriteAsync("data: [DONE]\n\n", context.RequestAborted);
+        if (assembler is not null)
+        {
+            // The stored completion has its usage whether or not the stream sent it.
+            assembler.Add(new JsonObject { ["usage"] = Usage(final) });
+            store!(assembler.Completion(id));
+        }
     }
 
     private static JsonObject Usage(GenerationResult result) => new()

@@ -9,6 +9,7 @@ using FineTunePlatform.Gateway.IntegrationEvents;
 using FineTunePlatform.Gateway.OpenAI;
 using FineTunePlatform.Gateway.RateLimiting;
 using FineTunePlatform.Gateway.Routing;
+using FineTunePlatform.Gateway.StoredCompletions;
 using FineTunePlatform.Gateway.Usage;
 using FineTunePlatform.ServiceDefaults.Storage;
 using Microsoft.AspNetCore.Authentication;
@@ -63,6 +64,10 @@ internal static class Extensions
         builder.Services.AddSingleton<RequestRateLimiter>();
         builder.Services.AddSingleton<UsageRecorder>();
         builder.Services.AddHostedService(services => services.GetRequiredService<UsageRecorder>());
+        builder.Services.AddSingleton<StoredCompletionWriter>();
+        builder.Services.AddHostedService(services => services.GetRequiredService<StoredCompletionWriter>());
+        builder.Services.AddScoped<StoredCompletionStore>();
+        builder.Services.AddScoped<ChatCompletionExport>();
 
         builder.Services.Configure<UpstreamOptions>(builder.Configuration.GetSection("Gateway:Upstreams"));
         builder.Services.AddSingleton<ModelRouter>();

@@ -46,3 +46,28 @@ internal sealed class DailyUsageConfiguration : IEntityTypeConfiguration<Usage.D
         builder.Property(usage => usage.Model).HasMaxLength(256);
     }
 }
+
+internal sealed class StoredCompletionConfiguration : IEntityTypeConfiguration<StoredCompletions.StoredCompletion>
+{
+    public void Configure(EntityTypeBuilder<StoredCompletions.StoredCompletion> builder)
+    {
+        builder.ToTable("stored_completions");
+        // Ids are the gateway's own random `chatcmpl-` ids; every read also names the project.
+        builder.HasKey(completion => completion.Id);
+        builder.Property(completion => completion.Id).HasMaxLength(64);
+        builder.Property(completion => completion.ProjectId).HasMaxLength(64).IsRequired();
+        builder.Property(completion => completion.Model).HasMaxLength(256).IsRequired();
+        builder.Property(completion => completion.RequestId).HasMaxLength(64).IsRequired();
+        // Messages and answers are text, not jsonb: jsonb refuses the escaped NUL character, which a prompt or a
+        // provider's answer can hold (as the evaluation service learnt). Metadata, which lists filter inside, is
+        // jsonb; it cannot hold NUL (MetadataLimits refuses it).
+        builder.Property(completion => completion.InputMessages).IsRequired();
+        builder.Property(completion => completion.Completion).IsRequired();
+        builder.Property(completion => completion.Metadata).HasColumnType("jsonb").IsRequired();
+        builder.Property(completion => completion.Sequence).UseIdentityByDefaultColumn();
+        // Lists page by (created, sequence) within a project; metadata filters use jsonb containment.
+        builder.HasIndex(completion => new { completion.ProjectId, completion.Created, completion.Sequence });
+        builder.HasIndex(completion => completion.Metadata).HasMethod("gin");
+        builder.HasOne<Auth.Project>().WithMany().HasForeignKey(completion => completion.ProjectId).OnDelete(DeleteBehavior.Cascade);
+    }
+}

@@ -11,6 +11,8 @@ public sealed class GatewayDbContext(DbContextOptions<GatewayDbContext> options)
 
     public DbSet<Usage.DailyUsage> DailyUsage => Set<Usage.DailyUsage>();
 
+    public DbSet<StoredCompletions.StoredCompletion> StoredCompletions => Set<StoredCompletions.StoredCompletion>();
+
     protected override void OnModelCreating(ModelBuilder modelBuilder)
     {
         modelBuilder.ApplyConfigurationsFromAssembly(typeof(GatewayDbContext).Assembly);

@@ -42,6 +42,15 @@ public static class OpenAIList
             : throw new InvalidRequestException($"Invalid 'limit': integer below minimum value. Expected a value >= 1, but got {limit} instead.", "limit", "integer_below_min_value");
     }
 
+    /// <summary>The `order` query parameter (`asc` or `desc`; absent: the resource's default), or a 400 naming `order`.</summary>
+    public static bool Ascending(HttpRequest request, bool defaultAscending) => request.Query["order"].ToString() switch
+    {
+        "" => defaultAscending,
+        "asc" => true,
+        "desc" => false,
+        var order => throw new InvalidRequestException($"Invalid value for 'order': expected one of 'asc' or 'desc', but got '{order}' instead.", "order", "invalid_value"),
+    };
+
     /// <summary>OpenAI's `metadata` object of a resource.</summary>
     public static JsonObject Metadata(IEnumerable<KeyValuePair<string, string>> metadata)
     {

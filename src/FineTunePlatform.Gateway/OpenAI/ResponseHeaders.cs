@@ -16,14 +16,19 @@ public static class ResponseHeaders
     public static Task AddAsync(HttpContext context, RequestDelegate next)
     {
         var started = Stopwatch.GetTimestamp();
-        var traceId = Activity.Current?.TraceId.ToHexString() ?? context.TraceIdentifier;
+        var requestId = "req_" + (Activity.Current?.TraceId.ToHexString() ?? context.TraceIdentifier);
+        context.Items[RequestId] = requestId;
         context.Response.OnStarting(() =>
         {
             var headers = context.Response.Headers;
-            headers[RequestId] = "req_" + traceId;
+            headers[RequestId] = requestId;
             headers[ProcessingMilliseconds] = ((long)Stopwatch.GetElapsedTime(started).TotalMilliseconds).ToString(CultureInfo.InvariantCulture);
             return Task.CompletedTask;
         });
         return next(context);
     }
+
+    /// <summary>The `x-request-id` this request is answered with (a stored completion keeps it).</summary>
+    public static string RequestIdOf(HttpContext context) =>
+        context.Items[RequestId] as string ?? "req_" + (Activity.Current?.TraceId.ToHexString() ?? context.TraceIdentifier);
 }

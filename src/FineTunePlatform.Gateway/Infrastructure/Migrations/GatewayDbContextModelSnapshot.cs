@@ -17,7 +17,7 @@ namespace FineTunePlatform.Gateway.Infrastructure.Migrations
         {
 #pragma warning disable 612, 618
             modelBuilder
-                .HasAnnotation("ProductVersion", "10.0.4")
+                .HasAnnotation("ProductVersion", "10.0.14")
                 .HasAnnotation("Relational:MaxIdentifierLength", 63);
 
             NpgsqlModelBuilderExtensions.UseIdentityByDefaultColumns(modelBuilder);
@@ -109,6 +109,59 @@ namespace FineTunePlatform.Gateway.Infrastructure.Migrations
                     b.ToTable("projects", (string)null);
                 });
 
+            modelBuilder.Entity("FineTunePlatform.Gateway.StoredCompletions.StoredCompletion", b =>
+                {
+                    b.Property<string>("Id")
+                        .HasMaxLength(64)
+                        .HasColumnType("character varying(64)");
+
+                    b.Property<string>("Completion")
+                        .IsRequired()
+                        .HasColumnType("text");
+
+                    b.Property<long>("Created")
+                        .HasColumnType("bigint");
+
+                    b.Property<string>("InputMessages")
+                        .IsRequired()
+                        .HasColumnType("text");
+
+                    b.Property<string>("Metadata")
+                        .IsRequired()
+                        .HasColumnType("jsonb");
+
+                    b.Property<string>("Model")
+                        .IsRequired()
+                        .HasMaxLength(256)
+                        .HasColumnType("character varying(256)");
+
+                    b.Property<string>("ProjectId")
+                        .IsRequired()
+                        .HasMaxLength(64)
+                        .HasColumnType("character varying(64)");
+
+                    b.Property<string>("RequestId")
+                        .IsRequired()
+                        .HasMaxLength(64)
+                        .HasColumnType("character varying(64)");
+
+                    b.Property<long>("Sequence")
+                        .ValueGeneratedOnAdd()
+                        .HasColumnType("bigint");
+
+                    NpgsqlPropertyBuilderExtensions.UseIdentityByDefaultColumn(b.Property<long>("Sequence"));
+
+                    b.HasKey("Id");
+
+                    b.HasIndex("Metadata");
+
+                    NpgsqlIndexBuilderExtensions.HasMethod(b.HasIndex("Metadata"), "gin");
+
+                    b.HasIndex("ProjectId", "Created", "Sequence");
+
+                    b.ToTable("stored_completions", (string)null);
+                });
+
             modelBuilder.Entity("FineTunePlatform.Gateway.Usage.DailyUsage", b =>
                 {
                     b.Property<string>("ProjectId")
@@ -144,6 +197,15 @@ namespace FineTunePlatform.Gateway.Infrastructure.Migrations
                 });
 
             modelBuilder.Entity("FineTunePlatform.Gateway.Auth.ApiKey", b =>
+                {
+                    b.HasOne("FineTunePlatform.Gateway.Auth.Project", null)
+                        .WithMany()
+                        .HasForeignKey("ProjectId")
+                        .OnDelete(DeleteBehavior.Cascade)
+                        .IsRequired();
+                });
+
+            modelBuilder.Entity("FineTunePlatform.Gateway.StoredCompletions.StoredCompletion", b =>
                 {
                     b.HasOne("FineTunePlatform.Gateway.Auth.Project", null)
                         .WithMany()
