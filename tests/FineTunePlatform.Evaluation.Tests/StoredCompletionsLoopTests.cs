@@ -90,6 +90,9 @@ public sealed class StoredCompletionsLoopTests(EvalsFixture fixture)
         Assert.Equal("refund ticket 0", items[0]["datasource_item"]!["input"]![0]!["content"]!.GetValue<string>());
         Assert.Equal(tickets.Single(completion => completion.Content[0].Text == "0 ticket refund").Content[0].Text,
             items[0]["sample"]!["output"]![0]!["content"]!.GetValue<string>());
+        // The sample is the stored one as it was answered: its input and its usage, not an empty draw's.
+        Assert.Equal("refund ticket 0", items[0]["sample"]!["input"]![0]!["content"]!.GetValue<string>());
+        Assert.True(items[0]["sample"]!["usage"]!["completion_tokens"]!.GetValue<long>() > 0, items[0]["sample"]!.ToJsonString());
 
         // The same items sampled again by a model (input_messages defaults to item.input), filtered and limited.
         var created = tickets.Select(completion => completion.CreatedAt.ToUnixTimeSeconds()).ToList();

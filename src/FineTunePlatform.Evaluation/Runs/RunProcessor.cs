@@ -229,8 +229,10 @@ public sealed partial class RunProcessor(
     };
 
     /// <summary>
-    /// The sample a jsonl item brought (nothing was sent to a model): its text as the output, its model and finish
-    /// reason when it names them, no tokens used; its own fields (output_text, choices, ...) are kept beside them.
+    /// The sample an item brought (a jsonl item's, or a stored completion's; nothing was sent to a model now) in
+    /// OpenAI's sample shape: every field it brings as it brought it (a stored completion's input, output, usage and
+    /// sampling settings), its text as the output when it has only output_text, and what it lacks at the values of
+    /// no draw (no input, no tokens, finish reason stop).
     /// </summary>
     private static JsonObject BroughtSample(JsonObject brought)
     {
@@ -245,7 +247,7 @@ public sealed partial class RunProcessor(
         sample["finish_reason"] = view["finish_reason"]?.GetValueKind() == JsonValueKind.String ? view["finish_reason"]!.GetValue<string>() : "stop";
         foreach (var (name, value) in brought)
         {
-            if (!sample.ContainsKey(name))
+            if (value is not null || !sample.ContainsKey(name))
             {
                 sample[name] = value?.DeepClone();
             }

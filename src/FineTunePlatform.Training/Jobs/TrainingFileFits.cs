@@ -90,8 +90,9 @@ public sealed class TrainingFileFits(
             }
             catch (DbUpdateException ex) when (ex.InnerException is PostgresException { SqlState: PostgresErrorCodes.UniqueViolation })
             {
-                // Counted at the same time elsewhere: the same file and tokenizer give the same numbers.
-                db.ChangeTracker.Clear();
+                // Counted at the same time elsewhere: the same file and tokenizer give the same numbers. Only this row
+                // is forgotten; the caller's own changes stay tracked.
+                db.Entry(kept).State = EntityState.Detached;
             }
         }
 
