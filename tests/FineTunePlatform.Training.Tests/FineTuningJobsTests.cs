@@ -561,9 +561,20 @@ public sealed class FineTuningJobsTests(FineTuningFixture fixture) : IClassFixtu
         var (_, revoked) = await StartEvaluationAsync(otherKey, model, otherEval);
         await AssertModelNotFoundAsync(revoked);
 
+        // The job's last checkpoint, granted to the other project before the model is deleted.
+        var checkpoint = JsonDocument.Parse(await owner.GetStringAsync($"/v1/fine_tuning/jobs/{jobId}/checkpoints")).RootElement
+            .GetProperty("data")[0].GetProperty("fine_tuned_model_checkpoint").GetString()!;
+        Assert.Equal(HttpStatusCode.OK, (await owner.PostAsJsonAsync($"/v1/fine_tuning/checkpoints/{checkpoint}/permissions", new { project_ids = new[] { otherProject } })).StatusCode);
+        Assert.Equal(HttpStatusCode.OK, (await other.PostAsJsonAsync("/v1/chat/completions", new { model = checkpoint, max_tokens = 4, messages = new[] { new { role = "user", content = "hi" } } })).StatusCode);
+
         var deleted = await owner.DeleteAsync($"/v1/models/{model}");
         Assert.Equal(HttpStatusCode.OK, deleted.StatusCode);
         Assert.Equal(HttpStatusCode.NotFound, (await owner.GetAsync($"/v1/models/{model}")).StatusCode);
+
+        // Decided for issue 20 (docs/gateway.md): the deleted model's checkpoints belong to its job and stay usable by the
+        // owner; every grant on them went with the model, so no other project reaches them.
+        Assert.Equal(HttpStatusCode.OK, (await owner.PostAsJsonAsync("/v1/chat/completions", new { model = checkpoint, max_tokens = 4, messages = new[] { new { role = "user", content = "hi" } } })).StatusCode);
+        Assert.Equal(HttpStatusCode.NotFound, (await other.PostAsJsonAsync("/v1/chat/completions", new { model = checkpoint, max_tokens = 4, messages = new[] { new { role = "user", content = "hi" } } })).StatusCode);
     }
 
     /// <summary>Runs a one-item completions eval of `model` as the key's project (creating the eval unless given).</summary>
