@@ -10,9 +10,7 @@ namespace FineTunePlatform.ServiceDefaults.Storage;
 /// Imported open-weight base models as local Hugging Face directories, for the code that loads them (trainer
 /// workers, the open-weights runtime). The training service stores a base's files by content; here they are
 /// downloaded once per machine into `{OpenWeights:CacheDirectory}/{files_sha256}` (default: under the temp directory),
-/// each file checked against its SHA-256. A directory is written under a temporary name and renamed when complete,
-/// so a crash mid-download never leaves a directory that looks usable, and two processes downloading at once both
-/// end with the same complete directory. The cache is kept within `OpenWeights:CacheBytes` (default 64 GiB): after a
+/// each file checked against its SHA-256, the directory whole or not at all (<see cref="CompleteDirectory"/>). The cache is kept within `OpenWeights:CacheBytes` (default 64 GiB): after a
 /// download, the directories used least recently go first, never the one just asked for nor one used in the last
 /// ten minutes (a process may be loading it; a loaded model holds its weights in memory, not the files).
 /// </summary>
@@ -57,39 +55,16 @@ public sealed class BaseModelDirectories(TrainingService.TrainingServiceClient t
 
     private async Task<string> DownloadAsync(BaseModelFiles files, string directory, Metadata headers)
     {
-        Directory.CreateDirectory(_root);
-        var partial = Path.Combine(_root, $".{files.FilesSha256}-{Guid.NewGuid():N}");
-        Directory.CreateDirectory(partial);
-        try
+        await CompleteDirectory.CreateAsync(directory, async partial =>
         {
             foreach (var file in files.Files)
             {
                 await DownloadFileAsync(files.ModelId, file, Path.Combine(partial, file.Name), headers);
             }
-
-            try
-            {
-                Directory.Move(partial, directory);
-            }
-            catch (IOException) when (Directory.Exists(directory))
-            {
-                // Another process finished the same directory first: theirs is identical.
-                Directory.Delete(partial, recursive: true);
-            }
-
-            MarkUsed(directory);
-            Prune(_root, _budgetBytes, directory, DateTime.UtcNow);
-            return directory;
-        }
-        catch
-        {
-            if (Directory.Exists(partial))
-            {
-                Directory.Delete(partial, recursive: true);
-            }
-
-            throw;
-        }
+        });
+        MarkUsed(directory);
+        Prune(_root, _budgetBytes, directory, DateTime.UtcNow);
+        return directory;
     }
 
     /// <summary>

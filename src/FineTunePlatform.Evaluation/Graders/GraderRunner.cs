@@ -58,13 +58,7 @@ public sealed class GraderRunner(InferenceService.InferenceServiceClient inferen
             var usage = new JsonObject();
             foreach (var (name, counter) in judge.Usage)
             {
-                usage[name] = new JsonObject
-                {
-                    ["prompt_tokens"] = counter.PromptTokens,
-                    ["completion_tokens"] = counter.CompletionTokens,
-                    ["total_tokens"] = counter.PromptTokens + counter.CompletionTokens,
-                    ["cached_tokens"] = 0,
-                };
+                usage[name] = RunProcessor.Usage(counter.PromptTokens, counter.CompletionTokens);
             }
 
             response.TokenUsage = judge.Usage.Sum(pair => pair.Usage.PromptTokens + pair.Usage.CompletionTokens);

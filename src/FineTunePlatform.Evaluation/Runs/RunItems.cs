@@ -156,13 +156,7 @@ public sealed class RunItems(DatasetService.DatasetServiceClient datasets, Store
                 }),
                 ["finish_reason"] = choice?["finish_reason"]?.DeepClone() ?? "",
                 ["model"] = stored["model"]?.DeepClone() ?? completion.Model,
-                ["usage"] = new JsonObject
-                {
-                    ["prompt_tokens"] = promptTokens,
-                    ["completion_tokens"] = completionTokens,
-                    ["total_tokens"] = promptTokens + completionTokens,
-                    ["cached_tokens"] = 0,
-                },
+                ["usage"] = RunProcessor.Usage(promptTokens, completionTokens),
                 ["error"] = null,
                 ["temperature"] = stored["temperature"]?.DeepClone() ?? 1,
                 ["max_completion_tokens"] = stored["max_completion_tokens"]?.DeepClone(),

@@ -256,7 +256,8 @@ public sealed partial class RunProcessor(
         return sample;
     }
 
-    private static JsonObject Usage(int promptTokens, int completionTokens) => new()
+    /// <summary>OpenAI's usage object of a sample (and of a model grader's calls).</summary>
+    internal static JsonObject Usage(long promptTokens, long completionTokens) => new()
     {
         ["prompt_tokens"] = promptTokens,
         ["completion_tokens"] = completionTokens,

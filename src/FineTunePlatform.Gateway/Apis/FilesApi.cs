@@ -139,9 +139,8 @@ public static class FilesApi
         }
     }
 
-    /// <summary>`?model=local-nano` (or a model fine-tuned from one) keeps only that model's context fit.</summary>
     /// <summary>
-    /// The validation report; `?model=` keeps that model's fit: a built-in preset's is in the report, an open-weight
+    /// The validation report; `?model=` (a model or one fine-tuned from it) keeps only that model's fit: a built-in preset's is in the report, an open-weight
     /// model's is counted by the training service with the model's own tokenizer (what a job on it is charged).
     /// </summary>
     private static async Task<IResult> GetReport(string fileId, string? model, DatasetService.DatasetServiceClient datasets, TrainingService.TrainingServiceClient training,

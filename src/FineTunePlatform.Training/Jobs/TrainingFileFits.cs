@@ -250,9 +250,7 @@ public sealed class ChatFormatters(IServiceScopeFactory scopes) : IDisposable
             var db = scope.ServiceProvider.GetRequiredService<TrainingDbContext>();
             var chunks = scope.ServiceProvider.GetRequiredService<ChunkStore>();
             var files = await db.BaseModelFiles.AsNoTracking().Where(file => file.ModelId == root.Id).ToListAsync();
-            var partial = Path.Combine(_root, $".{root.FilesSha256}-{Guid.NewGuid():N}");
-            Directory.CreateDirectory(partial);
-            try
+            await CompleteDirectory.CreateAsync(directory, async partial =>
             {
                 // Everything but the weights: config, generation defaults, tokenizer files, template.
                 foreach (var file in files.Where(file => !file.Name.EndsWith(".safetensors", StringComparison.Ordinal) && !file.Name.EndsWith(".index.json", StringComparison.Ordinal)))
@@ -263,19 +261,7 @@ public sealed class ChatFormatters(IServiceScopeFactory scopes) : IDisposable
                         await output.WriteAsync(chunk);
                     }
                 }
-
-                Directory.Move(partial, directory);
-            }
-            catch (IOException) when (Directory.Exists(directory))
-            {
-                // Another process wrote the same directory first: theirs is identical.
-                Directory.Delete(partial, recursive: true);
-            }
-            catch
-            {
-                Directory.Delete(partial, recursive: true);
-                throw;
-            }
+            });
         }
 
         return HuggingFaceModel.LoadChat(directory);
