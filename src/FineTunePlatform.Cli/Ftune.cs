@@ -1,6 +1,8 @@
 using System.ClientModel;
 using System.CommandLine;
+using System.CommandLine.Invocation;
 using System.Net.Sockets;
+using System.Reflection;
 using System.Text.Json;
 using FineTunePlatform.Cli.Commands;
 using FineTunePlatform.Cli.Output;
@@ -18,6 +20,9 @@ namespace FineTunePlatform.Cli;
 public static class Ftune
 {
     public const string RunHint = "is ./run.sh running? (./run.sh status)";
+
+    /// <summary>This build's version and commit (1.0.0+sha), what `ftune --version` prints.</summary>
+    public static string Version { get; } = typeof(Ftune).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()!.InformationalVersion;
 
     public static Task<int> InvokeAsync(string[] args, TextWriter output, TextWriter error, CancellationToken cancellationToken = default) =>
         InvokeAsync(args, output, error, TerminalInfo.None, cancellationToken);
@@ -40,6 +45,8 @@ public static class Ftune
             AdminCommands.Create(connection, results),
             TabCompletionCommand.Create(results),
         };
+        // System.CommandLine's --version names the entry assembly, which is the test host when a test calls us.
+        root.Options.OfType<VersionOption>().Single().Action = new PrintVersion(output);
         var parse = root.Parse(args);
         if (parse.Errors.Count > 0)
         {
@@ -119,6 +126,15 @@ public static class Ftune
         }
 
         return [.. path];
+    }
+}
+
+internal sealed class PrintVersion(TextWriter output) : SynchronousCommandLineAction
+{
+    public override int Invoke(ParseResult parseResult)
+    {
+        output.WriteLine(Ftune.Version);
+        return 0;
     }
 }
 

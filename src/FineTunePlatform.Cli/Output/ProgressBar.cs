@@ -49,13 +49,31 @@ public sealed class ProgressBar(TextWriter error, string label, long total)
     }
 }
 
-/// <summary>A file read for upload that advances a progress bar by what the request has read of it.</summary>
-public sealed class ProgressFileStream(FileInfo file, ProgressBar? progress)
-    : FileStream(file.FullName, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16, useAsync: true)
+/// <summary>
+/// A file read for upload that advances a progress bar by what the request has read of it. A wrapper, not a FileStream
+/// subclass: FileStream routes a subclass's reads between its overloads, and counting in more than one would loop.
+/// </summary>
+public sealed class ProgressFileStream(FileInfo file, ProgressBar? progress) : Stream
 {
+    private readonly FileStream _file = new(file.FullName, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16, useAsync: true);
+
+    public override bool CanRead => true;
+
+    public override bool CanSeek => true;
+
+    public override bool CanWrite => false;
+
+    public override long Length => _file.Length;
+
+    public override long Position
+    {
+        get => _file.Position;
+        set => _file.Position = value;
+    }
+
     public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
     {
-        var read = await base.ReadAsync(buffer, cancellationToken);
+        var read = await _file.ReadAsync(buffer, cancellationToken);
         progress?.Advance(read);
         return read;
     }
@@ -63,23 +81,30 @@ public sealed class ProgressFileStream(FileInfo file, ProgressBar? progress)
     public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
         ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
 
-    // Spelled out so that every byte the request copies goes through ReadAsync above, whatever FileStream's own copy does.
-    public override async Task CopyToAsync(Stream destination, int bufferSize, CancellationToken cancellationToken)
+    public override int Read(byte[] buffer, int offset, int count)
     {
-        var buffer = new byte[bufferSize];
-        int read;
-        while ((read = await ReadAsync(buffer, cancellationToken)) > 0)
-        {
-            await destination.WriteAsync(buffer.AsMemory(0, read), cancellationToken);
-        }
-    }
-
-    public override int Read(byte[] buffer, int offset, int count) => Read(buffer.AsSpan(offset, count));
-
-    public override int Read(Span<byte> buffer)
-    {
-        var read = base.Read(buffer);
+        var read = _file.Read(buffer, offset, count);
         progress?.Advance(read);
         return read;
+    }
+
+    public override long Seek(long offset, SeekOrigin origin) => _file.Seek(offset, origin);
+
+    public override void Flush()
+    {
+    }
+
+    public override void SetLength(long value) => throw new NotSupportedException();
+
+    public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+
+    protected override void Dispose(bool disposing)
+    {
+        if (disposing)
+        {
+            _file.Dispose();
+        }
+
+        base.Dispose(disposing);
     }
 }
