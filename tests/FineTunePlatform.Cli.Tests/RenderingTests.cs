@@ -1,5 +1,6 @@
 using System.Text.Json;
 using FineTunePlatform.Cli.Output;
+using Microsoft.Extensions.Time.Testing;
 
 namespace FineTunePlatform.Cli.Tests;
 
@@ -95,6 +96,29 @@ public sealed class RenderingTests
     {
         Assert.Equal("a.jsonl [███████████████···············]  50%  1.0 MB of 2.0 MB", ProgressBar.Render("a.jsonl", 1 << 20, 2 << 20));
         Assert.Equal("a.jsonl [██████████████████████████████] 100%  0 bytes of 0 bytes", ProgressBar.Render("a.jsonl", 0, 0));
+    }
+
+    [Fact]
+    public void The_upload_bar_draws_at_once_then_at_most_ten_times_a_second_and_ends_full_on_its_own_line()
+    {
+        var terminal = new StringWriter();
+        var clock = new FakeTimeProvider();
+        var bar = new ProgressBar(terminal, "a.jsonl", 1000, clock);
+        bar.Advance(100);
+        Assert.StartsWith("\ra.jsonl [███·", terminal.ToString(), StringComparison.Ordinal);
+        clock.Advance(TimeSpan.FromMilliseconds(50));
+        bar.Advance(100);
+        Assert.Single(terminal.ToString().Split('\r', StringSplitOptions.RemoveEmptyEntries));
+        clock.Advance(TimeSpan.FromMilliseconds(60));
+        bar.Advance(100);
+        Assert.Equal(2, terminal.ToString().Split('\r', StringSplitOptions.RemoveEmptyEntries).Length);
+
+        bar.Advance(700);
+        bar.Complete();
+        var frames = terminal.ToString().Split('\r', StringSplitOptions.RemoveEmptyEntries);
+        Assert.Equal(3, frames.Length);
+        Assert.StartsWith("a.jsonl [" + new string('█', 30) + "] 100%  1000 bytes of 1000 bytes  ", frames[^1], StringComparison.Ordinal);
+        Assert.EndsWith("\u001b[K" + Environment.NewLine, frames[^1], StringComparison.Ordinal);
     }
 
     private static JsonElement Json(string text) => JsonDocument.Parse(text).RootElement;

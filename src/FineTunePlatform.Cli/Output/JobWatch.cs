@@ -111,7 +111,7 @@ public static class JobScreen
         {
             var fraction = Math.Clamp(job.Step / (double)job.TotalSteps, 0, 1);
             var filled = (int)Math.Round(fraction * BarWidth);
-            var eta = job.Remaining is { } left ? $"ETA {Duration(left)}" : "ETA -";
+            var eta = job.Step >= job.TotalSteps ? "done" : job.Remaining is { } left ? $"ETA {Duration(left)}" : "ETA -";
             lines.Add($"step {job.Step}/{job.TotalSteps}  [{new string('█', filled)}{new string('·', BarWidth - filled)}] {fraction * 100,3:0}%  {eta}");
         }
         else

@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using FineTunePlatform.Cli.Commands;
 
 namespace FineTunePlatform.Cli.Output;
@@ -7,19 +6,21 @@ namespace FineTunePlatform.Cli.Output;
 /// A one-line bar on stderr (`name [█████·····]  45%  12.3 MB of 27.0 MB  3.1 MB/s`), redrawn in place at most ten times a
 /// second and left complete when done. Drawn only when stderr is a terminal: in a pipe or a log it would be noise.
 /// </summary>
-public sealed class ProgressBar(TextWriter error, string label, long total)
+/// <remarks>The clock is a parameter so that a test decides when a tenth of a second has passed.</remarks>
+public sealed class ProgressBar(TextWriter error, string label, long total, TimeProvider? time = null)
 {
     private const int BarWidth = 30;
     private static readonly TimeSpan RedrawInterval = TimeSpan.FromMilliseconds(100);
 
-    private readonly Stopwatch _clock = Stopwatch.StartNew();
-    private TimeSpan _drawnAt = TimeSpan.MinValue;
+    private readonly TimeProvider _time = time ?? TimeProvider.System;
+    private readonly long _started = (time ?? TimeProvider.System).GetTimestamp();
+    private TimeSpan? _drawnAt;
     private long _done;
 
     public void Advance(long bytes)
     {
         _done += bytes;
-        if (_clock.Elapsed - _drawnAt >= RedrawInterval)
+        if (_drawnAt is not { } drawn || Elapsed - drawn >= RedrawInterval)
         {
             Draw();
         }
@@ -32,10 +33,13 @@ public sealed class ProgressBar(TextWriter error, string label, long total)
         error.WriteLine();
     }
 
+    private TimeSpan Elapsed => _time.GetElapsedTime(_started);
+
     private void Draw()
     {
-        _drawnAt = _clock.Elapsed;
-        var rate = _clock.Elapsed.TotalSeconds > 0 ? (long)(_done / _clock.Elapsed.TotalSeconds) : 0;
+        var elapsed = Elapsed;
+        _drawnAt = elapsed;
+        var rate = elapsed.TotalSeconds > 0 ? (long)(_done / elapsed.TotalSeconds) : 0;
         error.Write($"\r{Render(label, _done, total)}  {OpenWeightsCommands.Size(rate)}/s\u001b[K");
         error.Flush();
     }
