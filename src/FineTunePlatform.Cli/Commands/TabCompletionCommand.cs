@@ -14,7 +14,8 @@ public static class TabCompletionCommand
         # ftune's tab completion for bash. Enable it with: eval "$(ftune tab-completion bash)" (e.g. in ~/.bashrc).
         _ftune_complete() {
           local IFS=$'\n' suggestions
-          suggestions=$("${COMP_WORDS[0]}" "[suggest:${COMP_POINT}]" "${COMP_LINE}" 2>/dev/null) || return 0
+          # Without the help option's DOS spellings (/?, /h, -?): one way to ask for help is enough on a TAB list.
+          suggestions=$("${COMP_WORDS[0]}" "[suggest:${COMP_POINT}]" "${COMP_LINE}" 2>/dev/null | grep -v -e '^/' -e '^-?$') || return 0
           COMPREPLY=($(compgen -W "$suggestions" -- "${COMP_WORDS[COMP_CWORD]}"))
         }
         complete -o default -F _ftune_complete ftune
