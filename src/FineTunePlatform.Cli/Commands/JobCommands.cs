@@ -126,10 +126,11 @@ public static class JobCommands
         var progress = new JobProgress(jobId);
         var screen = !json && output.Terminal.OutputIsTerminal ? new LiveScreen(output.Text, () => TerminalInfo.Width) : null;
         var summary = new MetricsSummary();
-        var drawnAt = DateTime.MinValue;
+        var (drawnAt, fetchedAt) = (DateTime.MinValue, DateTime.MinValue);
+        Task<JsonElement> GetJobAsync() => platform.SendAsync(new HttpRequestMessage(HttpMethod.Get, JobPath(jobId)), cancellationToken);
         if (screen is not null)
         {
-            progress.Update(await platform.SendAsync(new HttpRequestMessage(HttpMethod.Get, JobPath(jobId)), cancellationToken));
+            progress.Update(await GetJobAsync());
             screen.Draw(JobScreen.Render(progress, TerminalInfo.Width));
         }
 
@@ -157,10 +158,11 @@ public static class JobCommands
                 else if (screen is not null)
                 {
                     // A replayed history arrives all at once: redraw at most ten times a second, but always for
-                    // an event that is not a step (a new status is worth showing at once).
-                    if (!isStep)
+                    // an event that is not a step, with the job's status as it is now (asked at most once a second).
+                    if (!isStep && DateTime.UtcNow - fetchedAt >= TimeSpan.FromSeconds(1))
                     {
-                        progress.Update(await platform.SendAsync(new HttpRequestMessage(HttpMethod.Get, JobPath(jobId)), cancellationToken));
+                        progress.Update(await GetJobAsync());
+                        fetchedAt = DateTime.UtcNow;
                     }
 
                     if (!isStep || DateTime.UtcNow - drawnAt >= TimeSpan.FromMilliseconds(100))
@@ -176,7 +178,7 @@ public static class JobCommands
             }
         }
 
-        var job = await platform.SendAsync(new HttpRequestMessage(HttpMethod.Get, JobPath(jobId)), cancellationToken);
+        var job = await GetJobAsync();
         if (screen is not null)
         {
             progress.Update(job);
