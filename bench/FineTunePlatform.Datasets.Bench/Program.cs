@@ -37,17 +37,12 @@ GC.Collect();
 var before = Process.GetCurrentProcess().WorkingSet64;
 clock.Restart();
 var validator = new DatasetValidator(new ValidationOptions(), "gpt-4o-mini-2024-07-18", tokens);
+DatasetReport report;
 await using (var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 20, useAsync: true))
 {
-    var buffer = new byte[1 << 20];
-    int read;
-    while ((read = await stream.ReadAsync(buffer)) > 0)
-    {
-        await validator.AppendAsync(buffer.AsMemory(0, read), CancellationToken.None);
-    }
+    report = await validator.ValidateAsync(stream, CancellationToken.None);
 }
 
-var report = await validator.CompleteAsync(CancellationToken.None);
 var seconds = clock.Elapsed.TotalSeconds;
 using var process = Process.GetCurrentProcess();
 Console.WriteLine(string.Create(CultureInfo.InvariantCulture,

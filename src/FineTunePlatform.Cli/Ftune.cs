@@ -1,8 +1,11 @@
 using System.ClientModel;
 using System.CommandLine;
+using System.CommandLine.Invocation;
 using System.Net.Sockets;
+using System.Reflection;
 using System.Text.Json;
 using FineTunePlatform.Cli.Commands;
+using FineTunePlatform.Cli.Output;
 
 namespace FineTunePlatform.Cli;
 
@@ -11,27 +14,39 @@ namespace FineTunePlatform.Cli;
 /// evals, list models and chat with them, list stored chats and export them as a training file. It speaks the same public API as the OpenAI SDKs (through the official .NET
 /// SDK where the call is OpenAI's, plain HTTP for our additions: file reports, the job event stream, a job's
 /// evaluation, a model's publication). Exit codes: 0 done, 1 the platform refused or the job or run did not succeed,
-/// 2 a usage or configuration mistake. Every failure is one line on stderr, never a stack trace.
+/// 2 a usage or configuration mistake. Every failure is one line on stderr, never a stack trace. `--json` prints the
+/// platform's objects instead of text; live views and progress bars are drawn only on a terminal.
 /// </summary>
 public static class Ftune
 {
     public const string RunHint = "is ./run.sh running? (./run.sh status)";
 
-    public static async Task<int> InvokeAsync(string[] args, TextWriter output, TextWriter error, CancellationToken cancellationToken = default)
+    /// <summary>This build's version and commit (1.0.0+sha), what `ftune --version` prints.</summary>
+    public static string Version { get; } = typeof(Ftune).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()!.InformationalVersion;
+
+    public static Task<int> InvokeAsync(string[] args, TextWriter output, TextWriter error, CancellationToken cancellationToken = default) =>
+        InvokeAsync(args, output, error, TerminalInfo.None, cancellationToken);
+
+    public static async Task<int> InvokeAsync(string[] args, TextWriter output, TextWriter error, TerminalInfo terminal, CancellationToken cancellationToken = default)
     {
         var connection = new ConnectionOptions();
+        var results = new CommandOutput(output, error, terminal);
         var root = new RootCommand("ftune: fine-tune, evaluate and call models on FineTunePlatform (an OpenAI-compatible API).")
         {
             connection.BaseUrl,
             connection.ApiKey,
-            FileCommands.Create(connection, output),
-            JobCommands.Create(connection, output),
-            EvalCommands.Create(connection, output),
-            ModelCommands.Create(connection, output),
-            ModelCommands.Chat(connection, output),
-            CompletionCommands.Create(connection, output),
-            AdminCommands.Create(connection, output),
+            results.Json,
+            FileCommands.Create(connection, results),
+            JobCommands.Create(connection, results),
+            EvalCommands.Create(connection, results),
+            ModelCommands.Create(connection, results),
+            ModelCommands.Chat(connection, results),
+            CompletionCommands.Create(connection, results),
+            AdminCommands.Create(connection, results),
+            TabCompletionCommand.Create(results),
         };
+        // System.CommandLine's --version names the entry assembly, which is the test host when a test calls us.
+        root.Options.OfType<VersionOption>().Single().Action = new PrintVersion(output);
         var parse = root.Parse(args);
         if (parse.Errors.Count > 0)
         {
@@ -111,6 +126,15 @@ public static class Ftune
         }
 
         return [.. path];
+    }
+}
+
+internal sealed class PrintVersion(TextWriter output) : SynchronousCommandLineAction
+{
+    public override int Invoke(ParseResult parseResult)
+    {
+        output.WriteLine(Ftune.Version);
+        return 0;
     }
 }
 

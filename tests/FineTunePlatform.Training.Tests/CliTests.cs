@@ -42,6 +42,86 @@ public sealed class CliTests(FineTuningFixture fixture) : IClassFixture<FineTuni
     }
 
     [Fact]
+    public async Task Watching_without_a_terminal_prints_the_events_and_a_tenth_of_the_steps_and_json_prints_every_event()
+    {
+        var (_, key) = await Platform.Admin.CreateProjectAsync("owner");
+        var fileId = (await RunAsync(key, "files", "upload", WriteFile(Enumerable.Range(0, 10).Select(i => Example($"ticket {i}: refund?", "billing"))))).Output.Split(' ')[0];
+        // One example a step: 30 steps, three times as many as the summary prints.
+        var job = await RunAsync(key, "jobs", "create", "--model", "local-nano", "--training-file", fileId, "--epochs", "3", "--batch-size", "1", "--watch");
+        Assert.True(job.ExitCode == 0, job.Output + job.Error);
+        var steps = Regex.Matches(job.Output, @"  Step (\d+)/(\d+): training loss=").Select(match => int.Parse(match.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture)).ToList();
+        var total = int.Parse(Regex.Match(job.Output, @"  Step \d+/(\d+):").Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture);
+        Assert.Equal(30, total);
+        Assert.Equal([1, 3, 6, 9, 12, 15, 18, 21, 24, 27, 30], steps);
+        Assert.Contains("Job enqueued", job.Output, StringComparison.Ordinal);
+        Assert.DoesNotContain("\u001b", job.Output, StringComparison.Ordinal);
+        Assert.Contains("  succeeded  local-nano -> ft:local-nano:", job.Output.Trim().Split('\n')[^1], StringComparison.Ordinal);
+
+        // --json: every event as the platform sent it, one per line, then the job.
+        var jobId = job.Output.Split(' ')[0];
+        var watched = await RunAsync(key, "jobs", "watch", jobId, "--json");
+        Assert.Equal(0, watched.ExitCode);
+        var objects = watched.Output.Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(line => JsonDocument.Parse(line).RootElement).ToList();
+        Assert.All(objects[..^1], jobEvent => Assert.Equal("fine_tuning.job.event", jobEvent.GetProperty("object").GetString()));
+        Assert.Equal(30, objects.Count(jobEvent => jobEvent.TryGetProperty("type", out var type) && type.GetString() == "metrics"));
+        Assert.Equal(("fine_tuning.job", jobId, "succeeded"), (objects[^1].GetProperty("object").GetString(), objects[^1].GetProperty("id").GetString(), objects[^1].GetProperty("status").GetString()));
+    }
+
+    [Fact]
+    public async Task With_json_every_command_prints_the_platforms_objects_one_per_line()
+    {
+        var (_, key) = await Platform.Admin.CreateProjectAsync("owner");
+        var upload = await RunAsync(key, "files", "upload", WriteFile(Enumerable.Range(0, 10).Select(i => Example($"ticket {i}: refund?", "billing"))), "--json");
+        Assert.True(upload.ExitCode == 0, upload.Error);
+        var uploaded = upload.Output.Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(line => JsonDocument.Parse(line).RootElement).ToList();
+        Assert.Equal(["file", "file.report"], uploaded.Select(item => item.GetProperty("object").GetString()));
+        var fileId = uploaded[0].GetProperty("id").GetString()!;
+        Assert.Equal(fileId, uploaded[1].GetProperty("file_id").GetString());
+        Assert.Equal("processed", uploaded[1].GetProperty("status").GetString());
+
+        // The very object the API serves.
+        using var http = Platform.Http(key);
+        var served = JsonDocument.Parse(await http.GetStringAsync($"/v1/files/{fileId}/report")).RootElement;
+        Assert.True(JsonElement.DeepEquals(served, Single(await RunAsync(key, "files", "report", fileId, "--json"))));
+        Assert.True(JsonElement.DeepEquals(JsonDocument.Parse(await http.GetStringAsync("/v1/files")).RootElement, Single(await RunAsync(key, "files", "list", "--json"))));
+
+        var job = Single(await RunAsync(key, "jobs", "create", "--model", "local-nano", "--training-file", fileId, "--epochs", "40", "--json"));
+        Assert.Equal("fine_tuning.job", job.GetProperty("object").GetString());
+        var jobId = job.GetProperty("id").GetString()!;
+        Assert.Equal(jobId, Single(await RunAsync(key, "jobs", "get", jobId, "--json")).GetProperty("id").GetString());
+        Assert.Equal(jobId, Single(await RunAsync(key, "jobs", "list", "--json")).GetProperty("data")[0].GetProperty("id").GetString());
+        Assert.Equal("cancelled", Single(await RunAsync(key, "jobs", "cancel", jobId, "--json")).GetProperty("status").GetString());
+
+        var models = Single(await RunAsync(key, "models", "list", "--json"));
+        Assert.Contains(models.GetProperty("data").EnumerateArray(), model => model.GetProperty("id").GetString() == "local-nano");
+        var chat = Single(await RunAsync(key, "chat", "local-nano", "hi", "--max-tokens", "2", "--json"));
+        Assert.Equal("chat.completion", chat.GetProperty("object").GetString());
+        Assert.Equal("list", Single(await RunAsync(key, "evals", "list", "--json")).GetProperty("object").GetString());
+
+        // Errors stay one line on stderr, and stdout stays empty for the script.
+        var missing = await RunAsync(key, "jobs", "get", "ftjob-missing", "--json");
+        Assert.Equal((1, ""), (missing.ExitCode, missing.Output));
+        Assert.StartsWith("ftune: 404: ", missing.Error, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task The_version_is_the_builds()
+    {
+        var (exitCode, output, _) = await InvokeAsync("--version");
+        Assert.Equal(0, exitCode);
+        // The version ftune.dll was built with, not the test host's (System.CommandLine's default names the entry assembly).
+        var version = System.Diagnostics.FileVersionInfo.GetVersionInfo(typeof(Ftune).Assembly.Location).ProductVersion;
+        Assert.Matches(@"^\d+\.\d+\.\d+(\+[0-9a-f]{7,})?$", version);
+        Assert.Equal(version + Environment.NewLine, output);
+    }
+
+    private static JsonElement Single((int ExitCode, string Output, string Error) result)
+    {
+        Assert.True(result.ExitCode == 0, result.Error);
+        return JsonDocument.Parse(Assert.Single(result.Output.Split('\n', StringSplitOptions.RemoveEmptyEntries))).RootElement;
+    }
+
+    [Fact]
     public async Task Mistakes_are_one_line_with_the_platforms_reason_and_an_exit_code()
     {
         var (_, key) = await Platform.Admin.CreateProjectAsync("owner");

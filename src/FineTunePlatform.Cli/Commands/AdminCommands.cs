@@ -1,12 +1,13 @@
 using System.CommandLine;
 using System.Net.Http.Json;
+using FineTunePlatform.Cli.Output;
 
 namespace FineTunePlatform.Cli.Commands;
 
 /// <summary>`ftune admin ...`: the platform team's settings (an admin key), through the admin API beside /v1.</summary>
 public static class AdminCommands
 {
-    public static Command Create(ConnectionOptions connection, TextWriter output)
+    public static Command Create(ConnectionOptions connection, CommandOutput output)
     {
         var projectId = new Argument<string>("project") { Description = "The project's id (proj_...)." };
         var keyId = new Option<string?>("--key") { Description = "A key of that project (key_...): set that key's own limits, on top of the project's." };
@@ -25,7 +26,7 @@ public static class AdminCommands
                 : $"../admin/v1/projects/{project}/limits";
             var body = new { requests_per_minute = parse.GetValue(requests), tokens_per_minute = parse.GetValue(tokens) };
             var set = await platform.SendAsync(new HttpRequestMessage(HttpMethod.Post, new Uri(platform.Root, path)) { Content = JsonContent.Create(body) }, cancellationToken);
-            await output.WriteLineAsync($"{Table.Text(set, "id")}  requests/min {Limit(set, "requests_per_minute")}  tokens/min {Limit(set, "tokens_per_minute")}");
+            await output.ShowAsync(parse, set, text => text.WriteLineAsync($"{Table.Text(set, "id")}  requests/min {Limit(set, "requests_per_minute")}  tokens/min {Limit(set, "tokens_per_minute")}"));
             return 0;
         });
 

@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Net.Http.Json;
 using System.Text.Json;
+using FineTunePlatform.Cli.Output;
 
 namespace FineTunePlatform.Cli.Commands;
 
@@ -11,7 +12,7 @@ namespace FineTunePlatform.Cli.Commands;
 /// </summary>
 public static class CompletionCommands
 {
-    public static Command Create(ConnectionOptions connection, TextWriter output)
+    public static Command Create(ConnectionOptions connection, CommandOutput output)
     {
         var model = new Option<string?>("--model") { Description = "Only completions of this model." };
         var metadata = MetadataOption("Only completions with this metadata pair (key=value; repeat for more).");
@@ -33,8 +34,8 @@ public static class CompletionCommands
 
             // Plain HTTP: the SDK's stored-completion calls are marked experimental and page past what one screen needs.
             var page = await connection.Open(parse).GetAsync($"chat/completions?{string.Join('&', query)}", cancellationToken);
-            var rows = page.GetProperty("data").EnumerateArray().Select(completion => new[]
-            {
+            await output.ShowTableAsync(parse, page, ["ID", "MODEL", "CREATED", "METADATA", "ANSWER"], completion =>
+            [
                 Table.Text(completion, "id"),
                 Table.Text(completion, "model"),
                 Table.Time(completion, "created"),
@@ -42,8 +43,7 @@ public static class CompletionCommands
                     ? string.Join(',', pairs.EnumerateObject().Select(pair => $"{pair.Name}={pair.Value.GetString()}")) is { Length: > 0 } text ? text : "-"
                     : "-",
                 Answer(completion),
-            }).ToList();
-            await Table.WriteAsync(output, ["ID", "MODEL", "CREATED", "METADATA", "ANSWER"], rows);
+            ]);
             return 0;
         });
 
@@ -73,7 +73,7 @@ public static class CompletionCommands
             {
                 Content = JsonContent.Create(body.Where(pair => pair.Value is not null).ToDictionary()),
             }, cancellationToken);
-            await output.WriteLineAsync($"{Table.Text(file, "id")}  {Table.Text(file, "filename")}  {Table.Text(file, "bytes")} bytes  {Table.Text(file, "status")}");
+            await output.ShowAsync(parse, file, text => text.WriteLineAsync($"{Table.Text(file, "id")}  {Table.Text(file, "filename")}  {Table.Text(file, "bytes")} bytes  {Table.Text(file, "status")}"));
             return Table.Text(file, "status") == "processed" ? 0 : 1;
         });
 

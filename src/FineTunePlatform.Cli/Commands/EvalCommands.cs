@@ -3,6 +3,7 @@ using System.Globalization;
 using System.Net.Http.Json;
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using FineTunePlatform.Cli.Output;
 
 namespace FineTunePlatform.Cli.Commands;
 
@@ -14,7 +15,7 @@ public static class EvalCommands
 {
     private static readonly TimeSpan PollInterval = TimeSpan.FromSeconds(1);
 
-    public static Command Create(ConnectionOptions connection, TextWriter output)
+    public static Command Create(ConnectionOptions connection, CommandOutput output)
     {
         var definition = new Argument<FileInfo>("definition") { Description = "JSON file: {\"name\", \"data_source_config\", \"testing_criteria\"} as OpenAI's POST /v1/evals takes." };
         var name = new Option<string?>("--name") { Description = "The eval's name (default: the file's)." };
@@ -28,7 +29,7 @@ public static class EvalCommands
             }
 
             var eval = await connection.Open(parse).SendAsync(new HttpRequestMessage(HttpMethod.Post, "evals") { Content = JsonContent.Create(body) }, cancellationToken);
-            await WriteEvalAsync(output, eval);
+            await output.ShowAsync(parse, eval, text => WriteEvalAsync(text, eval));
             return 0;
         });
 
@@ -37,10 +38,8 @@ public static class EvalCommands
         list.SetAction(async (parse, cancellationToken) =>
         {
             var page = await connection.Open(parse).GetAsync($"evals?limit={parse.GetValue(limit)}", cancellationToken);
-            var rows = page.GetProperty("data").EnumerateArray()
-                .Select(eval => new[] { Table.Text(eval, "id"), Table.Time(eval, "created_at"), Criteria(eval).ToString(CultureInfo.InvariantCulture), Table.Text(eval, "name") })
-                .ToList();
-            await Table.WriteAsync(output, ["ID", "CREATED", "CRITERIA", "NAME"], rows);
+            await output.ShowTableAsync(parse, page, ["ID", "CREATED", "CRITERIA", "NAME"],
+                eval => [Table.Text(eval, "id"), Table.Time(eval, "created_at"), Criteria(eval).ToString(CultureInfo.InvariantCulture), Table.Text(eval, "name")]);
             return 0;
         });
 
@@ -48,14 +47,15 @@ public static class EvalCommands
         var get = new Command("get", "Show an eval and its graders.") { evalId };
         get.SetAction(async (parse, cancellationToken) =>
         {
-            await WriteEvalAsync(output, await connection.Open(parse).GetAsync(EvalPath(parse.GetValue(evalId)!), cancellationToken));
+            var eval = await connection.Open(parse).GetAsync(EvalPath(parse.GetValue(evalId)!), cancellationToken);
+            await output.ShowAsync(parse, eval, text => WriteEvalAsync(text, eval));
             return 0;
         });
 
         return new Command("evals", "Evals and their runs.") { create, list, get, Runs(connection, output) };
     }
 
-    private static Command Runs(ConnectionOptions connection, TextWriter output)
+    private static Command Runs(ConnectionOptions connection, CommandOutput output)
     {
         var evalId = new Argument<string>("eval-id");
         var model = new Option<string?>("--model") { Description = "The model to sample (sets data_source.model)." };
@@ -81,7 +81,7 @@ public static class EvalCommands
 
             var platform = connection.Open(parse);
             var run = await platform.SendAsync(new HttpRequestMessage(HttpMethod.Post, EvalPath(parse.GetValue(evalId)!) + "/runs") { Content = JsonContent.Create(body) }, cancellationToken);
-            await WriteRunAsync(output, run);
+            await output.ShowAsync(parse, run, text => WriteRunAsync(text, run));
             if (!parse.GetValue(watch))
             {
                 return 0;
@@ -94,7 +94,8 @@ public static class EvalCommands
                 run = await platform.GetAsync(runPath, cancellationToken);
             }
 
-            await WriteRunAsync(output, run);
+            var ended = run;
+            await output.ShowAsync(parse, ended, text => WriteRunAsync(text, ended));
             return Table.Text(run, "status") == "completed" ? 0 : 1;
         });
 
@@ -103,10 +104,8 @@ public static class EvalCommands
         list.SetAction(async (parse, cancellationToken) =>
         {
             var page = await connection.Open(parse).GetAsync($"{EvalPath(parse.GetValue(evalId)!)}/runs?limit={parse.GetValue(limit)}", cancellationToken);
-            var rows = page.GetProperty("data").EnumerateArray()
-                .Select(run => new[] { Table.Text(run, "id"), Table.Text(run, "status"), Counts(run), Table.Text(run, "model"), Table.Text(run, "name") })
-                .ToList();
-            await Table.WriteAsync(output, ["ID", "STATUS", "PASSED", "MODEL", "NAME"], rows);
+            await output.ShowTableAsync(parse, page, ["ID", "STATUS", "PASSED", "MODEL", "NAME"],
+                run => [Table.Text(run, "id"), Table.Text(run, "status"), Counts(run), Table.Text(run, "model"), Table.Text(run, "name")]);
             return 0;
         });
 
@@ -114,7 +113,8 @@ public static class EvalCommands
         var get = new Command("get", "Show a run: its status and how many items passed.") { evalId, runId };
         get.SetAction(async (parse, cancellationToken) =>
         {
-            await WriteRunAsync(output, await connection.Open(parse).GetAsync(RunPath(parse.GetValue(evalId)!, parse.GetValue(runId)!), cancellationToken));
+            var run = await connection.Open(parse).GetAsync(RunPath(parse.GetValue(evalId)!, parse.GetValue(runId)!), cancellationToken);
+            await output.ShowAsync(parse, run, text => WriteRunAsync(text, run));
             return 0;
         });
 

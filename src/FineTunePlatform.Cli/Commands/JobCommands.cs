@@ -1,15 +1,18 @@
 using System.CommandLine;
-using System.Globalization;
 using System.Net.Http.Json;
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using FineTunePlatform.Cli.Output;
 
 namespace FineTunePlatform.Cli.Commands;
 
-/// <summary>`ftune jobs create|get|list|cancel|pause|resume|watch`: fine-tuning jobs, followed live through the event stream.</summary>
+/// <summary>
+/// `ftune jobs create|get|list|cancel|pause|resume|watch`: fine-tuning jobs, followed through the event stream: on a
+/// terminal as one screen redrawn in place, elsewhere as lines (events, and the metrics of every tenth of the steps).
+/// </summary>
 public static class JobCommands
 {
-    public static Command Create(ConnectionOptions connection, TextWriter output)
+    public static Command Create(ConnectionOptions connection, CommandOutput output)
     {
         var model = new Option<string>("--model") { Description = "The base model: a preset (local-nano, local-small) or a fine-tuned model you may use.", Required = true };
         var trainingFile = new Option<string>("--training-file") { Description = "A processed fine-tune file id (see `ftune files upload`).", Required = true };
@@ -28,7 +31,7 @@ public static class JobCommands
         var evalDataSource = new Option<FileInfo?>("--eval-data-source") { Description = "JSON file: the completions data source to sample both models with (no model in it)." };
         var evalFile = new Option<string?>("--eval-file") { Description = "An uploaded evals file (purpose evals) with the items: sets the data source's source to it." };
         var minImprovement = new Option<double?>("--min-improvement") { Description = "Pass-rate margin over the base the tuned model needs (-1..1, default 0)." };
-        var watch = new Option<bool>("--watch") { Description = "Follow the job's events until it ends." };
+        var watch = new Option<bool>("--watch") { Description = "Follow the job until it ends (as `ftune jobs watch`)." };
         var create = new Command("create", "Start a fine-tuning job.")
         {
             model, trainingFile, validationFile, suffix, method, epochs, batchSize, learningRate, seed, loraRank, loraAlpha, loraDropout,
@@ -64,15 +67,15 @@ public static class JobCommands
 
             var platform = connection.Open(parse);
             var job = await platform.SendAsync(new HttpRequestMessage(HttpMethod.Post, "fine_tuning/jobs") { Content = JsonContent.Create(body) }, cancellationToken);
-            await WriteJobAsync(output, job);
-            return parse.GetValue(watch) ? await WatchAsync(platform, output, job.GetProperty("id").GetString()!, cancellationToken) : 0;
+            await output.ShowAsync(parse, job, text => WriteJobAsync(text, job));
+            return parse.GetValue(watch) ? await WatchAsync(platform, output, parse, job.GetProperty("id").GetString()!, cancellationToken) : 0;
         });
 
         var jobId = new Argument<string>("job-id");
         var get = new Command("get", "Show a job.") { jobId };
         get.SetAction(async (parse, cancellationToken) =>
         {
-            await WriteJobAsync(output, await connection.Open(parse).SendAsync(new HttpRequestMessage(HttpMethod.Get, JobPath(parse.GetValue(jobId)!)), cancellationToken));
+            await ShowJobAsync(output, parse, await connection.Open(parse).SendAsync(new HttpRequestMessage(HttpMethod.Get, JobPath(parse.GetValue(jobId)!)), cancellationToken));
             return 0;
         });
 
@@ -81,43 +84,56 @@ public static class JobCommands
         list.SetAction(async (parse, cancellationToken) =>
         {
             var page = await connection.Open(parse).SendAsync(new HttpRequestMessage(HttpMethod.Get, $"fine_tuning/jobs?limit={parse.GetValue(limit)}"), cancellationToken);
-            var rows = page.GetProperty("data").EnumerateArray()
-                .Select(job => new[] { Table.Text(job, "id"), Table.Text(job, "status"), Table.Time(job, "created_at"), Table.Text(job, "model"), Table.Text(job, "fine_tuned_model") })
-                .ToList();
-            await Table.WriteAsync(output, ["ID", "STATUS", "CREATED", "MODEL", "FINE-TUNED MODEL"], rows);
+            await output.ShowTableAsync(parse, page, ["ID", "STATUS", "CREATED", "MODEL", "FINE-TUNED MODEL"],
+                job => [Table.Text(job, "id"), Table.Text(job, "status"), Table.Time(job, "created_at"), Table.Text(job, "model"), Table.Text(job, "fine_tuned_model")]);
             return 0;
         });
 
         var cancel = new Command("cancel", "Cancel a job that has not finished.") { jobId };
         cancel.SetAction(async (parse, cancellationToken) =>
         {
-            await WriteJobAsync(output, await connection.Open(parse).SendAsync(new HttpRequestMessage(HttpMethod.Post, JobPath(parse.GetValue(jobId)!) + "/cancel"), cancellationToken));
+            await ShowJobAsync(output, parse, await connection.Open(parse).SendAsync(new HttpRequestMessage(HttpMethod.Post, JobPath(parse.GetValue(jobId)!) + "/cancel"), cancellationToken));
             return 0;
         });
 
         var pause = new Command("pause", "Pause a queued or running job (it stops at its next step); `resume` continues from its last checkpoint.") { jobId };
         pause.SetAction(async (parse, cancellationToken) =>
         {
-            await WriteJobAsync(output, await connection.Open(parse).SendAsync(new HttpRequestMessage(HttpMethod.Post, JobPath(parse.GetValue(jobId)!) + "/pause"), cancellationToken));
+            await ShowJobAsync(output, parse, await connection.Open(parse).SendAsync(new HttpRequestMessage(HttpMethod.Post, JobPath(parse.GetValue(jobId)!) + "/pause"), cancellationToken));
             return 0;
         });
 
         var resume = new Command("resume", "Resume a paused job from its last checkpoint.") { jobId };
         resume.SetAction(async (parse, cancellationToken) =>
         {
-            await WriteJobAsync(output, await connection.Open(parse).SendAsync(new HttpRequestMessage(HttpMethod.Post, JobPath(parse.GetValue(jobId)!) + "/resume"), cancellationToken));
+            await ShowJobAsync(output, parse, await connection.Open(parse).SendAsync(new HttpRequestMessage(HttpMethod.Post, JobPath(parse.GetValue(jobId)!) + "/resume"), cancellationToken));
             return 0;
         });
 
-        var follow = new Command("watch", "Follow a job's events (from its first) until it ends; exit 0 only if it succeeded.") { jobId };
-        follow.SetAction((parse, cancellationToken) => WatchAsync(connection.Open(parse), output, parse.GetValue(jobId)!, cancellationToken));
+        var follow = new Command("watch", "Follow a job (from its first event) until it ends, live on a terminal: status, steps, ETA, loss, latest events. Exit 0 only if it succeeded.") { jobId };
+        follow.SetAction((parse, cancellationToken) => WatchAsync(connection.Open(parse), output, parse, parse.GetValue(jobId)!, cancellationToken));
 
         return new Command("jobs", "Fine-tuning jobs.") { create, get, list, cancel, pause, resume, follow };
     }
 
-    /// <summary>Our SSE stream of the job's events (each OpenAI's fine_tuning.job.event), then the job's outcome.</summary>
-    private static async Task<int> WatchAsync(PlatformConnection platform, TextWriter output, string jobId, CancellationToken cancellationToken)
+    /// <summary>
+    /// Our SSE stream of the job's events (each OpenAI's fine_tuning.job.event), then the job's outcome. With `--json`
+    /// every event and then the job, one JSON object per line.
+    /// </summary>
+    private static async Task<int> WatchAsync(PlatformConnection platform, CommandOutput output, ParseResult parse, string jobId, CancellationToken cancellationToken)
     {
+        var json = output.IsJson(parse);
+        var progress = new JobProgress(jobId);
+        var screen = !json && output.Terminal.OutputIsTerminal ? new LiveScreen(output.Text, () => TerminalInfo.Width) : null;
+        var summary = new MetricsSummary();
+        var (drawnAt, fetchedAt) = (DateTime.MinValue, DateTime.MinValue);
+        Task<JsonElement> GetJobAsync() => platform.SendAsync(new HttpRequestMessage(HttpMethod.Get, JobPath(jobId)), cancellationToken);
+        if (screen is not null)
+        {
+            progress.Update(await GetJobAsync());
+            screen.Draw(JobScreen.Render(progress, TerminalInfo.Width));
+        }
+
         using (var response = await platform.Http.GetAsync(JobPath(jobId) + "/events?stream=true", HttpCompletionOption.ResponseHeadersRead, cancellationToken))
         {
             if (!response.IsSuccessStatusCode)
@@ -134,15 +150,46 @@ public static class JobCommands
                 }
 
                 var jobEvent = JsonDocument.Parse(line["data: ".Length..]).RootElement;
-                var at = DateTimeOffset.FromUnixTimeSeconds(jobEvent.GetProperty("created_at").GetInt64()).ToLocalTime().ToString("HH:mm:ss", CultureInfo.InvariantCulture);
-                await output.WriteLineAsync($"{at}  {jobEvent.GetProperty("level").GetString(),-5}  {jobEvent.GetProperty("message").GetString()}");
+                var isStep = progress.Apply(jobEvent);
+                if (json)
+                {
+                    await output.WriteJsonAsync(jobEvent);
+                }
+                else if (screen is not null)
+                {
+                    // A replayed history arrives all at once: redraw at most ten times a second, but always for
+                    // an event that is not a step, with the job's status as it is now (asked at most once a second).
+                    if (!isStep && DateTime.UtcNow - fetchedAt >= TimeSpan.FromSeconds(1))
+                    {
+                        progress.Update(await GetJobAsync());
+                        fetchedAt = DateTime.UtcNow;
+                    }
+
+                    if (!isStep || DateTime.UtcNow - drawnAt >= TimeSpan.FromMilliseconds(100))
+                    {
+                        screen.Draw(JobScreen.Render(progress, TerminalInfo.Width));
+                        drawnAt = DateTime.UtcNow;
+                    }
+                }
+                else if (!isStep || summary.ShouldPrint(progress.Step, progress.TotalSteps))
+                {
+                    await output.WriteLineAsync(JobProgress.EventLine(jobEvent));
+                }
             }
         }
 
-        var job = await platform.SendAsync(new HttpRequestMessage(HttpMethod.Get, JobPath(jobId)), cancellationToken);
-        await WriteJobAsync(output, job);
+        var job = await GetJobAsync();
+        if (screen is not null)
+        {
+            progress.Update(job);
+            screen.Draw(JobScreen.Render(progress, TerminalInfo.Width));
+        }
+
+        await ShowJobAsync(output, parse, job);
         return job.GetProperty("status").GetString() == "succeeded" ? 0 : 1;
     }
+
+    private static Task ShowJobAsync(CommandOutput output, ParseResult parse, JsonElement job) => output.ShowAsync(parse, job, text => WriteJobAsync(text, job));
 
     private static string JobPath(string jobId) => $"fine_tuning/jobs/{Uri.EscapeDataString(jobId)}";
 

@@ -1,4 +1,6 @@
 using System.CommandLine;
+using System.Text.Json;
+using FineTunePlatform.Cli.Output;
 using OpenAI.Chat;
 
 namespace FineTunePlatform.Cli.Commands;
@@ -6,17 +8,15 @@ namespace FineTunePlatform.Cli.Commands;
 /// <summary>`ftune models list|delete` (import and export: <see cref="OpenWeightsCommands"/>) and `ftune chat`: the models a project may call, and calling one.</summary>
 public static class ModelCommands
 {
-    public static Command Create(ConnectionOptions connection, TextWriter output)
+    public static Command Create(ConnectionOptions connection, CommandOutput output)
     {
         var list = new Command("list", "List the models this project may call: presets, its fine-tuned models and those shared with it, and which the promotion gate holds back.");
         list.SetAction(async (parse, cancellationToken) =>
         {
             // Plain HTTP, not the SDK: `publication` is our addition to OpenAI's model object.
             var page = await connection.Open(parse).GetAsync("models", cancellationToken);
-            var rows = page.GetProperty("data").EnumerateArray()
-                .Select(model => new[] { Table.Text(model, "id"), Table.Text(model, "owned_by"), Publication(Table.Text(model, "publication")) })
-                .ToList();
-            await Table.WriteAsync(output, ["ID", "OWNED BY", "PUBLICATION"], rows);
+            await output.ShowTableAsync(parse, page, ["ID", "OWNED BY", "PUBLICATION"],
+                model => [Table.Text(model, "id"), Table.Text(model, "owned_by"), Publication(Table.Text(model, "publication"))]);
             return 0;
         });
 
@@ -24,8 +24,8 @@ public static class ModelCommands
         var delete = new Command("delete", "Delete a fine-tuned model the project owns.") { modelId };
         delete.SetAction(async (parse, cancellationToken) =>
         {
-            var deleted = (await connection.Open(parse).OpenAI.GetOpenAIModelClient().DeleteModelAsync(parse.GetValue(modelId)!, cancellationToken)).Value;
-            await output.WriteLineAsync($"{deleted.ModelId}  deleted");
+            var deleted = await connection.Open(parse).OpenAI.GetOpenAIModelClient().DeleteModelAsync(parse.GetValue(modelId)!, cancellationToken);
+            await output.ShowAsync(parse, JsonDocument.Parse(deleted.GetRawResponse().Content).RootElement, text => text.WriteLineAsync($"{deleted.Value.ModelId}  deleted"));
             return 0;
         });
 
@@ -41,7 +41,7 @@ public static class ModelCommands
         _ => $"held: {publication}",
     };
 
-    public static Command Chat(ConnectionOptions connection, TextWriter output)
+    public static Command Chat(ConnectionOptions connection, CommandOutput output)
     {
         var model = new Argument<string>("model");
         var message = new Argument<string[]>("message") { Description = "The user message (the words are joined).", Arity = ArgumentArity.OneOrMore };
@@ -65,6 +65,14 @@ public static class ModelCommands
                     options.Metadata[key] = value;
                 }
             }
+            if (output.IsJson(parse))
+            {
+                // A script wants the completion object, not its pieces: one call without streaming.
+                var completion = await client.CompleteChatAsync(messages, options, cancellationToken);
+                await output.WriteJsonAsync(JsonDocument.Parse(completion.GetRawResponse().Content).RootElement);
+                return 0;
+            }
+
             await foreach (var update in client.CompleteChatStreamingAsync(messages, options, cancellationToken))
             {
                 foreach (var part in update.ContentUpdate)

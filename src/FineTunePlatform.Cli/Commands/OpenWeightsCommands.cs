@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Globalization;
 using System.Net.Http.Headers;
 using System.Text.Json;
+using FineTunePlatform.Cli.Output;
 
 namespace FineTunePlatform.Cli.Commands;
 
@@ -21,7 +22,7 @@ public static class OpenWeightsCommands
 
     public static bool IsImportedFile(string name) => ImportedFiles.Contains(name) || name.EndsWith(".safetensors", StringComparison.Ordinal);
 
-    public static Command Import(ConnectionOptions connection, TextWriter output)
+    public static Command Import(ConnectionOptions connection, CommandOutput output)
     {
         var directory = new Argument<DirectoryInfo>("directory") { Description = "A Hugging Face model directory: config.json, *.safetensors, tokenizer.json, tokenizer_config.json, ..." };
         var id = new Option<string>("--id") { Description = "The id to import it as, e.g. smollm2-135m-instruct.", Required = true };
@@ -41,27 +42,29 @@ public static class OpenWeightsCommands
             }
 
             var platform = connection.Open(parse);
-            await output.WriteLineAsync($"uploading {files.Count} files ({Size(files.Sum(file => file.Length))}) from {source.FullName}");
+            // Progress goes to stderr with --json, so that stdout holds only the model object.
+            var progress = output.IsJson(parse) ? output.Error : output.Text;
+            await progress.WriteLineAsync($"uploading {files.Count} files ({Size(files.Sum(file => file.Length))}) from {source.FullName}");
             using var form = new MultipartFormDataContent { { new StringContent(parse.GetValue(id)!), "id" } };
             foreach (var file in files)
             {
                 // Each part streams from disk as the request is sent: nothing is read ahead of the socket.
-                var part = new StreamContent(new AnnouncingFileStream(file, output), 1 << 20);
+                var part = new StreamContent(new AnnouncingFileStream(file, progress), 1 << 20);
                 part.Headers.ContentType = new MediaTypeHeaderValue("application/octet-stream");
                 form.Add(part, "file", file.Name);
             }
 
             var model = await platform.SendAsync(new HttpRequestMessage(HttpMethod.Post, new Uri(platform.Root, "../admin/v1/models")) { Content = form }, cancellationToken);
             var weights = model.TryGetProperty("open_weights", out var described) && described.ValueKind == JsonValueKind.Object ? described : default;
-            await output.WriteLineAsync(weights.ValueKind == JsonValueKind.Object
+            await output.ShowAsync(parse, model, text => text.WriteLineAsync(weights.ValueKind == JsonValueKind.Object
                 ? $"{Table.Text(model, "id")}  imported  {Table.Text(weights, "architecture")}  {Parameters(weights)} parameters  context {Table.Text(weights, "context_length")}  {Size(weights.GetProperty("weight_bytes").GetInt64())} of weights"
-                : $"{Table.Text(model, "id")}  imported");
+                : $"{Table.Text(model, "id")}  imported"));
             return 0;
         });
         return import;
     }
 
-    public static Command Export(ConnectionOptions connection, TextWriter output)
+    public static Command Export(ConnectionOptions connection, CommandOutput output)
     {
         var model = new Argument<string>("model") { Description = "A model tuned from an imported base, or one of its checkpoints." };
         var format = new Option<string>("--format") { Description = "adapter (PEFT's layout, the default) or merged (the full model with the adapter folded in).", DefaultValueFactory = _ => "adapter" };
@@ -96,7 +99,10 @@ public static class OpenWeightsCommands
                 File.Delete(partial);
             }
 
-            await output.WriteLineAsync($"{target.FullName}  {Size(new FileInfo(target.FullName).Length)}  {kind} of {id}");
+            // The download is a zip, not an API object: with --json, what was written, as JSON.
+            var written = new FileInfo(target.FullName).Length;
+            var described = JsonSerializer.SerializeToElement(new { path = target.FullName, bytes = written, format = kind, model = id });
+            await output.ShowAsync(parse, described, text => text.WriteLineAsync($"{target.FullName}  {Size(written)}  {kind} of {id}"));
             return 0;
         });
         return export;

@@ -28,7 +28,7 @@ internal static class ReportMapping
             RecommendedEpochs = report.RecommendedEpochs,
             EstimatedBillableTokens = report.EstimatedBillableTokens,
         };
-        var root = model is null ? null : model.StartsWith("ft:", StringComparison.Ordinal) ? model.Split(':')[1] : model;
+        var root = model is null ? null : ValidationOptions.BaseModelOf(model);
         contract.ModelFits.AddRange((report.ModelFits ?? []).Where(fit => root is null || fit.Model == root).Select(fit =>
         {
             var contractFit = new ModelFit

@@ -71,6 +71,19 @@ public sealed class DatasetValidator
         return _aggregate.Build(_bytes, lineCount: _lineNumber - 1, _options.MinExamples, _maxTokensPerExample);
     }
 
+    /// <summary>A whole file, read as it streams: what the CLI checks offline and the benchmark measures.</summary>
+    public async Task<DatasetReport> ValidateAsync(Stream file, CancellationToken cancellationToken)
+    {
+        var buffer = new byte[BatchBytes];
+        int read;
+        while ((read = await file.ReadAsync(buffer, cancellationToken)) > 0)
+        {
+            await AppendAsync(buffer.AsMemory(0, read), cancellationToken);
+        }
+
+        return await CompleteAsync(cancellationToken);
+    }
+
     private void AppendToCurrentLine(ReadOnlySpan<byte> segment)
     {
         if (_skippingLongLine || segment.IsEmpty)

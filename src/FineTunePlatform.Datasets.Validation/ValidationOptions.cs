@@ -36,8 +36,10 @@ public sealed class ValidationOptions
             return DefaultMaxTokensPerExample;
         }
 
-        // A fine-tuned model keeps its base's limit: ft:{base}:...
-        var modelBase = baseModel.StartsWith("ft:", StringComparison.Ordinal) ? baseModel.Split(':')[1] : baseModel;
-        return MaxTokensPerExampleByModel.TryGetValue(modelBase, out var limit) ? limit : DefaultMaxTokensPerExample;
+        // A fine-tuned model keeps its base's limit.
+        return MaxTokensPerExampleByModel.TryGetValue(BaseModelOf(baseModel), out var limit) ? limit : DefaultMaxTokensPerExample;
     }
+
+    /// <summary>The model a fine-tuned model was tuned from, at the root of its id (ft:{base}:...); any other id is its own.</summary>
+    public static string BaseModelOf(string model) => model.StartsWith("ft:", StringComparison.Ordinal) ? model.Split(':')[1] : model;
 }
