@@ -85,11 +85,7 @@ public sealed class DatasetGrpcService(
             throw PlatformException.InvalidArgument("'limit' must be between 1 and 10000.", "limit");
         }
 
-        var descending = request.Order is "" or "desc";
-        if (!descending && request.Order != "asc")
-        {
-            throw PlatformException.InvalidArgument("'order' must be 'asc' or 'desc'.", "order");
-        }
+        var descending = !PageSizes.Ascending(request.Order, defaultAscending: false);
 
         var query = db.Files.AsNoTracking().Where(file => file.ProjectId == caller.ProjectId && file.CompletedAt != null);
         if (request.Purpose.Length > 0)

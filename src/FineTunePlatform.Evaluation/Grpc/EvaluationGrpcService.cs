@@ -76,7 +76,7 @@ public sealed class EvaluationGrpcService(
     {
         var caller = context.GetCaller();
         var limit = PageSizes.Of(request.Limit);
-        var ascending = Ascending(request.Order, defaultAscending: false);
+        var ascending = PageSizes.Ascending(request.Order, defaultAscending: false);
         var byUpdate = request.OrderBy switch
         {
             "" or "created_at" => false,
@@ -151,7 +151,7 @@ public sealed class EvaluationGrpcService(
     {
         var eval = await FindEvalAsync(context, request.EvalId, tracked: false);
         var limit = PageSizes.Of(request.Limit);
-        var ascending = Ascending(request.Order, defaultAscending: true);
+        var ascending = PageSizes.Ascending(request.Order, defaultAscending: true);
         var query = db.Runs.AsNoTracking().Where(run => run.EvalId == eval.Id);
         if (!string.IsNullOrEmpty(request.Status))
         {
@@ -205,7 +205,7 @@ public sealed class EvaluationGrpcService(
     {
         var run = await FindRunAsync(context, request.EvalId, request.RunId);
         var limit = PageSizes.Of(request.Limit);
-        var ascending = Ascending(request.Order, defaultAscending: true);
+        var ascending = PageSizes.Ascending(request.Order, defaultAscending: true);
         var query = db.OutputItems.AsNoTracking().Where(item => item.RunId == run.Id);
         query = request.Status switch
         {
@@ -359,12 +359,4 @@ public sealed class EvaluationGrpcService(
         !StoredText.Fits(name, 256)
             ? throw PlatformException.InvalidArgument("'name' is at most 256 characters, without NUL characters.", "name")
             : name;
-
-    private static bool Ascending(string order, bool defaultAscending) => order switch
-    {
-        "" => defaultAscending,
-        "asc" => true,
-        "desc" => false,
-        _ => throw PlatformException.InvalidArgument("'order' must be asc or desc.", "order"),
-    };
 }

@@ -43,13 +43,7 @@ public static class OpenAIList
     }
 
     /// <summary>The `order` query parameter (`asc` or `desc`; absent: the resource's default), or a 400 naming `order`.</summary>
-    public static bool Ascending(HttpRequest request, bool defaultAscending) => request.Query["order"].ToString() switch
-    {
-        "" => defaultAscending,
-        "asc" => true,
-        "desc" => false,
-        var order => throw new InvalidRequestException($"Invalid value for 'order': expected one of 'asc' or 'desc', but got '{order}' instead.", "order", "invalid_value"),
-    };
+    public static bool Ascending(HttpRequest request, bool defaultAscending) => PageSizes.Ascending(request.Query["order"].ToString(), defaultAscending);
 
     /// <summary>OpenAI's `metadata` object of a resource.</summary>
     public static JsonObject Metadata(IEnumerable<KeyValuePair<string, string>> metadata)
