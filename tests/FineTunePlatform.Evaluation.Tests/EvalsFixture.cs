@@ -49,6 +49,14 @@ public sealed class EvalsFixture : IAsyncLifetime
         }
     }
 
+    /// <summary>
+    /// Each output item's status and its sample's error, one line per item: the message of an assertion on a run's
+    /// counts, so a run whose items errored says why (a count alone told us nothing when one failed in CI).
+    /// </summary>
+    public async Task<string> ItemStatusesAsync(string key, string evalId, string runId) =>
+        string.Join("\n", (await OutputItemsAsync(key, evalId, runId)).Select(item =>
+            $"{item["datasource_item_id"]}: {item["status"]} {item["sample"]?["error"]?["message"]}"));
+
     /// <summary>An eval over items {question, expected} with one exact-match criterion on the sample.</summary>
     public static object ExactMatchEval(string name = "exact") => new
     {
