@@ -11,7 +11,7 @@ namespace FineTunePlatform.LocalModels.Bench;
 /// <code>
 /// dotnet run -c Release --project bench/FineTunePlatform.LocalModels.Bench -- quality
 ///     [--presets local-nano,local-small] [--tasks route-4,route-8+system,extract-order,extract-name] [--sizes 40,100,400]
-///     [--seeds 3] [--base pretrained|random|bytes] [--auto platform|openai]
+///     [--seeds 3] [--base pretrained|random|bytes|FILE] [--auto platform|openai] [--lr X] [--steps N] [--jitter N]
 /// </code>
 /// `--base random` trains the same shape from random weights, `bytes` also with the old byte tokenizer (the
 /// decision's experiments); `--auto openai` resolves "auto" the way the platform did before (OpenAI's heuristics).
@@ -37,7 +37,8 @@ internal static class QualityBench
         // Calibration knobs (the experiments behind AutoHyperparameters' constants): a fixed multiplier, a minimum of steps.
         double? rate = Option("lr", "") is { Length: > 0 } lr ? double.Parse(lr, CultureInfo.InvariantCulture) : null;
         int? minimumSteps = Option("steps", "") is { Length: > 0 } steps ? int.Parse(steps, CultureInfo.InvariantCulture) : null;
-        Console.WriteLine($"quality: base {baseKind}, auto {auto}{(rate is null ? "" : $", lr× {rate}")}{(minimumSteps is null ? "" : $", {minimumSteps} steps")}, {seeds} seeds, {HeldOutItems} held-out items per run, GEMM: {Gemm.Backend}");
+        int? jitter = Option("jitter", "") is { Length: > 0 } shift ? int.Parse(shift, CultureInfo.InvariantCulture) : null;
+        Console.WriteLine($"quality: base {baseKind}, auto {auto}{(rate is null ? "" : $", lr× {rate}")}{(minimumSteps is null ? "" : $", {minimumSteps} steps")}{(jitter is null ? "" : $", position jitter {jitter}")}, {seeds} seeds, {HeldOutItems} held-out items per run, GEMM: {Gemm.Backend}");
         Console.WriteLine("| preset | task | examples | held-out exact match (per seed) | mean | training s (mean / max) | epochs × batch, lr× |");
         Console.WriteLine("|---|---|---|---|---|---|---|");
         foreach (var preset in presets)
@@ -71,7 +72,8 @@ internal static class QualityBench
                             resolved = resolved with { Epochs = Math.Max(1, (int)Math.Ceiling(wanted / (double)resolved.StepsPerEpoch(size))) };
                         }
                         var clock = Stopwatch.StartNew();
-                        var tuned = LocalTrainer.Train(initial, train, new TrainingOptions(resolved.Epochs, resolved.BatchSize, resolved.LearningRateMultiplier, seed));
+                        var options = new TrainingOptions(resolved.Epochs, resolved.BatchSize, resolved.LearningRateMultiplier, seed);
+                        var tuned = LocalTrainer.Train(initial, train, jitter is { } positions ? options with { PositionJitter = positions } : options);
                         seconds.Add(clock.Elapsed.TotalSeconds);
                         accuracies.Add(ExactMatch(tuned, heldOut));
                         if (args.Contains("--show-errors"))

@@ -11,14 +11,18 @@ using FineTunePlatform.LocalModels.Pretraining;
 //       (rebuild LocalModels after the tokenizer step: the presets embed the merges)
 //   dotnet run -c Release --project src/FineTunePlatform.LocalModels.Pretraining -- pretrain local-nano [steps] continue
 //       a second stage from the shipped base (rebuild first), on a reshuffled corpus with copying drills
-//   dotnet run -c Release --project src/FineTunePlatform.LocalModels.Pretraining -- sample local-nano
-//       prints the shipped base's greedy answers to a few prompts
+//   dotnet run -c Release --project src/FineTunePlatform.LocalModels.Pretraining -- pretrain local-nano [steps] drills
+//       a third stage from the shipped base: routing and copying drills (Corpus.GenerateDrills) at a third of the rate
+//   FTP_PRETRAIN_OUTPUT=FILE writes a run's weights there instead of over the shipped base (to compare candidates
+//   with the quality bench's --base FILE before replacing it)
+//   dotnet run -c Release --project src/FineTunePlatform.LocalModels.Pretraining -- sample local-nano [FILE]
+//       prints the shipped base's (or FILE's) greedy answers to a few prompts
 // Same WordNet files (their SHA-256 is printed), same steps and the same machine kind: the same bytes.
 var command = args.FirstOrDefault() ?? "help";
 var resources = Path.GetFullPath(Path.Combine(AppContext.BaseDirectory, "..", "..", "..", "..", "FineTunePlatform.LocalModels", "Resources"));
 const int CorpusSeed = 1;
 
-List<Document> Documents(int seed = CorpusSeed, bool copyDrills = false)
+List<Document> Documents(int seed = CorpusSeed, bool copyDrills = false, bool drills = false)
 {
     foreach (var fingerprint in WordNet.Fingerprints(WordNet.DefaultDirectory))
     {
@@ -26,7 +30,7 @@ List<Document> Documents(int seed = CorpusSeed, bool copyDrills = false)
     }
 
     var synsets = WordNet.Read(WordNet.DefaultDirectory);
-    var documents = Corpus.Generate(synsets, seed, copyDrills);
+    var documents = drills ? Corpus.GenerateDrills(synsets, seed) : Corpus.Generate(synsets, seed, copyDrills);
     Console.WriteLine($"{synsets.Count} synsets -> {documents.Count} documents, {Corpus.Texts(documents).Sum(text => (long)text.Length) / 1e6:F1} M characters");
     return documents;
 }
@@ -55,20 +59,24 @@ switch (command)
         var steps = args.Length > 2 ? int.Parse(args[2], CultureInfo.InvariantCulture) : 1000;
         var batch = preset.ContextLength >= 1024 ? 4 : 8;
         // `continue`: a second stage from the shipped base, on a reshuffled corpus with copying drills.
-        var continuing = args.Contains("continue");
-        var rows = Pack(continuing ? Documents(CorpusSeed + 1, copyDrills: true) : Documents(), preset);
+        var continuing = args.Contains("continue") || args.Contains("drills");
+        // `drills`: a third stage from the shipped base, on routing and copying drills (Corpus.GenerateDrills).
+        var drilling = args.Contains("drills");
+        var rows = Pack(drilling ? Documents(CorpusSeed + 2, drills: true) : continuing ? Documents(CorpusSeed + 1, copyDrills: true) : Documents(), preset);
         var tokensPerEpoch = rows.Count * (long)preset.ContextLength;
         Console.WriteLine($"{preset.Name}: {preset.ParameterCount / 1e6:F2} M parameters, {rows.Count} rows of {preset.ContextLength + 1} tokens ({tokensPerEpoch / 1e6:F1} M tokens); {steps} steps of {batch} rows = {steps * batch * (long)preset.ContextLength / 1e6:F1} M tokens");
         var epochs = (int)Math.Ceiling(steps * (double)batch / rows.Count);
         var chosen = Enumerable.Range(0, epochs).SelectMany(_ => rows).Take(steps * batch).ToList();
         var options = new TrainingOptions(Epochs: 1, BatchSize: batch, LearningRateMultiplier: 1, Seed: CorpusSeed)
         {
-            BaseLearningRate = preset.Channels >= 256 ? 2e-3 : 3e-3,
+            // The drills stage diverged at 3e-3 (loss NaN once warmup reached the peak): its answers are a few label
+            // tokens repeated across rows, which grows their logits fast; a third of the rate trains it stably.
+            BaseLearningRate = drilling ? 1e-3 : preset.Channels >= 256 ? 2e-3 : 3e-3,
             WeightDecay = 0.01,
         };
         var clock = Stopwatch.StartNew();
         var losses = new List<double>();
-        var output = Path.Combine(resources, $"{preset.Name}.ftpmodel");
+        var output = Environment.GetEnvironmentVariable("FTP_PRETRAIN_OUTPUT") is { Length: > 0 } chosenOutput ? chosenOutput : Path.Combine(resources, $"{preset.Name}.ftpmodel");
         void Save(TransformerModel model)
         {
             using var file = File.Create(output + ".tmp");
@@ -78,8 +86,14 @@ switch (command)
         }
 
         var start = continuing ? ModelPresets.LoadBase(preset) : TransformerModel.Create(preset, seed: 0);
-        var final = LocalTrainer.TrainSequences(start, chosen, options with { Seed = continuing ? CorpusSeed + 1 : CorpusSeed }, progress =>
+        var final = LocalTrainer.TrainSequences(start, chosen, options with { Seed = drilling ? CorpusSeed + 2 : continuing ? CorpusSeed + 1 : CorpusSeed }, progress =>
         {
+            // A diverged run would go on writing NaN weights over the last good save.
+            if (!double.IsFinite(progress.TrainLoss))
+            {
+                throw new InvalidOperationException($"The loss is {progress.TrainLoss} at step {progress.Step}: the run diverged; lower the learning rate.");
+            }
+
             losses.Add(progress.TrainLoss);
             if (progress.Step % 25 == 0 || progress.Step == progress.TotalSteps)
             {
@@ -101,8 +115,14 @@ switch (command)
     case "sample":
     {
         var preset = ModelPresets.All.Single(candidate => candidate.Name == args[1]);
-        var model = ModelPresets.LoadBase(preset);
-        foreach (var prompt in new[] { "hello", "What does parcel mean?", "refund my invoice #12", "Which word means \"a room where books are kept\"?", "Copy this: the cat sat on the mat", "Is \"quickly\" a noun, a verb, an adjective or an adverb?" })
+        // A pre-training run's output instead of the shipped base: sample local-nano FILE.
+        var model = args.Length > 2 ? Checkpoint.Load(File.OpenRead(args[2])).Model : ModelPresets.LoadBase(preset);
+        foreach (var prompt in new[]
+        {
+            "hello", "What does parcel mean?", "refund my invoice #12", "Which word means \"a room where books are kept\"?", "Copy this: the cat sat on the mat",
+            "Is \"quickly\" a noun, a verb, an adjective or an adverb?", "Which number is in this text? the river 40721 flooded the town",
+            "Topics: food, animal, artifact. Reply with one of them.\nthe apple", "Quote the capitalised word: we met Oskar near the bridge",
+        })
         {
             var reply = Generator.Complete(model, [new ChatTurn("user", prompt)], new SamplingOptions(Temperature: 0, MaxTokens: 40));
             Console.WriteLine($"{prompt} -> {reply.Text} ({reply.FinishReason})");
@@ -112,7 +132,7 @@ switch (command)
     }
 
     default:
-        Console.WriteLine("usage: tokenizer [vocabulary] | pretrain local-nano|local-small [steps] | sample local-nano|local-small");
+        Console.WriteLine("usage: tokenizer [vocabulary] | pretrain local-nano|local-small [steps] [continue|drills] | sample local-nano|local-small [FILE]");
         break;
 }
 

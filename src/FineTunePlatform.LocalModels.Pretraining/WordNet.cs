@@ -2,8 +2,12 @@ using System.Security.Cryptography;
 
 namespace FineTunePlatform.LocalModels.Pretraining;
 
-/// <summary>One WordNet synset: its words (spaces for underscores), part of speech, definition, examples, hypernyms.</summary>
-internal sealed record Synset(string Offset, string PartOfSpeech, IReadOnlyList<string> Words, string Definition, IReadOnlyList<string> Examples, IReadOnlyList<string> Hypernyms);
+/// <summary>
+/// One WordNet synset: its words (spaces for underscores), part of speech, definition, examples, hypernyms, and its
+/// lexicographer file (WordNet's coarse topic: "noun.food", "noun.artifact", "verb.motion", ...).
+/// </summary>
+internal sealed record Synset(string Offset, string PartOfSpeech, IReadOnlyList<string> Words, string Definition, IReadOnlyList<string> Examples, IReadOnlyList<string> Hypernyms,
+    string Topic = "");
 
 /// <summary>
 /// Reads WordNet 3.0's database files (data.noun, data.verb, data.adj, data.adv) as Debian's wordnet-base installs
@@ -14,6 +18,17 @@ internal static class WordNet
 {
     public const string DefaultDirectory = "/usr/share/wordnet";
     private static readonly string[] Files = ["data.noun", "data.verb", "data.adj", "data.adv"];
+
+    /// <summary>The lexicographer files by number (lexnames(5WN)), the data files' second field.</summary>
+    private static readonly string[] LexicographerFiles =
+    [
+        "adj.all", "adj.pert", "adv.all", "noun.Tops", "noun.act", "noun.animal", "noun.artifact", "noun.attribute", "noun.body",
+        "noun.cognition", "noun.communication", "noun.event", "noun.feeling", "noun.food", "noun.group", "noun.location", "noun.motive",
+        "noun.object", "noun.person", "noun.phenomenon", "noun.plant", "noun.possession", "noun.process", "noun.quantity", "noun.relation",
+        "noun.shape", "noun.state", "noun.substance", "noun.time", "verb.body", "verb.change", "verb.cognition", "verb.communication",
+        "verb.competition", "verb.consumption", "verb.contact", "verb.creation", "verb.emotion", "verb.motion", "verb.perception",
+        "verb.possession", "verb.social", "verb.stative", "verb.weather", "adj.ppl",
+    ];
 
     public static List<Synset> Read(string directory)
     {
@@ -28,7 +43,7 @@ internal static class WordNet
 
             var lines = File.ReadAllLines(path).Where(line => !line.StartsWith("  ", StringComparison.Ordinal)).ToList();
             var firstWord = new Dictionary<string, string>();
-            var parsed = new List<(string Offset, string Pos, List<string> Words, List<string> HypernymOffsets, string Gloss)>();
+            var parsed = new List<(string Offset, string Topic, string Pos, List<string> Words, List<string> HypernymOffsets, string Gloss)>();
             foreach (var line in lines)
             {
                 var bar = line.IndexOf(" | ", StringComparison.Ordinal);
@@ -48,16 +63,17 @@ internal static class WordNet
                 }
 
                 firstWord[fields[0]] = words[0];
-                parsed.Add((fields[0], pos, words, hypernyms, line[(bar + 3)..].Trim()));
+                var topic = int.Parse(fields[1], System.Globalization.CultureInfo.InvariantCulture);
+                parsed.Add((fields[0], topic < LexicographerFiles.Length ? LexicographerFiles[topic] : "", pos, words, hypernyms, line[(bar + 3)..].Trim()));
             }
 
-            foreach (var (offset, pos, words, hypernymOffsets, gloss) in parsed)
+            foreach (var (offset, topic, pos, words, hypernymOffsets, gloss) in parsed)
             {
                 var parts = SplitGloss(gloss);
                 var definition = parts.Where(part => !part.StartsWith('"')).FirstOrDefault() ?? "";
                 var examples = parts.Where(part => part.StartsWith('"')).Select(part => part.Trim('"').Trim()).Where(example => example.Length > 0).ToList();
                 synsets.Add(new Synset(offset, pos switch { "n" => "noun", "v" => "verb", "r" => "adverb", _ => "adjective" }, words, definition, examples,
-                    hypernymOffsets.Where(firstWord.ContainsKey).Select(h => firstWord[h]).ToList()));
+                    hypernymOffsets.Where(firstWord.ContainsKey).Select(h => firstWord[h]).ToList(), topic));
             }
         }
 

@@ -19,8 +19,11 @@ public sealed record ResolvedHyperparameters(int Epochs, int BatchSize, double L
 /// </summary>
 public static class AutoHyperparameters
 {
-    /// <summary>Optimizer steps a job gets at least (fewer examples: more epochs), unless the token budget is reached.</summary>
-    public const int MinimumSteps = 200;
+    /// <summary>
+    /// Optimizer steps a job gets at least (fewer examples: more epochs), unless the token budget is reached. On the
+    /// quality bench (route-4, 3 seeds) 200 / 300 / 500 steps gave 78 / 86 / 90% at 100 examples and 64–69% at 40.
+    /// </summary>
+    public const int MinimumSteps = 500;
 
     /// <summary>Epochs at least, so even a large file is seen several times.</summary>
     public const int MinimumEpochs = 3;

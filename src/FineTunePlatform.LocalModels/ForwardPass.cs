@@ -17,6 +17,7 @@ internal sealed class ForwardPass
     private float[] _selectedTargetsWeights = [];
     private int[] _selectedTargets = [];
     private float _weightSum;
+    private int[]? _positionOffsets;
 
     public ForwardPass(TransformerModel model, int batch, int length)
     {
@@ -54,6 +55,25 @@ internal sealed class ForwardPass
     }
 
     public int Batch { get; }
+
+    /// <summary>
+    /// Where each sequence of the batch starts in the position embeddings (none: at 0). Training shifts a short
+    /// example to a random start (<see cref="TrainingOptions.PositionJitter"/>) so what it learns does not depend
+    /// on the absolute positions of its tokens; a sequence and its offset together must fit the context.
+    /// </summary>
+    public int[]? PositionOffsets
+    {
+        get => _positionOffsets;
+        set
+        {
+            if (value is not null && (value.Length != Batch || value.Any(offset => offset < 0 || offset + Length > _model.Preset.ContextLength)))
+            {
+                throw new ArgumentOutOfRangeException(nameof(value), $"One offset per sequence, each leaving the {Length} tokens within the context of {_model.Preset.ContextLength}.");
+            }
+
+            _positionOffsets = value;
+        }
+    }
 
     public int Length { get; }
 
@@ -102,7 +122,7 @@ internal sealed class ForwardPass
         for (var i = 0; i < n; i++)
         {
             var token = tokens[i];
-            var position = i % t;
+            var position = (i % t) + (_positionOffsets?[i / t] ?? 0);
             var row = _encoded.AsSpan(i * c, c);
             var wte = new ReadOnlySpan<float>(p, layout.TokenEmbedding + (token * c), c);
             var wpe = new ReadOnlySpan<float>(p, layout.PositionEmbedding + (position * c), c);
@@ -249,7 +269,7 @@ internal sealed class ForwardPass
         {
             var d = new ReadOnlySpan<float>(_dResidual, i * c, c);
             var wte = g.AsSpan(layout.TokenEmbedding + (tokens[i] * c), c);
-            var wpe = g.AsSpan(layout.PositionEmbedding + ((i % t) * c), c);
+            var wpe = g.AsSpan(layout.PositionEmbedding + (((i % t) + (_positionOffsets?[i / t] ?? 0)) * c), c);
             System.Numerics.Tensors.TensorPrimitives.Add(wte, d, wte);
             System.Numerics.Tensors.TensorPrimitives.Add(wpe, d, wpe);
         }

@@ -23,6 +23,16 @@ public sealed record TrainingOptions(int Epochs, int BatchSize, double LearningR
 
     /// <summary>DPO's β: how far the tuned model may move from the reference to honour a preference.</summary>
     public double Beta { get; init; } = 0.1;
+
+    /// <summary>
+    /// Supervised training starts each sequence at a random position between 0 and this (as far as the context
+    /// allows), drawn from the seed and the step. With learned absolute position embeddings, a model fine-tuned on
+    /// short examples otherwise ties its answer to where the tokens sat, and a longer message than the training
+    /// ones (its answer further along) is read worse; the pre-trained base saw conversations start anywhere in a
+    /// row. Measured on the quality bench (docs/local-models.md). Pre-training rows fill the context, so they are
+    /// never shifted; DPO does not shift. 0 turns it off.
+    /// </summary>
+    public int PositionJitter { get; init; } = 32;
 }
 
 /// <summary>
@@ -75,13 +85,18 @@ public sealed class LocalTrainer
         }
 
         var passes = new Dictionary<(int, int), ForwardPass>();
-        return RunEpochs(model, rendered, options, resumeFrom, onStep, onEpochEnd, batch =>
+        return RunEpochs(model, rendered, options, resumeFrom, onStep, onEpochEnd, (batch, step) =>
         {
             var length = batch.Max(sequence => sequence.Tokens.Length) - 1;
             if (!passes.TryGetValue((batch.Count, length), out var pass))
             {
                 passes[(batch.Count, length)] = pass = new ForwardPass(model, batch.Count, length);
             }
+
+            // From the seed and the step alone, so a resumed run draws the same offsets.
+            var room = Math.Min(options.PositionJitter, model.Preset.ContextLength - length);
+            var jitter = new Random(unchecked((options.Seed * 7_919) + step));
+            pass.PositionOffsets = room > 0 ? batch.Select(_ => jitter.Next(room + 1)).ToArray() : null;
 
             var (inputs, targets, weights) = Pack(batch, length);
             var result = pass.Forward(inputs, targets, weights);
@@ -109,7 +124,7 @@ public sealed class LocalTrainer
             .Select(pair => (Preferred: pair.Preferred[0], Rejected: pair.Rejected[0]))
             .ToList();
         var passes = new Dictionary<(int, int), (ForwardPass Policy, ForwardPass Reference)>();
-        return RunEpochs(model, pairs, options, resumeFrom, onStep, onEpochEnd, chosen =>
+        return RunEpochs(model, pairs, options, resumeFrom, onStep, onEpochEnd, (chosen, _) =>
         {
             var rows = chosen.Select(pair => pair.Preferred).Concat(chosen.Select(pair => pair.Rejected)).ToList();
             var length = rows.Max(sequence => sequence.Tokens.Length) - 1;
@@ -153,10 +168,11 @@ public sealed class LocalTrainer
     /// <summary>
     /// The loop every objective shares: epochs over `items` in an order that comes from the seed and the epoch alone (so
     /// a resumed run replays it exactly), AdamW with warmup and cosine decay, progress after every step and a
-    /// checkpoint after every epoch. `computeGradients` does one batch's forward and backward on `model`.
+    /// checkpoint after every epoch. `computeGradients` does one batch's forward and backward on `model` (and gets the
+    /// step it is for, counted from 1).
     /// </summary>
     private static TransformerModel RunEpochs<TItem>(TransformerModel model, IReadOnlyList<TItem> items, TrainingOptions options, TrainingCheckpoint? resumeFrom,
-        Action<TrainingProgress>? onStep, Action<TrainingCheckpoint>? onEpochEnd, Func<List<TItem>, BatchResult> computeGradients, CancellationToken cancellationToken)
+        Action<TrainingProgress>? onStep, Action<TrainingCheckpoint>? onEpochEnd, Func<List<TItem>, int, BatchResult> computeGradients, CancellationToken cancellationToken)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(options.Epochs, 1);
         ArgumentOutOfRangeException.ThrowIfLessThan(options.BatchSize, 1);
@@ -174,8 +190,8 @@ public sealed class LocalTrainer
             for (var start = 0; start < order.Length; start += options.BatchSize)
             {
                 cancellationToken.ThrowIfCancellationRequested();
-                var result = computeGradients(order.Skip(start).Take(options.BatchSize).Select(index => items[index]).ToList());
                 step++;
+                var result = computeGradients(order.Skip(start).Take(options.BatchSize).Select(index => items[index]).ToList(), step);
                 optimizer.Step(model.Parameters, result.Gradients, LearningRate(options, step, totalSteps), options);
                 trainedTokens += result.Tokens;
                 onStep?.Invoke(new TrainingProgress(step, totalSteps, epoch, result.Loss, result.Accuracy, trainedTokens, model));

@@ -124,6 +124,32 @@ public sealed class GradientCheckTests
     }
 
     [Fact]
+    public void A_sequence_started_at_an_offset_reads_and_trains_the_position_rows_from_there()
+    {
+        // Offsetting a sequence by k must equal a model whose position rows 0.. are its rows k..: the same loss,
+        // and the gradient of row k + i equal to that model's gradient of row i (and nothing for rows before k).
+        var (model, _, tokens, targets, weights) = Setup(modelSeed: 4, dataSeed: 9);
+        var (c, k, length) = (Tiny.Channels, 2, Length);
+        var shifted = model.Clone();
+        var positions = model.Layout.PositionEmbedding;
+        Array.Copy(model.Parameters, positions + (k * c), shifted.Parameters, positions, length * c);
+
+        var offset = new ForwardPass(model, Batch, length) { PositionOffsets = [k, k] };
+        var loss = offset.Forward(tokens, targets, weights).Loss;
+        offset.Backward(tokens);
+        var reference = new ForwardPass(shifted, Batch, length);
+        var expected = reference.Forward(tokens, targets, weights).Loss;
+        reference.Backward(tokens);
+
+        Assert.Equal(expected, loss, 6);
+        Assert.All(offset.Gradients.AsSpan(positions, k * c).ToArray(), gradient => Assert.Equal(0f, gradient));
+        var gradients = offset.Gradients.AsSpan(positions + (k * c), length * c).ToArray();
+        var referenceGradients = reference.Gradients.AsSpan(positions, length * c).ToArray();
+        Assert.Equal(referenceGradients, gradients);
+        Assert.Throws<ArgumentOutOfRangeException>(() => new ForwardPass(model, Batch, length) { PositionOffsets = [0, Tiny.ContextLength - length + 1] });
+    }
+
+    [Fact]
     public void Positions_with_weight_zero_contribute_nothing()
     {
         var model = TransformerModel.Create(Tiny, seed: 1);

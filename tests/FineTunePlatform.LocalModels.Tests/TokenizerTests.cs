@@ -127,9 +127,9 @@ public sealed class ContextWindowTests
 public sealed class AutoHyperparametersTests
 {
     [Theory]
-    [InlineData(40, 2, 10)]    // 20 steps per epoch: 10 epochs for 200 steps
-    [InlineData(100, 4, 8)]    // 25 steps per epoch
-    [InlineData(400, 16, 8)]   // 25 steps per epoch
+    [InlineData(40, 2, 25)]    // 20 steps per epoch: 25 epochs for 500 steps
+    [InlineData(100, 4, 20)]   // 25 steps per epoch
+    [InlineData(400, 16, 20)]  // 25 steps per epoch
     [InlineData(10, 2, 40)]    // 5 steps per epoch: 40 epochs, the most auto picks
     [InlineData(5000, 16, 3)]  // a large file: still 3 epochs
     public void Epochs_give_at_least_the_minimum_number_of_steps_within_bounds(int examples, int batch, int epochs)
@@ -146,7 +146,7 @@ public sealed class AutoHyperparametersTests
     public void The_token_budget_caps_epochs_and_values_set_by_the_user_are_kept()
     {
         var longExamples = AutoHyperparameters.Resolve(ModelPresets.Nano, pretrained: true, examples: 40, tokensPerEpoch: 80_000);
-        Assert.Equal(7, longExamples.Epochs); // 600,000 tokens / 80,000 per epoch, under the 10 that 200 steps would take
+        Assert.Equal(7, longExamples.Epochs); // 600,000 tokens / 80,000 per epoch, under the 25 that 500 steps would take
         Assert.Contains("budget", longExamples.Reasons[1], StringComparison.Ordinal);
 
         var set = AutoHyperparameters.Resolve(ModelPresets.Nano, pretrained: false, examples: 40, tokensPerEpoch: 1000, epochs: 2, batchSize: 1, learningRateMultiplier: 0.5);

@@ -52,9 +52,10 @@ public sealed class DefaultFineTuneTests(FineTuningFixture fixture) : IClassFixt
 
         var accuracy = answers.Average(answer => answer.Expected == answer.Got ? 1.0 : 0.0);
         var wrong = string.Join("; ", answers.Where(answer => answer.Expected != answer.Got).Select(answer => $"{answer.Expected} -> \"{answer.Got}\""));
-        // Issue 19 asks for 85%; the shipped base reaches 50-60% on this task today (docs/local-models.md has the bench's
-        // figures), so this asserts clear learning above the 25% of chance until the base is better, not the target.
-        Assert.True(accuracy >= 0.40, $"held-out exact match {accuracy:P0} (chance is 25%); wrong: {wrong}");
+        // Issue 19 asks for 85%. The bench gives this task 80 / 80 / 95% over its three seeds (seed 1, this job's, 80%;
+        // docs/local-models.md), and another CPU rounds OpenBLAS's sums differently, so the bound keeps a margin below
+        // seed 1's figure rather than asserting the mean: far above the 25% of chance and the 50-60% of the old base.
+        Assert.True(accuracy >= 0.65, $"held-out exact match {accuracy:P0} (chance is 25%); wrong: {wrong}");
         // Greedy decoding of a tuned classifier answers with one of its labels, spelled exactly.
         Assert.All(answers, answer => Assert.Contains(answer.Got, labels));
     }

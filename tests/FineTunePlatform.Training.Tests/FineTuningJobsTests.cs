@@ -22,7 +22,8 @@ public sealed class FineTuningJobsTests(FineTuningFixture fixture) : IClassFixtu
         Assert.StartsWith("ftjob-", job.JobId, StringComparison.Ordinal);
         var created = await Platform.GetJobAsync(key, job.JobId);
         var hyperparameters = created.GetProperty("hyperparameters");
-        // The built-in presets' rule: a batch of 2 (at least), and epochs for at least 200 optimizer steps (5 per epoch).
+        // The built-in presets' rule: a batch of 2 (at least), and epochs for at least 500 optimizer steps (5 per epoch),
+        // at most 40 epochs.
         Assert.Equal(40, hyperparameters.GetProperty("n_epochs").GetInt32());
         Assert.Equal(2, hyperparameters.GetProperty("batch_size").GetInt32());
         const int steps = 200;
@@ -58,7 +59,7 @@ public sealed class FineTuningJobsTests(FineTuningFixture fixture) : IClassFixtu
         Assert.Equal(steps, metrics.Count);
         // The job says what "auto" resolved to and why.
         var resolved = events.Single(item => item.Message.StartsWith("Hyperparameters: ", StringComparison.Ordinal));
-        Assert.Contains("n_epochs 40: at least 200 optimizer steps", resolved.Message, StringComparison.Ordinal);
+        Assert.Contains("n_epochs 40: at least 500 optimizer steps", resolved.Message, StringComparison.Ordinal);
         Assert.True(events.Select(item => item.CreatedAt).SequenceEqual(events.Select(item => item.CreatedAt).OrderByDescending(at => at)));
 
         // The last three epochs' checkpoints, each a model id.
