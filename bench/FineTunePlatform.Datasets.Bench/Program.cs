@@ -33,6 +33,18 @@ foreach (var text in sample)
 Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
     $"tokenizer alone (1 thread): {sampleBytes / 1e6 / clock.Elapsed.TotalSeconds:F1} MB/s of text, {sampleTokens / clock.Elapsed.TotalSeconds / 1e6:F2} M tokens/s"));
 
+// The built-in presets' BPE (the report's per-model fits render every valid example with it), one thread, same text.
+var builtIn = FineTunePlatform.LocalModels.ChatTokenizer.BuiltIn;
+clock.Restart();
+long bpeTokens = 0;
+foreach (var text in sample)
+{
+    bpeTokens += builtIn.Encode(text).Length;
+}
+
+Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+    $"built-in BPE alone (1 thread): {sampleBytes / 1e6 / clock.Elapsed.TotalSeconds:F1} MB/s of text, {bpeTokens / clock.Elapsed.TotalSeconds / 1e6:F2} M tokens/s"));
+
 GC.Collect();
 var before = Process.GetCurrentProcess().WorkingSet64;
 clock.Restart();

@@ -114,14 +114,20 @@ public sealed partial class BpeTokenizer : ChatTokenizer
     /// <summary>The first merged token: after the bytes and the role and end tokens.</summary>
     public const int FirstMergedToken = ChatTokens.EndOfTurn + 1;
 
-    private readonly Dictionary<(int, int), int> _ranks = [];
+    // Keyed by the pair packed into one long (Pair): hashing a long is cheaper than a tuple, and encoding a word
+    // not in the cache looks up every adjacent pair once per merge round.
+    private readonly Dictionary<long, int> _ranks = [];
     private readonly byte[][] _bytes;
     private readonly ConcurrentDictionary<string, int[]> _cache = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, int[]>.AlternateLookup<ReadOnlySpan<char>> _cacheBySpan;
+    private const int CacheLimit = 200_000;
+    private int _cached;
 
     private BpeTokenizer(string name, IReadOnlyList<(int Left, int Right)> merges)
     {
         Name = name;
         Merges = merges;
+        _cacheBySpan = _cache.GetAlternateLookup<ReadOnlySpan<char>>();
         VocabularySize = FirstMergedToken + merges.Count;
         _bytes = new byte[VocabularySize][];
         for (var b = 0; b < 256; b++)
@@ -142,7 +148,7 @@ public sealed partial class BpeTokenizer : ChatTokenizer
                 throw new InvalidDataException($"Merge {i} ({left} {right}) names a token that is not a byte or an earlier merge.");
             }
 
-            _ranks[(left, right)] = FirstMergedToken + i;
+            _ranks[Pair(left, right)] = FirstMergedToken + i;
             _bytes[FirstMergedToken + i] = [.. _bytes[left], .. _bytes[right]];
         }
     }
@@ -169,15 +175,18 @@ public sealed partial class BpeTokenizer : ChatTokenizer
     public override int[] Encode(string text)
     {
         var tokens = new List<int>(text.Length / 2);
-        foreach (var piece in PreTokens(text))
+        // Matches as spans and the cache looked up by span: a word seen before costs no string.
+        foreach (var match in PreTokenizer().EnumerateMatches(text))
         {
-            if (!_cache.TryGetValue(piece, out var encoded))
+            var piece = text.AsSpan(match.Index, match.Length);
+            if (!_cacheBySpan.TryGetValue(piece, out var encoded))
             {
                 encoded = EncodePiece(piece);
-                // Bounded: a file of random strings must not grow the cache without limit.
-                if (_cache.Count < 200_000)
+                // Bounded: a file of random strings must not grow the cache without limit. Counted by hand because
+                // ConcurrentDictionary.Count takes every lock, which on each miss cost more than the encoding.
+                if (Volatile.Read(ref _cached) < CacheLimit && _cacheBySpan.TryAdd(piece, encoded))
                 {
-                    _cache[piece] = encoded;
+                    Interlocked.Increment(ref _cached);
                 }
             }
 
@@ -189,16 +198,30 @@ public sealed partial class BpeTokenizer : ChatTokenizer
 
     public override ReadOnlySpan<byte> Bytes(int token) => token >= 0 && token < _bytes.Length ? _bytes[token] : [];
 
-    private int[] EncodePiece(string piece)
+    private static long Pair(int left, int right) => ((long)left << 32) | (uint)right;
+
+    /// <summary>
+    /// One pre-token's tokens: its UTF-8 bytes, then, round by round, the earliest-learned merge among its adjacent
+    /// pairs applied everywhere in it, in place, until no pair has a merge.
+    /// </summary>
+    private int[] EncodePiece(ReadOnlySpan<char> piece)
     {
-        var parts = Encoding.UTF8.GetBytes(piece).Select(b => (int)b).ToList();
-        while (parts.Count > 1)
+        var byteCount = Encoding.UTF8.GetByteCount(piece);
+        Span<byte> bytes = byteCount <= 512 ? stackalloc byte[byteCount] : new byte[byteCount];
+        Encoding.UTF8.GetBytes(piece, bytes);
+        Span<int> parts = byteCount <= 512 ? stackalloc int[byteCount] : new int[byteCount];
+        for (var i = 0; i < byteCount; i++)
         {
-            // The pair learned first is merged first, everywhere in the piece.
+            parts[i] = bytes[i];
+        }
+
+        var count = byteCount;
+        while (count > 1)
+        {
             var best = int.MaxValue;
-            for (var i = 0; i + 1 < parts.Count; i++)
+            for (var i = 0; i + 1 < count; i++)
             {
-                if (_ranks.TryGetValue((parts[i], parts[i + 1]), out var merged) && merged < best)
+                if (_ranks.TryGetValue(Pair(parts[i], parts[i + 1]), out var merged) && merged < best)
                 {
                     best = merged;
                 }
@@ -210,24 +233,24 @@ public sealed partial class BpeTokenizer : ChatTokenizer
             }
 
             var (left, right) = Merges[best - FirstMergedToken];
-            var next = new List<int>(parts.Count);
-            for (var i = 0; i < parts.Count; i++)
+            var written = 0;
+            for (var i = 0; i < count; i++)
             {
-                if (i + 1 < parts.Count && parts[i] == left && parts[i + 1] == right)
+                if (i + 1 < count && parts[i] == left && parts[i + 1] == right)
                 {
-                    next.Add(best);
+                    parts[written++] = best;
                     i++;
                 }
                 else
                 {
-                    next.Add(parts[i]);
+                    parts[written++] = parts[i];
                 }
             }
 
-            parts = next;
+            count = written;
         }
 
-        return [.. parts];
+        return parts[..count].ToArray();
     }
 
     /// <summary>

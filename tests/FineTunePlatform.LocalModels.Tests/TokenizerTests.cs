@@ -26,6 +26,54 @@ public sealed class TokenizerTests
     }
 
     [Fact]
+    public void Encoding_equals_the_plain_merge_loop_on_words_the_cache_has_and_has_not_seen()
+    {
+        // The reference: bytes, then the earliest-learned merge applied everywhere, round by round, on a fresh list
+        // (what the tokenizer did before it merged in place), over each pre-token.
+        var tokenizer = (BpeTokenizer)ChatTokenizer.BuiltIn;
+        var ranks = tokenizer.Merges.Select((merge, i) => (merge, token: BpeTokenizer.FirstMergedToken + i)).ToDictionary(entry => entry.merge, entry => entry.token);
+        int[] Reference(string text) => BpeTokenizer.PreTokens(text).SelectMany(piece =>
+        {
+            var parts = Encoding.UTF8.GetBytes(piece).Select(b => (int)b).ToList();
+            while (true)
+            {
+                var best = Enumerable.Range(0, Math.Max(0, parts.Count - 1))
+                    .Select(i => ranks.TryGetValue((parts[i], parts[i + 1]), out var merged) ? merged : int.MaxValue).DefaultIfEmpty(int.MaxValue).Min();
+                if (best == int.MaxValue)
+                {
+                    return parts;
+                }
+
+                var (left, right) = tokenizer.Merges[best - BpeTokenizer.FirstMergedToken];
+                var next = new List<int>();
+                for (var i = 0; i < parts.Count; i++)
+                {
+                    if (i + 1 < parts.Count && parts[i] == left && parts[i + 1] == right)
+                    {
+                        next.Add(best);
+                        i++;
+                    }
+                    else
+                    {
+                        next.Add(parts[i]);
+                    }
+                }
+
+                parts = next;
+            }
+        }).ToArray();
+
+        var random = new Random(3);
+        var texts = Enumerable.Range(0, 300).Select(_ => string.Join(' ', Enumerable.Range(0, random.Next(1, 30)).Select(_ =>
+            new string(Enumerable.Range(0, random.Next(1, 14)).Select(_ => "etaoinshrdlucmfwypvbgkqjxz .,'!?0123456789éü"[random.Next(44)]).ToArray()))))
+            .Append("Refund my invoice #12, the app crashes when I log in.").Append(new string('a', 700)).Append("Ünïcödé — 日本語 🎉").ToList();
+        foreach (var text in texts.Concat(texts))
+        {
+            Assert.Equal(Reference(text), tokenizer.Encode(text));
+        }
+    }
+
+    [Fact]
     public void Digits_stay_single_tokens_so_numbers_are_copied_digit_by_digit()
     {
         var tokens = ChatTokenizer.BuiltIn.Encode("48213");
